@@ -1,0 +1,5 @@
+"""``python -m selfinstruct`` runs the CLI."""
+
+from selfinstruct.cli import main
+
+main()

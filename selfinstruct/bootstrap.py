@@ -1,0 +1,258 @@
+"""The Self-Instruct / Alpaca bootstrap loop: grow a pool of instructions from seeds.
+
+Each request shows the model a few sampled tasks (Self-Instruct: 6 human seeds and 2
+machine instructions; Alpaca: 3 seed tasks with input and output) and asks for more.
+Every answer is parsed, each candidate goes through the heuristic filters and then the
+ROUGE-L filter against the whole pool (seeds and everything kept so far), and survivors
+join the pool at once, so the next prompt can already sample them. The loop stops at
+exactly N kept instructions; a resumed run continues from what the run directory holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.config import GenerateConfig
+from selfinstruct.filters import FilterSettings, check_instruction
+from selfinstruct.llm.base import Backend, BackendError, Completion, Request
+from selfinstruct.parsing import Candidate, parse_alpaca_tasks, parse_numbered_list
+from selfinstruct.prompts import PromptTemplate, render_alpaca, render_self_instruct
+from selfinstruct.runner import RequestStats, Runner
+from selfinstruct.seeds import SeedTask
+from selfinstruct.similarity import SimilarityIndex
+from selfinstruct.store import JsonlAppender, read_jsonl, write_json_atomic
+
+INSTRUCTIONS_FILE = "instructions.jsonl"
+REJECTED_FILE = "rejected.jsonl"
+FAILURES_FILE = "failures.jsonl"
+STATS_FILE = "stats.json"
+
+#: How many of the most similar pool texts each kept instruction records.
+MOST_SIMILAR_K = 5
+
+
+@dataclass(frozen=True)
+class Job:
+    """One prompt in flight: its number and which pool texts it showed the model."""
+
+    number: int
+    examples: tuple[str, ...]
+    first_number: int
+
+
+@dataclass
+class GenerateStats:
+    """Counts for the progress bar, the summary and ``stats.json``."""
+
+    target: int
+    kept_before: int
+    kept: int = 0
+    candidates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    requests: RequestStats = field(default_factory=RequestStats)
+    elapsed: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def kept_now(self) -> int:
+        """Instructions kept by this invocation (not counting a resumed run's earlier ones)."""
+        return self.kept - self.kept_before
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``stats.json`` document."""
+        completion_tokens = self.requests.completion_tokens
+        return {
+            "target": self.target,
+            "kept": self.kept,
+            "kept_this_session": self.kept_now,
+            "candidates": self.candidates,
+            "rejected": dict(self.rejected.most_common()),
+            "requests": vars(self.requests),
+            "elapsed_seconds": round(self.elapsed, 3),
+            "completion_tokens_per_second": (
+                round(completion_tokens / self.elapsed, 2) if self.elapsed > 0 else 0.0
+            ),
+            "interrupted": self.interrupted,
+        }
+
+
+class Bootstrap:
+    """One ``generate`` run over one run directory."""
+
+    def __init__(
+        self,
+        config: GenerateConfig,
+        seeds: list[SeedTask],
+        backend: Backend,
+        template: PromptTemplate,
+        filters: FilterSettings,
+    ) -> None:
+        self.config = config
+        self.seeds = seeds
+        self.backend = backend
+        self.template = template
+        self.filters = filters
+        self.out = config.out
+        self.demos = [seed for seed in seeds if seed.instances and seed.instances[0].output]
+        self.index = SimilarityIndex(tokenizer=config.tokenizer)
+        for seed in seeds:
+            self.index.add(seed.instruction)
+        self._kept_file = JsonlAppender(self.out / INSTRUCTIONS_FILE)
+        self._rejected_file = JsonlAppender(self.out / REJECTED_FILE)
+        self._failures_file = JsonlAppender(self.out / FAILURES_FILE)
+        self.machine = [record["instruction"] for record in read_jsonl(self._kept_file.path)]
+        for text in self.machine:
+            self.index.add(text)
+        self.stats = GenerateStats(target=config.num_instructions, kept_before=len(self.machine))
+        self.stats.kept = len(self.machine)
+        self._rng = random.Random(f"{config.seed}/{len(self.machine)}")
+        self._jobs = 0
+
+    async def run(
+        self, stop: asyncio.Event, progress: Callable[[GenerateStats], None] | None = None
+    ) -> GenerateStats:
+        """Send prompts until N instructions are kept, ``stop`` is set or failures abort."""
+        started = time.monotonic()
+        runner: Runner[Job] = Runner(
+            self.backend,
+            concurrency=self.config.concurrency,
+            max_consecutive_failures=self.config.max_consecutive_failures,
+            on_failure=self._record_failure,
+        )
+        self.stats.requests = runner.stats
+
+        def handle(job: Job, completion: Completion) -> bool:
+            done = self._handle(job, completion)
+            if progress is not None:
+                progress(self.stats)
+            return done
+
+        try:
+            if not self._done():
+                await runner.run(self._next_job, handle, stop)
+            self.stats.interrupted = stop.is_set() and not self._done()
+        finally:
+            self.stats.elapsed = time.monotonic() - started
+            self.close()
+        return self.stats
+
+    def close(self) -> None:
+        """Flush every run file and write ``stats.json``."""
+        for appender in (self._kept_file, self._rejected_file, self._failures_file):
+            appender.close()
+        write_json_atomic(self.out / STATS_FILE, self.stats.to_json())
+
+    def _done(self) -> bool:
+        return self.stats.kept >= self.config.num_instructions
+
+    def _next_job(self) -> tuple[Job, Request] | None:
+        if self._done():
+            return None
+        self._jobs += 1
+        if self.config.prompt_style == "alpaca":
+            job, prompt = self._alpaca_prompt()
+        else:
+            job, prompt = self._self_instruct_prompt()
+        request = Request(
+            prompt=prompt,
+            max_tokens=self.config.max_tokens,
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            seed=None if self.config.seed is None else self._rng.randrange(2**31),
+        )
+        return job, request
+
+    def _self_instruct_prompt(self) -> tuple[Job, str]:
+        n_machine = min(self.config.num_machine_examples, len(self.machine))
+        n_total = self.config.num_seed_examples + self.config.num_machine_examples
+        n_seed = min(n_total - n_machine, len(self.seeds))
+        examples = [seed.instruction for seed in self._rng.sample(self.seeds, n_seed)]
+        examples += self._rng.sample(self.machine, n_machine)
+        self._rng.shuffle(examples)
+        job = Job(self._jobs, tuple(examples), first_number=len(examples) + 1)
+        return job, render_self_instruct(self.template, examples)
+
+    def _alpaca_prompt(self) -> tuple[Job, str]:
+        chosen = self._rng.sample(self.demos, min(self.config.num_seed_examples, len(self.demos)))
+        job = Job(self._jobs, tuple(task.id for task in chosen), first_number=len(chosen) + 1)
+        return job, render_alpaca(self.template, chosen, self.config.tasks_per_request)
+
+    def _parse(self, job: Job, completion: Completion) -> list[Candidate]:
+        if self.config.prompt_style == "alpaca":
+            return parse_alpaca_tasks(completion.text, job.first_number)
+        return [Candidate(text) for text in parse_numbered_list(completion.text, job.first_number)]
+
+    def _handle(self, job: Job, completion: Completion) -> bool:
+        candidates = self._parse(job, completion)
+        if not candidates:
+            self._reject(job, completion.text[:500], "unparseable", "no task found in the answer")
+        for position, candidate in enumerate(candidates):
+            if self._done():
+                return True
+            self.stats.candidates += 1
+            if completion.finish_reason == "length" and position == len(candidates) - 1:
+                self._reject(job, candidate.instruction, "truncated",
+                             "last item of an answer cut by the length limit")
+                continue
+            self._consider(job, candidate, completion)
+        return self._done()
+
+    def _consider(self, job: Job, candidate: Candidate, completion: Completion) -> None:
+        rejection = check_instruction(candidate.instruction, self.filters)
+        if rejection is not None:
+            self._reject(job, candidate.instruction, rejection.filter, rejection.detail)
+            return
+        score, match = self.index.max_score_with_match(candidate.instruction)
+        if score > self.config.similarity_threshold:
+            similar = self.index.text(match) if match is not None else ""
+            self._reject(job, candidate.instruction, "similarity",
+                         f"ROUGE-L {score:.3f} > {self.config.similarity_threshold} vs {similar!r}")
+            return
+        self._keep(job, candidate, completion, score)
+
+    def _keep(self, job: Job, candidate: Candidate, completion: Completion, score: float) -> None:
+        record: dict[str, Any] = {
+            "id": f"gen_{self.stats.kept:06d}",
+            "instruction": candidate.instruction,
+        }
+        if self.config.prompt_style == "alpaca":
+            record["input"] = candidate.input
+            record["output"] = candidate.output
+        record.update(
+            source=completion.model or self.backend.name,
+            request=job.number,
+            max_similarity=score,
+            most_similar=dict(self.index.most_similar(candidate.instruction, k=MOST_SIMILAR_K)),
+        )
+        self._kept_file.write(record)
+        self.index.add(candidate.instruction)
+        self.machine.append(candidate.instruction)
+        self.stats.kept += 1
+
+    def _reject(self, job: Job, text: str, name: str, detail: str) -> None:
+        self.stats.rejected[name] += 1
+        self._rejected_file.write(
+            {"candidate": text, "filter": name, "detail": detail, "request": job.number}
+        )
+
+    def _record_failure(self, job: Job, error: BackendError) -> None:
+        self._failures_file.write(
+            {
+                "request": job.number,
+                "error": error.message,
+                "retryable": error.retryable,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+        )
+
+
+def run_dir_files(out: Path) -> list[Path]:
+    """The files a generate run writes, for messages and tests."""
+    return [out / name for name in (INSTRUCTIONS_FILE, REJECTED_FILE, FAILURES_FILE, STATS_FILE)]

@@ -1,0 +1,124 @@
+"""Settings of a generate run: validated once, saved with the run, checked on resume.
+
+``config.json`` is how a run directory remembers what it is. Resuming with settings that
+would make the existing pool inconsistent (another threshold, tokenizer, language, seed
+set or filter) is refused with the setting named, unless ``--force`` is given. The API
+key is never part of the config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from selfinstruct.errors import UserError
+from selfinstruct.llm.base import Api
+from selfinstruct.prompts import PromptStyle
+
+BackendName = Literal["local", "openai"]
+TokenizerName = Literal["multilingual", "rouge"]
+
+#: Sampling defaults per prompt style. Alpaca's are its own; Self-Instruct used 0.7 / 0.5
+#: with GPT-3, but chat models at top_p 0.5 tend to copy the example list back, so we
+#: sample wider (pass --temperature 0.7 --top-p 0.5 for the paper's setting).
+STYLE_DEFAULTS: dict[str, dict[str, float | int]] = {
+    "self-instruct": {"temperature": 1.0, "top_p": 0.95, "max_tokens": 1024},
+    "alpaca": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 3072},
+}
+
+#: Settings that change what "a valid pool" means; a resume must not change them silently.
+POOL_DEFINING = (
+    "language",
+    "prompt_style",
+    "seeds_sha256",
+    "similarity_threshold",
+    "tokenizer",
+    "blacklist",
+    "min_length",
+    "max_length",
+)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything that decides what a ``generate`` run sends and keeps."""
+
+    out: Path
+    num_instructions: int
+    seeds: str
+    seeds_sha256: str
+    language: str
+    prompt_style: PromptStyle = "self-instruct"
+    backend: BackendName = "local"
+    model: str = ""
+    base_url: str | None = None
+    api: Api = "chat"
+    concurrency: int = 8
+    similarity_threshold: float = 0.7
+    tokenizer: TokenizerName = "multilingual"
+    temperature: float = 0.7
+    top_p: float = 0.5
+    max_tokens: int = 1024
+    num_seed_examples: int = 6
+    num_machine_examples: int = 2
+    tasks_per_request: int = 20
+    seed: int | None = None
+    blacklist: tuple[str, ...] = ()
+    min_length: int = 0
+    max_length: int = 0
+    timeout: float = 600.0
+    max_retries: int = 5
+    max_consecutive_failures: int = 20
+    prompt_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.num_instructions >= 1, "-n must be at least 1")
+        _check(self.concurrency >= 1, "--concurrency must be at least 1")
+        _check(
+            0.0 <= self.similarity_threshold <= 1.0,
+            "--similarity-threshold must be between 0 and 1",
+        )
+        _check(self.max_tokens >= 16, "--max-tokens must be at least 16")
+        _check(0.0 <= self.temperature <= 2.0, "--temperature must be between 0 and 2")
+        _check(0.0 < self.top_p <= 1.0, "--top-p must be in (0, 1]")
+        _check(self.num_seed_examples >= 1, "--seed-examples must be at least 1")
+        _check(self.num_machine_examples >= 0, "--machine-examples must not be negative")
+        _check(self.max_consecutive_failures >= 1, "--max-failures must be at least 1")
+        _check(self.max_retries >= 0, "--max-retries must not be negative")
+        _check(self.timeout > 0, "--timeout must be positive")
+        if self.backend == "openai":
+            _check(bool(self.model), "--base-url needs --model NAME (the served model's name)")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (paths as strings); holds no secret by construction."""
+        data = dataclasses.asdict(self)
+        data["out"] = str(self.out)
+        data["blacklist"] = list(self.blacklist)
+        return data
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def file_sha256(path: Path) -> str:
+    """Fingerprint of a seed file, so a resume notices the seeds were edited."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_resume(saved: dict[str, Any], new: GenerateConfig, *, force: bool) -> None:
+    """Refuse to resume with a pool-defining setting changed, unless forced."""
+    if force:
+        return
+    current = new.to_json()
+    for key in POOL_DEFINING:
+        if key in saved and saved[key] != current[key]:
+            raise UserError(
+                f"{new.out}: this run was started with {key}={saved[key]!r}, now {key}="
+                f"{current[key]!r}; resuming would mix two settings in one pool. Use the "
+                "same settings, a new --out directory, or --force to resume anyway"
+            )

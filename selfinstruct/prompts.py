@@ -1,0 +1,116 @@
+"""Prompt templates: find them (bundled, or a user's ``--prompt-dir``) and render them.
+
+Templates are plain text files with ``{placeholder}`` fields so people can read and tune
+them without touching code. A template is checked when it is loaded: a placeholder the
+style does not fill is an error naming file and line, found before any request is sent.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from selfinstruct.errors import UserError
+from selfinstruct.language import Language
+from selfinstruct.resources import data_dir
+from selfinstruct.seeds import Instance, SeedTask
+
+PromptStyle = Literal["self-instruct", "alpaca"]
+
+_FILES: dict[PromptStyle, str] = {"self-instruct": "self_instruct.txt", "alpaca": "alpaca.txt"}
+_PLACEHOLDERS: dict[PromptStyle, frozenset[str]] = {
+    "self-instruct": frozenset({"tasks", "next"}),
+    "alpaca": frozenset({"tasks", "next", "count"}),
+}
+
+#: How one example is written in each language; the parser reads the same shapes back.
+_TASK_LINE = {"en": "Task {n}: {instruction}", "zh": "任务{n}：{instruction}"}
+_ALPACA_BLOCK = {
+    "en": "{n}. Instruction: {instruction}\n{n}. Input:\n{input}\n{n}. Output:\n{output}",
+    "zh": "{n}. 指令：{instruction}\n{n}. 输入：\n{input}\n{n}. 输出：\n{output}",
+}
+NO_INPUT = {"en": "<noinput>", "zh": "<无输入>"}
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A validated template for one style and language."""
+
+    style: PromptStyle
+    language: Language
+    text: str
+    source: Path
+
+    def render(self, **values: object) -> str:
+        """Fill the placeholders (all of them are known to be in ``values``)."""
+        return self.text.format(**values)
+
+
+def load_template(
+    style: PromptStyle, language: Language, prompt_dir: Path | None = None
+) -> PromptTemplate:
+    """The user's template from ``prompt_dir`` if it has one, else the bundled one."""
+    name = f"{language}/{_FILES[style]}"
+    path = data_dir("prompts") / name
+    if prompt_dir is not None:
+        if not prompt_dir.is_dir():
+            raise UserError(f"{prompt_dir}: --prompt-dir is not a directory")
+        if (prompt_dir / name).is_file():
+            path = prompt_dir / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: the template is not UTF-8 text") from None
+    check_placeholders(text, _PLACEHOLDERS[style], path)
+    return PromptTemplate(style, language, text, path)
+
+
+def check_placeholders(text: str, allowed: frozenset[str], source: Path) -> None:
+    """Reject unknown or malformed ``{fields}``, naming the line they are on."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            parsed = list(string.Formatter().parse(line))
+        except ValueError as err:
+            raise UserError(
+                f"{source}:{number}: bad placeholder syntax ({err}); write {{{{ and }}}} "
+                "for literal braces"
+            ) from None
+        for _, field, _, _ in parsed:
+            if field is not None and field not in allowed:
+                known = ", ".join(f"{{{name}}}" for name in sorted(allowed))
+                raise UserError(
+                    f"{source}:{number}: unknown placeholder {{{field}}} (this template "
+                    f"knows {known})"
+                )
+
+
+def render_self_instruct(template: PromptTemplate, instructions: Sequence[str]) -> str:
+    """A numbered task list the model continues from task ``len(instructions) + 1``."""
+    line = _TASK_LINE[template.language]
+    tasks = "\n".join(
+        line.format(n=n, instruction=_one_line(text)) for n, text in enumerate(instructions, 1)
+    )
+    return template.render(tasks=tasks, next=len(instructions) + 1)
+
+
+def render_alpaca(template: PromptTemplate, examples: Sequence[SeedTask], count: int) -> str:
+    """Seed tasks with an input and output each, then the number of the first new task."""
+    block = _ALPACA_BLOCK[template.language]
+    blocks = []
+    for n, task in enumerate(examples, 1):
+        instance = task.instances[0] if task.instances else Instance("", "")
+        fields = {
+            "instruction": _one_line(task.instruction),
+            "input": instance.input or NO_INPUT[template.language],
+            "output": instance.output,
+        }
+        blocks.append("###\n" + block.format(n=n, **fields))
+    return template.render(tasks="\n".join(blocks), next=len(examples) + 1, count=count)
+
+
+def _one_line(text: str) -> str:
+    """Keep one task per line so the list stays parseable."""
+    return " ".join(text.split())

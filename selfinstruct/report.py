@@ -1,0 +1,51 @@
+"""What a run tells the person at the end: counts, where the files are, how to resume."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from selfinstruct.bootstrap import GenerateStats
+
+#: Flags whose value must never be echoed back (a resume hint is often pasted in chats).
+SECRET_FLAGS = ("--api-key",)
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` with secret flag values replaced, in both ``--flag V`` and ``--flag=V`` forms."""
+    redacted: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            redacted.append("$OPENAI_API_KEY")
+            hide_next = False
+        elif arg in SECRET_FLAGS:
+            redacted.append(arg)
+            hide_next = True
+        elif arg.split("=", 1)[0] in SECRET_FLAGS and "=" in arg:
+            redacted.append(arg.split("=", 1)[0] + "=$OPENAI_API_KEY")
+        else:
+            redacted.append(arg)
+    return redacted
+
+
+def resume_command(argv: Sequence[str]) -> str:
+    """The command line that resumes this run (same flags, secrets redacted)."""
+    return "selfinstruct " + shlex.join(redact_argv(argv))
+
+
+def generate_summary(stats: GenerateStats, out: Path) -> list[str]:
+    """Human-readable summary lines of a generate run."""
+    requests = stats.requests
+    lines = [
+        f"kept {stats.kept_now} new instructions ({stats.kept}/{stats.target} in {out})"
+        f" from {stats.candidates} candidates in {stats.elapsed:.1f}s",
+        f"requests: {requests.sent} sent, {requests.succeeded} answered, "
+        f"{requests.failed} failed; tokens: {requests.prompt_tokens} prompt, "
+        f"{requests.completion_tokens} completion",
+    ]
+    if stats.rejected:
+        rejected = ", ".join(f"{name} {count}" for name, count in stats.rejected.most_common())
+        lines.append(f"rejected: {rejected} (see rejected.jsonl)")
+    return lines

@@ -1,0 +1,139 @@
+"""Keep C requests in flight and hand each answer to the stage as soon as it arrives.
+
+There is no batch barrier: the moment one request returns, its answer is processed (on
+the event loop, so processing never interleaves) and the next request goes out. HTTP
+retries with backoff belong to the backend; what the runner adds is the run-level view:
+a failed request is recorded and replaced, a burst of failures slows the sending down,
+too many failures in a row or an error that can never succeed stops the run with one
+clear message, and a stop request (Ctrl-C, enough results) cancels what is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from selfinstruct.errors import UserError
+from selfinstruct.llm.base import Backend, BackendError, Completion, Request
+
+J = TypeVar("J")
+
+#: Longest pause before sending again after consecutive failures, in seconds.
+MAX_BACKOFF = 30.0
+
+
+@dataclass
+class RequestStats:
+    """What the runner sent and got back, for the progress bar and ``stats.json``."""
+
+    sent: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Runner(Generic[J]):
+    """Drives one stage: ``source`` makes work, ``handle`` consumes answers.
+
+    ``source()`` returns the next ``(job, request)`` or None when no more work is wanted
+    right now; ``handle(job, completion)`` returns True when the stage is complete;
+    ``on_failure(job, error)`` records a request that failed for good.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        concurrency: int,
+        max_consecutive_failures: int,
+        on_failure: Callable[[J, BackendError], None],
+    ) -> None:
+        self.backend = backend
+        self.concurrency = concurrency
+        self.max_consecutive_failures = max_consecutive_failures
+        self.on_failure = on_failure
+        self.stats = RequestStats()
+        self._consecutive_failures = 0
+        self._resume_at = 0.0
+
+    async def run(
+        self,
+        source: Callable[[], tuple[J, Request] | None],
+        handle: Callable[[J, Completion], bool],
+        stop: asyncio.Event,
+    ) -> None:
+        """Run until ``handle`` says done, ``source`` runs dry, or ``stop`` is set."""
+        in_flight: set[asyncio.Task[tuple[J, Completion | BackendError]]] = set()
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                self._fill(in_flight, source)
+                if not in_flight:
+                    return
+                done, _ = await asyncio.wait(
+                    {*in_flight, stopper}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    if task is stopper:
+                        continue
+                    in_flight.discard(task)  # type: ignore[arg-type]
+                    job, outcome = task.result()  # type: ignore[misc]
+                    if self._settle(job, outcome, handle):
+                        return
+        finally:
+            stopper.cancel()
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(stopper, *in_flight, return_exceptions=True)
+
+    def _fill(
+        self,
+        in_flight: set[asyncio.Task[tuple[J, Completion | BackendError]]],
+        source: Callable[[], tuple[J, Request] | None],
+    ) -> None:
+        while len(in_flight) < self.concurrency:
+            work = source()
+            if work is None:
+                return
+            in_flight.add(asyncio.create_task(self._send(*work)))
+
+    async def _send(self, job: J, request: Request) -> tuple[J, Completion | BackendError]:
+        delay = self._resume_at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.stats.sent += 1
+        try:
+            return job, await self.backend.complete(request)
+        except BackendError as err:
+            return job, err
+
+    def _settle(
+        self, job: J, outcome: Completion | BackendError, handle: Callable[[J, Completion], bool]
+    ) -> bool:
+        if isinstance(outcome, BackendError):
+            self._fail(job, outcome)
+            return False
+        self.stats.succeeded += 1
+        self.stats.prompt_tokens += outcome.usage.prompt_tokens
+        self.stats.completion_tokens += outcome.usage.completion_tokens
+        self._consecutive_failures = 0
+        return handle(job, outcome)
+
+    def _fail(self, job: J, error: BackendError) -> None:
+        self.stats.failed += 1
+        self.on_failure(job, error)
+        if not error.retryable:
+            raise UserError(f"{self.backend.name}: {error.message}")
+        self._consecutive_failures += 1
+        if self._consecutive_failures >= self.max_consecutive_failures:
+            raise UserError(
+                f"{self.backend.name}: {self._consecutive_failures} requests in a row failed; "
+                f"the last error: {error.message}. Check that the server is up and answering, "
+                "then run the same command again to resume"
+            )
+        backoff = min(MAX_BACKOFF, 0.5 * 2 ** (self._consecutive_failures - 1))
+        self._resume_at = max(self._resume_at, time.monotonic() + backoff)

@@ -1,0 +1,190 @@
+"""Load and validate seed tasks from the formats people already have.
+
+Accepted: Self-Instruct JSONL (``id``, ``name``, ``instruction``, ``instances``,
+``is_classification``, as in the original ``seed_tasks.jsonl``), Alpaca JSON or JSONL
+(``instruction``, ``input``, ``output``), and plain text with one instruction per line.
+A bad file fails before any request is paid for, with ``file:line: what is wrong``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.errors import UserError
+from selfinstruct.language import Language
+from selfinstruct.resources import data_dir
+
+#: A seed line longer than this is almost certainly not a seed task (a dump, a binary).
+MAX_LINE_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One input/output example of a task (input is "" when the task needs none)."""
+
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class SeedTask:
+    """A human-written task the pool grows from."""
+
+    id: str
+    instruction: str
+    instances: tuple[Instance, ...] = ()
+    name: str = ""
+    is_classification: bool | None = None
+
+
+def bundled_seed_path(language: Language) -> Path:
+    """Our own seed set for ``language``."""
+    return data_dir("seed_tasks") / f"{language}.jsonl"
+
+
+def load_seeds(path: Path) -> list[SeedTask]:
+    """Read a seed file in any supported format and validate every task."""
+    text = _read_text(path)
+    stripped = text.lstrip()
+    if not stripped:
+        raise UserError(f"{path}: the seed file is empty")
+    if stripped[0] == "[":
+        records = _json_array_records(path, text)
+    elif stripped[0] == "{":
+        records = _jsonl_records(path, text)
+    else:
+        records = _text_records(text)
+    tasks = [_to_task(path, line, record, index) for index, (line, record) in enumerate(records)]
+    if not tasks:
+        raise UserError(f"{path}: no seed tasks found")
+    _check_unique_ids(path, tasks, [line for line, _ in records])
+    return tasks
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such seed file") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read the seed file ({err.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (save the file as UTF-8)") from None
+
+
+def _jsonl_records(path: Path, text: str) -> list[tuple[int, Any]]:
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if len(line.encode("utf-8")) > MAX_LINE_BYTES:
+            raise UserError(f"{path}:{number}: line is longer than {MAX_LINE_BYTES:,} bytes")
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+    return records
+
+
+def _json_array_records(path: Path, text: str) -> list[tuple[int, Any]]:
+    """Decode a JSON array element by element so each error can name its line."""
+    decoder = json.JSONDecoder()
+    records = []
+    pos = _skip_space(text, text.index("[") + 1)
+    if pos < len(text) and text[pos] == "]":
+        return []
+    while True:
+        line = text.count("\n", 0, pos) + 1
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+        records.append((line, value))
+        pos = _skip_space(text, pos)
+        if pos < len(text) and text[pos] == ",":
+            pos = _skip_space(text, pos + 1)
+            continue
+        if pos < len(text) and text[pos] == "]":
+            return records
+        line = text.count("\n", 0, pos) + 1
+        raise UserError(f"{path}:{line}: not valid JSON (expected ',' or ']')")
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _text_records(text: str) -> list[tuple[int, Any]]:
+    return [
+        (number, {"instruction": line.strip()})
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def _to_task(path: Path, line: int, record: Any, index: int) -> SeedTask:
+    where = f"{path}:{line}"
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    instruction = record.get("instruction")
+    if instruction is None:
+        raise UserError(f"{where}: missing 'instruction'")
+    if not isinstance(instruction, str):
+        raise UserError(f"{where}: 'instruction' must be a string")
+    if not instruction.strip():
+        raise UserError(f"{where}: empty 'instruction'")
+    return SeedTask(
+        id=str(record.get("id", f"seed_{index}")),
+        name=str(record.get("name", "")),
+        instruction=instruction.strip(),
+        instances=tuple(_instances(where, record)),
+        is_classification=_optional_bool(where, record.get("is_classification")),
+    )
+
+
+def _instances(where: str, record: dict[str, Any]) -> Iterator[Instance]:
+    if "instances" not in record:
+        if "output" in record or "input" in record:
+            yield Instance(_string(where, record, "input"), _string(where, record, "output"))
+        return
+    instances = record["instances"]
+    if not isinstance(instances, list):
+        raise UserError(f"{where}: 'instances' must be a list of {{input, output}} objects")
+    for instance in instances:
+        if not isinstance(instance, dict):
+            raise UserError(f"{where}: each instance must be an object with input and output")
+        yield Instance(_string(where, instance, "input"), _string(where, instance, "output"))
+
+
+def _string(where: str, record: dict[str, Any], key: str) -> str:
+    value = record.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise UserError(f"{where}: '{key}' must be a string")
+    return value.strip()
+
+
+def _optional_bool(where: str, value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise UserError(f"{where}: 'is_classification' must be true or false")
+
+
+def _check_unique_ids(path: Path, tasks: list[SeedTask], lines: list[int]) -> None:
+    seen: dict[str, int] = {}
+    for task, line in zip(tasks, lines, strict=True):
+        if task.id in seen:
+            raise UserError(
+                f"{path}:{line}: duplicate id {task.id!r} (first used on line {seen[task.id]})"
+            )
+        seen[task.id] = line

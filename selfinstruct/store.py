@@ -1,0 +1,150 @@
+"""Append-only JSONL run files that survive crashes.
+
+Every record is written as one line and flushed at once, so a ``kill -9`` loses at
+most the line being written. When a run is resumed, a torn last line (a write cut
+short) is repaired before anything is read or appended: a complete record missing only
+its newline is kept, a partial one is dropped. Small whole-file documents (config,
+stats) are replaced atomically, never rewritten in place.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jsonlines
+
+from selfinstruct.errors import UserError
+
+_dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+
+
+def repair_torn_tail(path: Path) -> int:
+    """Make ``path`` end with a complete line; return how many bytes were dropped."""
+    if not path.exists():
+        return 0
+    with path.open("rb+") as fp:
+        size = fp.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        fp.seek(size - 1)
+        if fp.read(1) == b"\n":
+            return 0
+        start = _last_line_start(fp, size)
+        fp.seek(start)
+        tail = fp.read()
+        if _is_json_object(tail):
+            fp.write(b"\n")
+            return 0
+        fp.truncate(start)
+        return size - start
+
+
+def _last_line_start(fp: Any, size: int) -> int:
+    """Offset just after the last newline before ``size`` (0 when there is none)."""
+    block = 65536
+    end = size
+    while end > 0:
+        begin = max(0, end - block)
+        fp.seek(begin)
+        chunk = fp.read(end - begin)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            return begin + newline + 1
+        end = begin
+    return 0
+
+
+def _is_json_object(data: bytes) -> bool:
+    try:
+        return isinstance(json.loads(data.decode("utf-8")), dict)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the objects of a run file; a damaged line is an error naming file and line."""
+    if not path.exists():
+        return
+    with path.open("rb") as fp, jsonlines.Reader(fp, loads=json.loads) as reader:
+        try:
+            yield from reader.iter(type=dict, skip_empty=True)
+        except jsonlines.InvalidLineError as err:
+            raise UserError(
+                f"{path}:{err.lineno}: damaged run file ({err}); "
+                "move the line out of the way or start a new --out directory"
+            ) from None
+
+
+class JsonlAppender:
+    """Appends records to a JSONL file, one flushed line each, after repairing its tail."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.repaired_bytes = repair_torn_tail(path)
+        self._fp = path.open("a", encoding="utf-8")
+        self._writer = jsonlines.Writer(self._fp, flush=True, dumps=_dumps)
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record; it is on disk (in the OS cache) when this returns."""
+        self._writer.write(record)
+
+    def close(self) -> None:
+        """Flush to stable storage and close."""
+        if self._fp.closed:
+            return
+        self._fp.flush()
+        os.fsync(self._fp.fileno())
+        self._writer.close()
+        self._fp.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fp:
+        json.dump(data, fp, ensure_ascii=False, indent=2)
+        fp.write("\n")
+        fp.flush()
+        os.fsync(fp.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """Read a whole-file JSON document, or None when it does not exist."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return data
+
+
+def prepare_out_dir(path: Path) -> Path:
+    """Create the run directory, turning permission problems into a clear error."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{path}: cannot create the run directory ({err.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"{path}: the run directory is not writable")
+    return path

@@ -1,0 +1,299 @@
+"""The bootstrap loop with a fake backend: exact-N stopping, resume, filters, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from selfinstruct.bootstrap import Bootstrap
+from selfinstruct.errors import UserError
+from selfinstruct.generate import open_run, resolve_config
+from selfinstruct.llm.base import BackendError, Completion, Request
+from selfinstruct.similarity import rouge_l, tokenize
+from tests.conftest import ENGLISH_SEEDS, FakeBackend, numbered_answer
+
+VERBS = ["Explain", "Describe", "Compare", "Summarize", "Evaluate", "Outline", "Discuss"]
+
+
+def distinct_texts(count: int, seed: int = 0) -> list[str]:
+    """Instructions with almost no word overlap, so the ROUGE-L filter keeps them all."""
+    rng = random.Random(seed)
+    vocabulary = [f"w{i}x{rng.randrange(10**6)}" for i in range(50 * count + 50)]
+    rng.shuffle(vocabulary)
+    return [
+        f"{VERBS[i % len(VERBS)]} " + " ".join(vocabulary[8 * i : 8 * i + 8]) for i in range(count)
+    ]
+
+
+def open_bootstrap(
+    out: Path, seeds: Path, backend: Any, n: int, force: bool = False, **options: Any
+) -> Bootstrap:
+    config, seed_tasks = resolve_config(
+        out=out,
+        seeds_path=seeds,
+        language=options.pop("language", "auto"),
+        prompt_style=options.pop("prompt_style", "self-instruct"),
+        options={"num_instructions": n, "concurrency": 1, "backend": "openai", "model": "fake",
+                 **options},
+    )
+    return open_run(config, seed_tasks, backend, force=force)
+
+
+def run(bootstrap: Bootstrap):
+    return asyncio.run(bootstrap.run(asyncio.Event()))
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def stream_script(per_answer: int = 5, seed: int = 0):
+    """Answer every request with the next ``per_answer`` distinct tasks."""
+    texts = iter(distinct_texts(500, seed))
+
+    def script(request: Request, number: int) -> Completion:
+        return numbered_answer(9, [next(texts) for _ in range(per_answer)])
+
+    return script
+
+
+def test_stops_at_exactly_n(tmp_path, seed_file):
+    backend = FakeBackend(stream_script(per_answer=5))
+    stats = run(open_bootstrap(tmp_path / "run", seed_file, backend, n=12))
+    records = read_lines(tmp_path / "run" / "instructions.jsonl")
+    assert len(records) == 12
+    assert stats.kept == 12
+    assert len(backend.requests) == 3  # 5 + 5 + 2 of the third answer
+    assert [r["id"] for r in records] == [f"gen_{i:06d}" for i in range(12)]
+    for record in records:
+        assert set(record) >= {"id", "instruction", "source", "max_similarity", "most_similar"}
+        assert record["source"] == "fake-model"
+    saved = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert saved["kept"] == 12
+    assert saved["requests"]["succeeded"] == 3
+
+
+def test_resume_continues_without_duplicates(tmp_path, seed_file):
+    out = tmp_path / "run"
+    run(open_bootstrap(out, seed_file, FakeBackend(stream_script(seed=1)), n=7))
+    first = read_lines(out / "instructions.jsonl")
+    stats = run(open_bootstrap(out, seed_file, FakeBackend(stream_script(seed=2)), n=15))
+    records = read_lines(out / "instructions.jsonl")
+    assert len(records) == 15
+    assert records[:7] == first
+    assert stats.kept_now == 8
+    assert len({r["instruction"] for r in records}) == 15
+    assert len({r["id"] for r in records}) == 15
+
+
+def test_resume_when_already_complete_sends_nothing(tmp_path, seed_file):
+    out = tmp_path / "run"
+    run(open_bootstrap(out, seed_file, FakeBackend(stream_script()), n=5))
+    backend = FakeBackend(stream_script())
+    stats = run(open_bootstrap(out, seed_file, backend, n=5))
+    assert backend.requests == []
+    assert stats.kept == 5
+
+
+def test_resume_repairs_torn_last_line(tmp_path, seed_file):
+    out = tmp_path / "run"
+    run(open_bootstrap(out, seed_file, FakeBackend(stream_script(seed=3)), n=4))
+    with (out / "instructions.jsonl").open("a", encoding="utf-8") as fp:
+        fp.write('{"id": "gen_000004", "instruction": "Half writ')
+    run(open_bootstrap(out, seed_file, FakeBackend(stream_script(seed=4)), n=6))
+    records = read_lines(out / "instructions.jsonl")
+    assert len(records) == 6
+    assert all("Half writ" not in r["instruction"] for r in records)
+    assert [r["id"] for r in records] == [f"gen_{i:06d}" for i in range(6)]
+
+
+def test_resume_refuses_changed_threshold(tmp_path, seed_file):
+    out = tmp_path / "run"
+    run(open_bootstrap(out, seed_file, FakeBackend(stream_script()), n=2))
+    changed = r"similarity_threshold=0\.7, now similarity_threshold=0\.5"
+    with pytest.raises(UserError, match=changed):
+        open_bootstrap(out, seed_file, FakeBackend(stream_script()), n=4,
+                       similarity_threshold=0.5)
+    forced = open_bootstrap(out, seed_file, FakeBackend(stream_script()), n=4, force=True,
+                            similarity_threshold=0.5)
+    assert run(forced).kept == 4
+
+
+def test_every_kept_instruction_passes_the_similarity_filter(tmp_path, seed_file):
+    """Near-copies of seeds and of each other are rejected; the pool stays novel."""
+    texts = distinct_texts(30, seed=5)
+
+    def script(request: Request, number: int) -> Completion:
+        rng = random.Random(number)
+        picks = [rng.choice(texts), rng.choice(ENGLISH_SEEDS), rng.choice(texts) + " quickly"]
+        return numbered_answer(9, picks)
+
+    out = tmp_path / "run"
+    run(open_bootstrap(out, seed_file, FakeBackend(script), n=20))
+    records = read_lines(out / "instructions.jsonl")
+    assert len(records) == 20
+    pool = [tokenize(t) for t in ENGLISH_SEEDS]
+    for record in records:
+        tokens = tokenize(record["instruction"])
+        best = max(rouge_l(tokens, other) for other in pool)
+        assert best <= 0.7
+        assert record["max_similarity"] == pytest.approx(best)
+        pool.append(tokens)
+    rejected = read_lines(out / "rejected.jsonl")
+    assert {r["filter"] for r in rejected} == {"similarity"}
+    assert any(r["candidate"] in ENGLISH_SEEDS for r in rejected)
+
+
+def test_heuristic_filters_and_truncation_are_recorded(tmp_path, seed_file):
+    good = distinct_texts(40, seed=6)
+
+    def script(request: Request, number: int) -> Completion:
+        tasks = [
+            good[2 * number],
+            "Draw a picture of a cat sitting on a mat in the sun.",
+            "Too short",
+            "Write a program that sorts numbers read from standard input.",
+            good[2 * number + 1],
+        ]
+        return numbered_answer(9, tasks, finish_reason="length")
+
+    out = tmp_path / "run"
+    run(open_bootstrap(out, seed_file, FakeBackend(script), n=3))
+    rejected = read_lines(out / "rejected.jsonl")
+    by_filter = {r["filter"] for r in rejected}
+    assert {"blacklisted_word", "too_short", "writes_a_program", "truncated"} <= by_filter
+    truncated = [r for r in rejected if r["filter"] == "truncated"]
+    assert all(r["candidate"] in good for r in truncated)
+    kept = read_lines(out / "instructions.jsonl")
+    assert len(kept) == 3
+
+
+def test_prompts_mix_seeds_and_machine_instructions(tmp_path, seed_file):
+    backend = FakeBackend(stream_script(per_answer=3))
+    run(open_bootstrap(tmp_path / "run", seed_file, backend, n=9))
+    kept = {r["instruction"] for r in read_lines(tmp_path / "run" / "instructions.jsonl")}
+    first, later = backend.requests[0].prompt, backend.requests[-1].prompt
+    assert "Task 8:" in first and "Task 9:" in first and "Task 10:" not in first
+    assert not any(text in first for text in kept)
+    assert sum(text in later for text in kept) == 2
+    assert sum(text in later for text in ENGLISH_SEEDS) == 6
+
+
+def test_seed_makes_prompts_reproducible(tmp_path, seed_file):
+    prompts = []
+    for attempt in range(2):
+        backend = FakeBackend(stream_script(per_answer=2, seed=7))
+        run(open_bootstrap(tmp_path / f"run{attempt}", seed_file, backend, n=6, seed=42))
+        prompts.append([(r.prompt, r.seed) for r in backend.requests])
+    assert prompts[0] == prompts[1]
+    other = FakeBackend(stream_script(per_answer=2, seed=7))
+    run(open_bootstrap(tmp_path / "run2", seed_file, other, n=6, seed=43))
+    assert [(r.prompt, r.seed) for r in other.requests] != prompts[0]
+
+
+def test_keeps_concurrency_requests_in_flight(tmp_path, seed_file):
+    backend = FakeBackend(stream_script(per_answer=1), delay=0.02)
+    run(open_bootstrap(tmp_path / "run", seed_file, backend, n=40, concurrency=8))
+    assert backend.max_in_flight == 8
+    assert len(read_lines(tmp_path / "run" / "instructions.jsonl")) == 40
+
+
+def test_failed_requests_are_recorded_and_replaced(tmp_path, seed_file):
+    texts = iter(distinct_texts(100, seed=8))
+
+    def script(request: Request, number: int) -> Completion | BackendError:
+        if number % 3 == 0:
+            return BackendError("HTTP 503: overloaded", retryable=True)
+        return numbered_answer(9, [next(texts), next(texts)])
+
+    out = tmp_path / "run"
+    stats = run(open_bootstrap(out, seed_file, FakeBackend(script), n=10))
+    failures = read_lines(out / "failures.jsonl")
+    assert len(failures) == stats.requests.failed >= 2
+    assert failures[0]["error"] == "HTTP 503: overloaded"
+    assert len(read_lines(out / "instructions.jsonl")) == 10
+
+
+def test_fatal_error_stops_at_once(tmp_path, seed_file):
+    backend = FakeBackend(lambda r, n: BackendError("HTTP 401: bad key", retryable=False))
+    with pytest.raises(UserError, match="HTTP 401: bad key"):
+        run(open_bootstrap(tmp_path / "run", seed_file, backend, n=5))
+    assert len(backend.requests) == 1
+
+
+def test_all_requests_failing_stops_after_bounded_count(tmp_path, seed_file, monkeypatch):
+    monkeypatch.setattr("selfinstruct.runner.MAX_BACKOFF", 0.0)
+    backend = FakeBackend(lambda r, n: BackendError("connection refused", retryable=True))
+    with pytest.raises(UserError, match=r"4 requests in a row failed.*connection refused"):
+        run(open_bootstrap(tmp_path / "run", seed_file, backend, n=5, max_consecutive_failures=4))
+    assert len(backend.requests) == 4
+    assert len(read_lines(tmp_path / "run" / "failures.jsonl")) == 4
+
+
+def test_stop_event_ends_the_run_cleanly(tmp_path, seed_file):
+    out = tmp_path / "run"
+    bootstrap = open_bootstrap(out, seed_file, FakeBackend(stream_script(), delay=0.01), n=1000)
+
+    async def stop_soon() -> Any:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.2, stop.set)
+        return await bootstrap.run(stop)
+
+    stats = asyncio.run(stop_soon())
+    assert stats.interrupted
+    assert 0 < stats.kept < 1000
+    assert len(read_lines(out / "instructions.jsonl")) == stats.kept
+    assert json.loads((out / "stats.json").read_text())["interrupted"] is True
+
+
+def test_chinese_seeds_use_chinese_prompts_and_keep_chinese(tmp_path):
+    seeds = tmp_path / "zh.txt"
+    seeds.write_text(
+        "\n".join([
+            "请解释为什么夏天白天比冬天长。",
+            "给一家新开的奶茶店起三个好听的名字。",
+            "把下面这句话改写得更正式一些。",
+            "用三句话总结唐朝由盛转衰的原因。",
+            "写一首关于秋天落叶的五言绝句。",
+            "列出五种适合上班族的健康早餐。",
+            "判断下面这条评论是好评还是差评。",
+            "推荐一个记忆英语单词的有效方法。",
+        ]),
+        encoding="utf-8",
+    )
+    answers = iter([
+        "如何向小学生解释月亮为什么会有圆缺变化？\n任务10：为公司年会设计一个有趣的互动游戏。",
+        "请写一段话说服朋友每天坚持锻炼身体。\n任务10：比较高铁和飞机在五百公里路程上的优缺点。",
+    ])
+
+    def script(request: Request, number: int) -> Completion:
+        return Completion(text=next(answers), finish_reason="stop")
+
+    backend = FakeBackend(script)
+    out = tmp_path / "run"
+    run(open_bootstrap(out, seeds, backend, n=4))
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["language"] == "zh"
+    assert "任务9：" in backend.requests[0].prompt
+    assert len(read_lines(out / "instructions.jsonl")) == 4
+
+
+def test_chinese_near_duplicate_is_rejected(tmp_path):
+    """The multilingual tokenizer catches a Chinese paraphrase that ``rouge`` scores 0."""
+    seeds = tmp_path / "zh.txt"
+    seeds.write_text("请解释为什么夏天白天比冬天长。\n给一家新开的奶茶店起三个好听的名字。\n",
+                     encoding="utf-8")
+    answers = iter(["请解释一下为什么夏天的白天比冬天长。\n任务4：列出三种减少家庭用电的方法。"])
+    backend = FakeBackend(lambda r, n: Completion(text=next(answers), finish_reason="stop"))
+    out = tmp_path / "run"
+    run(open_bootstrap(out, seeds, backend, n=1, num_seed_examples=2,
+                       num_machine_examples=0))
+    kept = read_lines(out / "instructions.jsonl")
+    assert [r["instruction"] for r in kept] == ["列出三种减少家庭用电的方法。"]
+    rejected = read_lines(out / "rejected.jsonl")
+    assert rejected[0]["filter"] == "similarity"

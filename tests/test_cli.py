@@ -1,0 +1,172 @@
+"""The CLI: exact error text and exit codes, and a full generate through a fake backend."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from selfinstruct import cli
+from selfinstruct.llm.base import BackendError, Completion
+from tests.conftest import FakeBackend
+from tests.test_bootstrap import stream_script
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(cli.app, list(args))
+
+
+def one_line(output: str) -> str:
+    return " ".join(output.split())
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    backends: list[FakeBackend] = []
+
+    def install(script=None) -> list[FakeBackend]:
+        def create(config, api_key):
+            backend = FakeBackend(script or stream_script())
+            backends.append(backend)
+            return backend
+
+        monkeypatch.setattr(cli, "create_run_backend", create)
+        return backends
+
+    return install
+
+
+def test_generate_writes_the_run_directory(tmp_path, seed_file, fake):
+    backends = fake()
+    out = tmp_path / "run"
+    result = invoke("generate", "--seeds", str(seed_file), "-o", str(out), "-n", "6",
+                    "--base-url", "http://127.0.0.1:1/v1", "--model", "m",
+                    "--api-key", "sk-planted-secret")
+    assert result.exit_code == 0, result.output
+    assert "kept 6 new instructions (6/6" in one_line(result.output)
+    assert len((out / "instructions.jsonl").read_text().splitlines()) == 6
+    config = json.loads((out / "config.json").read_text())
+    assert config["backend"] == "openai" and config["model"] == "m"
+    assert config["language"] == "en" and config["num_instructions"] == 6
+    for path in out.iterdir():
+        assert "sk-planted-secret" not in path.read_text()
+    assert backends[0].closed
+
+
+def test_fatal_backend_error_is_one_line(tmp_path, seed_file, fake):
+    fake(lambda request, n: BackendError("HTTP 401: the API key was refused", retryable=False))
+    result = invoke("generate", "--seeds", str(seed_file), "-o", str(tmp_path / "r"), "-n", "3",
+                    "--base-url", "http://127.0.0.1:1/v1", "--model", "m")
+    assert result.exit_code == 2
+    assert "Error: fake: HTTP 401: the API key was refused" in one_line(result.output)
+    assert "Traceback" not in result.output
+
+
+def test_bad_seed_file(tmp_path, fake):
+    fake()
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text('{"instruction": "Name three rivers in Asia."}\n{"instruction": \n')
+    result = invoke("generate", "--seeds", str(seeds), "-o", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert re.search(r"Error: \S*seeds.jsonl:2: not valid JSON", one_line(result.output))
+
+
+def test_base_url_needs_model(tmp_path):
+    result = invoke("generate", "-o", str(tmp_path / "r"), "--base-url", "http://127.0.0.1:1/v1")
+    assert result.exit_code == 2
+    assert "Error: --base-url needs --model NAME" in one_line(result.output)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["-n", "0"], "-n must be at least 1"),
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+        (["--similarity-threshold", "1.5"], "--similarity-threshold must be between 0 and 1"),
+    ],
+)
+def test_bad_flag_values(tmp_path, seed_file, fake, flags, message):
+    fake()
+    result = invoke("generate", "--seeds", str(seed_file), "-o", str(tmp_path / "r"), *flags)
+    assert result.exit_code == 2
+    assert f"Error: {message}" in one_line(result.output)
+
+
+def test_unknown_prompt_style_is_a_usage_error(tmp_path):
+    result = invoke("generate", "-o", str(tmp_path / "r"), "--prompt-style", "fancy")
+    assert result.exit_code == 2
+    assert "fancy" in result.output
+
+
+def test_template_with_unknown_placeholder(tmp_path, seed_file, fake):
+    fake()
+    prompts = tmp_path / "prompts" / "en"
+    prompts.mkdir(parents=True)
+    (prompts / "self_instruct.txt").write_text("Tasks:\n{tasks}\nTask {nxt}:\n")
+    result = invoke("generate", "--seeds", str(seed_file), "-o", str(tmp_path / "r"),
+                    "--prompt-dir", str(tmp_path / "prompts"))
+    assert result.exit_code == 2
+    assert re.search(r"self_instruct.txt:3: unknown placeholder \{nxt\}", one_line(result.output))
+
+
+def test_user_template_is_used(tmp_path, seed_file, fake):
+    backends = fake()
+    prompts = tmp_path / "prompts" / "en"
+    prompts.mkdir(parents=True)
+    (prompts / "self_instruct.txt").write_text("MY OWN PROMPT\n{tasks}\nTask {next}:")
+    result = invoke("generate", "--seeds", str(seed_file), "-o", str(tmp_path / "r"), "-n", "2",
+                    "--prompt-dir", str(tmp_path / "prompts"))
+    assert result.exit_code == 0, result.output
+    assert backends[0].requests[0].prompt.startswith("MY OWN PROMPT\nTask 1: ")
+
+
+def test_resume_with_changed_setting(tmp_path, seed_file, fake):
+    fake()
+    out = str(tmp_path / "r")
+    assert invoke("generate", "--seeds", str(seed_file), "-o", out, "-n", "2").exit_code == 0
+    result = invoke("generate", "--seeds", str(seed_file), "-o", out, "-n", "4",
+                    "--tokenizer", "rouge")
+    assert result.exit_code == 2
+    assert ("this run was started with tokenizer='multilingual', now tokenizer='rouge'"
+            in one_line(result.output))
+    assert "--force" in result.output
+    forced = invoke("generate", "--seeds", str(seed_file), "-o", out, "-n", "4",
+                    "--tokenizer", "rouge", "--force")
+    assert forced.exit_code == 0
+
+
+def test_alpaca_style_needs_seed_outputs(tmp_path, fake):
+    fake()
+    seeds = tmp_path / "plain.txt"
+    seeds.write_text("Name three rivers in Asia.\nExplain how vaccines work.\n")
+    result = invoke("generate", "--seeds", str(seeds), "-o", str(tmp_path / "r"),
+                    "--prompt-style", "alpaca")
+    assert result.exit_code == 2
+    assert "--prompt-style alpaca shows seed tasks with their output" in one_line(result.output)
+
+
+def test_alpaca_style_end_to_end(tmp_path, seed_file, fake):
+    answer = (
+        "Describe how photosynthesis turns light into chemical energy for a plant.\n"
+        "11. Input:\n<noinput>\n11. Output:\nPlants capture light with chlorophyll.\n###\n"
+        "12. Instruction: Translate the sentence into Spanish.\n12. Input:\nI like tea.\n"
+        "12. Output:\nMe gusta el té.\n"
+    )
+    backends = fake(lambda request, n: Completion(text=answer, finish_reason="stop"))
+    out = tmp_path / "r"
+    result = invoke("generate", "--seeds", str(seed_file), "-o", str(out), "-n", "2",
+                    "--prompt-style", "alpaca", "--seed-examples", "10")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(x) for x in (out / "instructions.jsonl").read_text().splitlines()]
+    assert [(r["instruction"], r["input"], r["output"]) for r in records] == [
+        ("Describe how photosynthesis turns light into chemical energy for a plant.", "",
+         "Plants capture light with chlorophyll."),
+        ("Translate the sentence into Spanish.", "I like tea.", "Me gusta el té."),
+    ]
+    prompt = backends[0].requests[0].prompt
+    assert "10. Instruction:" in prompt and prompt.rstrip().endswith("11. Instruction:")
+    assert backends[0].requests[0].temperature == 1.0

@@ -1,0 +1,160 @@
+"""End to end: the real CLI against llama.cpp's OpenAI-compatible server on 127.0.0.1,
+and the embedded default model, both running the bundled SmolLM2-135M-Instruct."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+if not os.environ.get("CI"):
+    pytest.importorskip("llama_cpp", reason="needs the local extra: pip install '.[local]'")
+
+pytestmark = pytest.mark.e2e
+
+from selfinstruct.llm.local import default_model_path  # noqa: E402
+
+PLANTED_KEY = "sk-planted-e2e-4f9c2b7d"
+MODEL_ALIAS = "smollm2"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """llama-cpp-python's server with the bundled model; stopped when the module ends."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
+         "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port),
+         "--n_ctx", "4096", "--n_threads", str(os.cpu_count() or 1)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not start")
+            time.sleep(0.5)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def selfinstruct(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    return subprocess.run(
+        [sys.executable, "-m", "selfinstruct", *args],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )
+
+
+def records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "instructions.jsonl").read_text().splitlines()]
+
+
+def check_run(out: Path, n: int) -> list[dict]:
+    kept = records(out)
+    assert len(kept) == n
+    assert len({r["id"] for r in kept}) == n
+    assert len({r["instruction"] for r in kept}) == n
+    for record in kept:
+        assert record["instruction"].strip()
+        assert 0.0 <= record["max_similarity"] <= 0.7
+        assert isinstance(record["most_similar"], dict)
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["kept"] == n
+    assert stats["requests"]["succeeded"] >= 1
+    return kept
+
+
+def assert_no_key(out: Path, *outputs: str) -> None:
+    for path in out.iterdir():
+        assert PLANTED_KEY not in path.read_text(encoding="utf-8"), path
+    for text in outputs:
+        assert PLANTED_KEY not in text
+
+
+def test_generate_through_the_server_chat_api(server, tmp_path):
+    out = tmp_path / "run"
+    result = selfinstruct("generate", "--base-url", server, "--model", MODEL_ALIAS,
+                          "--api-key", PLANTED_KEY, "-n", "6", "-o", str(out), "--seed", "3",
+                          "--concurrency", "4", "--max-tokens", "256")
+    assert result.returncode == 0, result.stderr
+    check_run(out, 6)
+    assert "kept 6 new instructions (6/6" in " ".join(result.stderr.split())
+    config = json.loads((out / "config.json").read_text())
+    assert config["backend"] == "openai" and config["base_url"] == server
+    assert_no_key(out, result.stdout, result.stderr)
+
+
+def test_generate_through_the_server_completions_api(server, tmp_path):
+    out = tmp_path / "run"
+    result = selfinstruct("generate", "--base-url", server, "--model", MODEL_ALIAS,
+                          "--api", "completions", "-n", "3", "-o", str(out), "--seed", "5",
+                          "--max-tokens", "200")
+    assert result.returncode == 0, result.stderr
+    check_run(out, 3)
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(server, tmp_path):
+    out = tmp_path / "run"
+    args = ["generate", "--base-url", server, "--model", MODEL_ALIAS, "--api-key", PLANTED_KEY,
+            "-o", str(out), "--seed", "7", "--max-tokens", "200", "--concurrency", "2"]
+    process = subprocess.Popen([sys.executable, "-m", "selfinstruct", *args, "-n", "100000"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    instructions = out / "instructions.jsonl"
+    while time.monotonic() < deadline and not (
+        instructions.exists() and instructions.read_text().count("\n") >= 2
+    ):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    flat = " ".join(stderr.split())
+    assert "stopped; resume with: selfinstruct generate" in flat
+    assert "--api-key '$OPENAI_API_KEY'" in flat
+    kept = len(records(out))
+    assert kept >= 2
+    assert json.loads((out / "stats.json").read_text())["interrupted"] is True
+    assert_no_key(out, stdout, stderr)
+    resumed = selfinstruct(*args, "-n", str(kept + 2))
+    assert resumed.returncode == 0, resumed.stderr
+    check_run(out, kept + 2)
+
+
+def test_embedded_default_model(tmp_path):
+    out = tmp_path / "run"
+    result = selfinstruct("generate", "-n", "4", "-o", str(out), "--seed", "1",
+                          "--max-tokens", "300")
+    assert result.returncode == 0, result.stderr
+    assert "embedded SmolLM2-135M-Instruct" in result.stderr
+    kept = check_run(out, 4)
+    assert {r["source"] for r in kept} == {"local:SmolLM2-135M-Instruct"}

@@ -1,0 +1,153 @@
+"""The OpenAI-compatible backend through the real openai client and a mock transport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import httpx2
+import pytest
+
+from selfinstruct.llm.base import BackendError, Request
+from selfinstruct.llm.openai import OpenAIBackend
+
+Handler = Callable[[httpx2.Request], httpx2.Response]
+
+
+def chat_body(content: str | None, **message: object) -> dict:
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "served-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, **message},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+    }
+
+
+def backend(handler: Handler, api: str = "chat", max_retries: int = 2) -> OpenAIBackend:
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    return OpenAIBackend(
+        base_url="http://127.0.0.1:9/v1", model="m", api_key="sk-test", api=api,
+        max_retries=max_retries, http_client=client,
+    )
+
+
+def complete(b: OpenAIBackend, request: Request | None = None):
+    return asyncio.run(b.complete(request or Request(prompt="hi")))
+
+
+def test_chat_request_and_response():
+    seen: list[dict] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(json.loads(request.content))
+        assert request.url.path == "/v1/chat/completions"
+        assert request.headers["authorization"] == "Bearer sk-test"
+        return httpx2.Response(200, json=chat_body("Task 9: x", reasoning_content="hmm"))
+
+    result = complete(backend(handler), Request(prompt="hi", max_tokens=50, seed=3))
+    assert result.text == "Task 9: x"
+    assert result.reasoning == "hmm"
+    assert result.finish_reason == "stop"
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (11, 7)
+    assert result.model == "served-model"
+    body = seen[0]
+    assert body["messages"] == [{"role": "user", "content": "hi"}]
+    assert body["max_tokens"] == 50 and body["seed"] == 3 and body["model"] == "m"
+    assert "stop" not in body
+
+
+def test_completions_api():
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        assert request.url.path == "/v1/completions"
+        assert json.loads(request.content)["stop"] == ["\n\n"]
+        return httpx2.Response(200, json={
+            "id": "x", "object": "text_completion", "created": 0, "model": "base",
+            "choices": [{"index": 0, "text": " more tasks", "finish_reason": "length",
+                         "logprobs": None}],
+        })
+
+    result = complete(backend(handler, api="completions"), Request(prompt="p", stop=("\n\n",)))
+    assert result.text == " more tasks"
+    assert result.finish_reason == "length"
+
+
+def test_rate_limit_is_retried_after_the_servers_delay():
+    calls = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx2.Response(429, headers={"retry-after-ms": "10"},
+                                   json={"error": {"message": "slow down"}})
+        return httpx2.Response(200, json=chat_body("ok"))
+
+    assert complete(backend(handler)).text == "ok"
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (401, "HTTP 401: the API key was refused: invalid key (check --api-key or OPENAI_API_KEY)"),
+        (404, "HTTP 404: the model or endpoint was not found: no such model (check --model 'm'"),
+    ],
+)
+def test_fatal_statuses_are_not_retried(status, expected):
+    calls = []
+    message = "invalid key" if status == 401 else "no such model"
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        return httpx2.Response(status, json={"error": {"message": message}})
+
+    with pytest.raises(BackendError) as err:
+        complete(backend(handler))
+    assert expected in err.value.message
+    assert not err.value.retryable
+    assert "sk-test" not in err.value.message
+    assert len(calls) == 1
+
+
+def test_server_errors_exhaust_retries_then_fail_retryably():
+    calls = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        return httpx2.Response(503, headers={"retry-after-ms": "1"}, json={"error": "busy"})
+
+    with pytest.raises(BackendError) as err:
+        complete(backend(handler, max_retries=2))
+    assert err.value.retryable
+    assert err.value.message == "HTTP 503: busy"
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({**chat_body("x"), "choices": []}, "the server answered with no choices"),
+        (chat_body(None), "the server answered with no content"),
+    ],
+)
+def test_empty_answers_are_retryable_failures(body, message):
+    with pytest.raises(BackendError, match=message) as err:
+        complete(backend(lambda request: httpx2.Response(200, json=body)))
+    assert err.value.retryable
+
+
+def test_unreachable_server():
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused")
+
+    with pytest.raises(BackendError, match=r"cannot reach http://127.0.0.1:9/v1") as err:
+        complete(backend(handler, max_retries=0))
+    assert err.value.retryable

@@ -1,0 +1,81 @@
+"""Run files: flushed appends, torn-tail repair, atomic documents."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from selfinstruct.errors import UserError
+from selfinstruct.store import (
+    JsonlAppender,
+    read_json,
+    read_jsonl,
+    repair_torn_tail,
+    write_json_atomic,
+)
+
+
+def test_appends_are_on_disk_before_close(tmp_path):
+    path = tmp_path / "a.jsonl"
+    appender = JsonlAppender(path)
+    appender.write({"text": "你好", "n": 1})
+    assert path.read_text(encoding="utf-8") == '{"text":"你好","n":1}\n'
+    appender.close()
+    appender.close()
+
+
+def test_torn_partial_line_is_dropped(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": 3, "b": "hal')
+    assert repair_torn_tail(path) == len(b'{"a": 3, "b": "hal')
+    assert [r["a"] for r in read_jsonl(path)] == [1, 2]
+
+
+def test_complete_record_missing_newline_is_kept(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": 2}')
+    assert repair_torn_tail(path) == 0
+    assert path.read_bytes() == b'{"a": 1}\n{"a": 2}\n'
+
+
+def test_torn_multibyte_character_and_single_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes('{"a": "中文'.encode()[:-1])
+    repair_torn_tail(path)
+    assert path.read_bytes() == b""
+    with JsonlAppender(path) as appender:
+        appender.write({"a": 1})
+    assert list(read_jsonl(path)) == [{"a": 1}]
+
+
+def test_appender_repairs_before_appending(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a"')
+    with JsonlAppender(path) as appender:
+        assert appender.repaired_bytes == 4
+        appender.write({"a": 2})
+    assert [r["a"] for r in read_jsonl(path)] == [1, 2]
+
+
+def test_damaged_middle_line_names_file_and_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"a": 1}\nnot json\n{"a": 3}\n')
+    with pytest.raises(UserError, match=r"a.jsonl:2: damaged run file"):
+        list(read_jsonl(path))
+
+
+def test_atomic_json(tmp_path):
+    path = tmp_path / "c.json"
+    assert read_json(path) is None
+    write_json_atomic(path, {"k": "值"})
+    write_json_atomic(path, {"k": 2})
+    assert read_json(path) == {"k": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["c.json"]
+    path.write_text("[1]")
+    with pytest.raises(UserError, match="expected a JSON object"):
+        read_json(path)
+    path.write_text("{")
+    with pytest.raises(UserError, match="not valid JSON"):
+        read_json(path)
+    assert json.loads('{"k": 2}') == {"k": 2}
