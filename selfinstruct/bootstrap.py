@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from selfinstruct.config import GenerateConfig
@@ -112,7 +111,9 @@ class Bootstrap:
             self.index.add(text)
         self.stats = GenerateStats(target=config.num_instructions, kept_before=len(self.machine))
         self.stats.kept = len(self.machine)
-        self._rng = random.Random(f"{config.seed}/{len(self.machine)}")
+        # Seeded per resume point, so a resumed run does not replay the first prompts.
+        seed = None if config.seed is None else f"{config.seed}/{len(self.machine)}"
+        self._rng = random.Random(seed)
         self._jobs = 0
 
     async def run(
@@ -252,7 +253,3 @@ class Bootstrap:
             }
         )
 
-
-def run_dir_files(out: Path) -> list[Path]:
-    """The files a generate run writes, for messages and tests."""
-    return [out / name for name in (INSTRUCTIONS_FILE, REJECTED_FILE, FAILURES_FILE, STATS_FILE)]

@@ -32,7 +32,7 @@ _ALPACA_BLOCK = {
     "en": "{n}. Instruction: {instruction}\n{n}. Input:\n{input}\n{n}. Output:\n{output}",
     "zh": "{n}. 指令：{instruction}\n{n}. 输入：\n{input}\n{n}. 输出：\n{output}",
 }
-NO_INPUT = {"en": "<noinput>", "zh": "<无输入>"}
+_NO_INPUT = {"en": "<noinput>", "zh": "<无输入>"}
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def render_alpaca(template: PromptTemplate, examples: Sequence[SeedTask], count:
         instance = task.instances[0] if task.instances else Instance("", "")
         fields = {
             "instruction": _one_line(task.instruction),
-            "input": instance.input or NO_INPUT[template.language],
+            "input": instance.input or _NO_INPUT[template.language],
             "output": instance.output,
         }
         blocks.append("###\n" + block.format(n=n, **fields))

@@ -11,9 +11,10 @@ once the pool holds tens of thousands of texts. :class:`SimilarityIndex` returns
    multiset overlap with the query, which bounds the LCS from above.
 2. The bound is turned into an upper bound on F1 with the very same float formula
    ``rouge_score`` uses, so ``bound < best`` is an exact pruning test.
-3. Candidates are scored exactly, best bound first, with a bit-parallel LCS
-   (Allison–Dix / Hyyrö) vectorised over many candidates at once with numpy, until no
-   remaining bound can beat what was found.
+3. Candidates are scored exactly, best bound first, until no remaining bound can beat
+   what was found, with Hyyrö's bit-parallel LCS (Allison–Dix family): on plain ints
+   for the handful of texts most searches need, and vectorised over many texts (lanes
+   of one Python big int, or numpy uint64 words) for large batches.
 
 The score of a candidate ``c`` against a pool text ``p`` is
 ``rouge_score.rouge_scorer._score_lcs(target_tokens=c, prediction_tokens=p).fmeasure``
@@ -451,6 +452,8 @@ class SimilarityIndex:
 
     def exceeds_tokens(self, tokens: Sequence[str], threshold: float) -> bool:
         """:meth:`exceeds` for an already tokenized candidate."""
+        if threshold < 0:  # every score, even that of an empty pool, is >= 0
+            return True
         sink = _Exceeds(threshold)
         self._search(self._resolve(tokens), sink)
         return sink.found
@@ -562,7 +565,7 @@ class SimilarityIndex:
                 self._bound_tables.clear()
             hits = np.arange(length + 1, dtype=np.int64)[:, None]
             lengths = np.arange(self._max_length + 1, dtype=np.int32)
-            lengths[0] = 1  # no text without tokens is ever a candidate
+            lengths[0] = 1  # avoids 0/0; the column is zeroed below
             overlap = np.minimum(hits + skipped, np.minimum(lengths, length))
             table = _fmeasure_array(overlap, length, np.broadcast_to(lengths, overlap.shape))
             table[:, 0] = 0.0  # a text without tokens scores 0 against anything
@@ -574,10 +577,32 @@ class SimilarityIndex:
     def _exact_scores(self, query: _Query,
                       ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """Exact scores of ``query`` against the pool texts ``ids``."""
-        if not ids.size:
-            return np.zeros(0, dtype=np.float64)
+        if len(ids) <= _PYTHON_MAX_BATCH:
+            return self._scores_python(query, ids)
         lengths = self._lengths.values[ids]
         return _fmeasure_array(self._lcs_many(query, ids, lengths), query.length, lengths)
+
+    def _scores_python(self, query: _Query,
+                       ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Exact scores one text at a time on plain ints: for the handful of texts most
+        searches score, this beats the fixed cost of the vectorised path."""
+        masks: dict[int, int] = {}
+        for position, token_id in enumerate(query.token_ids):
+            if token_id >= 0:
+                masks[token_id] = masks.get(token_id, 0) | (1 << position)
+        low = (1 << query.length) - 1
+        tokens = self._tokens.values
+        scores = []
+        for start, length in zip(self._starts.values[ids].tolist(),
+                                 self._lengths.values[ids].tolist(), strict=True):
+            v = low
+            for token_id in tokens[start:start + length].tolist():
+                mask = masks.get(token_id)
+                if mask:
+                    u = v & mask
+                    v = (v + u) | (v ^ u)
+            scores.append(_fmeasure(query.length - (v & low).bit_count(), query.length, length))
+        return np.array(scores, dtype=np.float64)
 
     def _lcs_many(self, query: _Query, ids: npt.NDArray[np.int64],
                   lengths: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:
@@ -620,6 +645,7 @@ class SimilarityIndex:
         return np.take_along_axis(slots, order, axis=1)
 
 
+_PYTHON_MAX_BATCH = 32
 _NUMPY_MIN_BATCH = 192
 _LEVELS = 1024
 _MAX_TABLE = 1 << 16

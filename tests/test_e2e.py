@@ -158,3 +158,21 @@ def test_embedded_default_model(tmp_path):
     assert "embedded SmolLM2-135M-Instruct" in result.stderr
     kept = check_run(out, 4)
     assert {r["source"] for r in kept} == {"local:SmolLM2-135M-Instruct"}
+
+
+def test_any_gguf_file_runs_in_process(tmp_path):
+    model = tmp_path / "my-model.gguf"
+    model.symlink_to(default_model_path())
+    out = tmp_path / "run"
+    result = selfinstruct("generate", "--model", str(model), "-n", "2", "-o", str(out),
+                          "--seed", "2", "--max-tokens", "300")
+    assert result.returncode == 0, result.stderr
+    assert {r["source"] for r in check_run(out, 2)} == {"local:my-model.gguf"}
+
+
+def test_missing_gguf_file_is_a_clear_error(tmp_path):
+    result = selfinstruct("generate", "--model", str(tmp_path / "nope.gguf"), "-n", "2",
+                          "-o", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert "nope.gguf: no such model file" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr

@@ -50,7 +50,9 @@ def _load_llama(model_path: Path, n_ctx: int, seed: int | None) -> Any:
             "pip install 'selfinstruct[local]'"
         ) from None
     if not model_path.is_file():
-        raise UserError(f"{model_path}: no such model file (--model takes a .gguf path)")
+        raise UserError(
+            f"{model_path}: no such model file (without --base-url, --model is a .gguf path)"
+        )
     try:
         return Llama(
             model_path=str(model_path),
