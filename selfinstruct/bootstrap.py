@@ -23,15 +23,12 @@ from selfinstruct.filters import FilterSettings, check_instruction
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
 from selfinstruct.parsing import Candidate, parse_alpaca_tasks, parse_numbered_list
 from selfinstruct.prompts import PromptTemplate, render_alpaca, render_self_instruct
+from selfinstruct.rundir import FAILURES_FILE, INSTRUCTIONS_FILE, REJECTED_FILE, STATS_FILE
 from selfinstruct.runner import RequestStats, Runner
 from selfinstruct.seeds import SeedTask
 from selfinstruct.similarity import SimilarityIndex
-from selfinstruct.store import JsonlAppender, read_jsonl, write_json_atomic
-
-INSTRUCTIONS_FILE = "instructions.jsonl"
-REJECTED_FILE = "rejected.jsonl"
-FAILURES_FILE = "failures.jsonl"
-STATS_FILE = "stats.json"
+from selfinstruct.stage import failure_record
+from selfinstruct.store import JsonlAppender, read_jsonl, update_json_section
 
 #: How many of the most similar pool texts each kept instruction records.
 MOST_SIMILAR_K = 5
@@ -148,7 +145,7 @@ class Bootstrap:
         """Flush every run file and write ``stats.json``."""
         for appender in (self._kept_file, self._rejected_file, self._failures_file):
             appender.close()
-        write_json_atomic(self.out / STATS_FILE, self.stats.to_json())
+        update_json_section(self.out / STATS_FILE, "generate", self.stats.to_json())
 
     def _done(self) -> bool:
         return self.stats.kept >= self.config.num_instructions
@@ -240,16 +237,10 @@ class Bootstrap:
     def _reject(self, job: Job, text: str, name: str, detail: str) -> None:
         self.stats.rejected[name] += 1
         self._rejected_file.write(
-            {"candidate": text, "filter": name, "detail": detail, "request": job.number}
+            {"stage": "generate", "candidate": text, "filter": name, "detail": detail,
+             "request": job.number}
         )
 
     def _record_failure(self, job: Job, error: BackendError) -> None:
-        self._failures_file.write(
-            {
-                "request": job.number,
-                "error": error.message,
-                "retryable": error.retryable,
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }
-        )
+        self._failures_file.write(failure_record("generate", job.number, error))
 

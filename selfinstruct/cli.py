@@ -1,28 +1,37 @@
 """The ``selfinstruct`` command: thin wrappers over the library.
 
 Commands parse flags, call the library and report. Any :class:`UserError` becomes one
-line on stderr and a non-zero exit code, never a traceback.
+line on stderr and a non-zero exit code, never a traceback. Flags shared by several
+commands (the backend's) are declared once and added to each command's signature.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from selfinstruct.bootstrap import Bootstrap, GenerateStats
+from selfinstruct.bootstrap import GenerateStats
+from selfinstruct.dedup import count_records, dedup_file
 from selfinstruct.errors import UserError
+from selfinstruct.export import export_run
 from selfinstruct.generate import create_run_backend, open_run, resolve_config
-from selfinstruct.report import generate_summary, resume_command
+from selfinstruct.instances import InstanceOptions
+from selfinstruct.llm import Backend
+from selfinstruct.pipeline import BackendFlags, classify_stage, instances_stage, open_stage
+from selfinstruct.report import generate_summary, resume_command, stage_summary
+from selfinstruct.stage import StageStats
 
 app = typer.Typer(
     help="Grow instruction-tuning data from seed tasks with an LLM.",
@@ -34,6 +43,14 @@ err_console = Console(stderr=True)
 
 #: Exit codes for a run stopped by a signal, as shells report them (128 + signal number).
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+T = TypeVar("T")
+
+#: How a stage reports progress: (done, detail, total).
+ProgressUpdate = Callable[[int, str, "int | None"], None]
+
+#: Placeholder default for the ``backend`` parameter that ``with_backend_options`` fills.
+NO_FLAGS = BackendFlags()
 
 
 class Style(str, Enum):
@@ -65,6 +82,66 @@ class TokenizerOption(str, Enum):
     rouge = "rouge"
 
 
+class FormatOption(str, Enum):
+    """Export formats."""
+
+    alpaca = "alpaca"
+    sharegpt = "sharegpt"
+    messages = "messages"
+
+
+def _option(annotation: Any, default: Any, help_text: str, **kwargs: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        "_", inspect.Parameter.KEYWORD_ONLY,
+        annotation=Annotated[annotation, typer.Option(help=help_text, **kwargs)], default=default,
+    )
+
+
+def _keyword(parameter: inspect.Parameter) -> inspect.Parameter:
+    """Typer passes everything by name; keyword-only lets signatures be concatenated."""
+    return parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+
+
+def _named(name: str, parameter: inspect.Parameter) -> inspect.Parameter:
+    return parameter.replace(name=name)
+
+
+BACKEND_PARAMETERS = [
+    _named("base_url", _option(str | None, None, "OpenAI-compatible server, e.g. "
+                               "http://127.0.0.1:8000/v1. Without it the embedded local "
+                               "model runs.")),
+    _named("model", _option(str | None, None, "Model name on the server, or a .gguf path "
+                            "for the local backend.")),
+    _named("api_key", _option(str | None, None, "API key (never written to disk).",
+                              envvar="OPENAI_API_KEY", show_default=False, show_envvar=True)),
+    _named("api", _option(ApiOption | None, None, "chat, or completions for base models.")),
+    _named("concurrency", _option(int | None, None, "Requests in flight (default 8; the "
+                                  "local model runs one at a time).")),
+    _named("timeout", _option(float | None, None, "Seconds per request (default 600).")),
+    _named("max_retries", _option(int | None, None, "HTTP retries per request (default 5).")),
+    _named("max_failures", _option(int | None, None, "Stop after this many failed requests "
+                                   "in a row (default 20).")),
+]
+
+
+def with_backend_options(func: Callable[..., T]) -> Callable[..., T]:
+    """Add the backend flags to a command; it receives them as ``backend: BackendFlags``."""
+    signature = inspect.signature(func, eval_str=True)
+    own = [_keyword(p) for p in signature.parameters.values() if p.name != "backend"]
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> T:
+        values = {p.name: kwargs.pop(p.name) for p in BACKEND_PARAMETERS}
+        api = values["api"]
+        values["api"] = api.value if isinstance(api, Enum) else api
+        return func(backend=BackendFlags(**values), **kwargs)
+
+    command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*own, *BACKEND_PARAMETERS]
+    )
+    return command
+
+
 @contextlib.contextmanager
 def reported_errors() -> Iterator[None]:
     """Print a :class:`UserError` as one line and exit with its code."""
@@ -75,12 +152,97 @@ def reported_errors() -> Iterator[None]:
         raise typer.Exit(err.exit_code) from None
 
 
+def say(line: str) -> None:
+    """One line of report on stderr (stdout stays free for data)."""
+    err_console.print(line, highlight=False, soft_wrap=True)
+
+
 @app.callback()
 def selfinstruct() -> None:
     """Grow instruction-tuning data from seed tasks with an LLM."""
 
 
+def _generate(
+    *,
+    out: Path,
+    num_instructions: int,
+    seeds: Path | None,
+    language: LanguageOption,
+    prompt_style: Style,
+    similarity_threshold: float,
+    tokenizer: TokenizerOption,
+    temperature: float | None,
+    top_p: float | None,
+    max_tokens: int | None,
+    seed_examples: int | None,
+    machine_examples: int,
+    seed: int | None,
+    blacklist: list[str] | None,
+    min_length: int | None,
+    max_length: int | None,
+    prompt_dir: Path | None,
+    force: bool,
+    backend: BackendFlags,
+) -> None:
+    if backend.model is None and backend.base_url is not None:
+        raise UserError("--base-url needs --model NAME (the name the server serves)")
+    given = {
+        "concurrency": backend.concurrency,
+        "timeout": backend.timeout,
+        "max_retries": backend.max_retries,
+        "max_consecutive_failures": backend.max_failures,
+    }
+    config, seed_tasks = resolve_config(
+        out=out,
+        seeds_path=seeds,
+        language=language.value,
+        prompt_style=prompt_style.value,  # type: ignore[arg-type]
+        options={
+            "num_instructions": num_instructions,
+            "backend": "openai" if backend.base_url else "local",
+            "model": backend.model or "",
+            "base_url": backend.base_url,
+            "api": backend.api or "chat",
+            "similarity_threshold": similarity_threshold,
+            "tokenizer": tokenizer.value,
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_tokens": max_tokens,
+            "num_seed_examples": seed_examples,
+            "num_machine_examples": machine_examples,
+            "seed": seed,
+            "blacklist": tuple(blacklist or ()),
+            "min_length": min_length,
+            "max_length": max_length,
+            "prompt_dir": str(prompt_dir) if prompt_dir else None,
+            **given,
+        },
+    )
+    say(
+        f"selfinstruct: {config.language} seeds from {config.seeds} ({len(seed_tasks)} tasks), "
+        f"{config.prompt_style} prompts, model "
+        f"{config.model or 'embedded SmolLM2-135M-Instruct'}"
+    )
+    client = create_run_backend(config, backend.api_key)
+    bootstrap = open_run(config, seed_tasks, client, force=force)
+
+    def work(stop: asyncio.Event, update: ProgressUpdate) -> Awaitable[GenerateStats]:
+        def progress(stats: GenerateStats) -> None:
+            update(stats.kept, f"{stats.requests.sent} req, {stats.requests.failed} failed, "
+                   f"{sum(stats.rejected.values())} rejected", stats.target)
+
+        return bootstrap.run(stop, progress)
+
+    stats, stopped_by = drive(
+        "generate", bootstrap.stats.target, bootstrap.stats.kept, client, work
+    )
+    for line in generate_summary(stats, out):
+        say(line)
+    exit_if_stopped(stopped_by)
+
+
 @app.command()
+@with_backend_options
 def generate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (resumed if it exists).")]
     = Path("selfinstruct-run"),
@@ -98,25 +260,6 @@ def generate(
                                                 "continues a list; alpaca: 3 seed tasks with "
                                                 "input/output, the model writes 20.")]
     = Style.self_instruct,
-    base_url: Annotated[
-        str | None,
-        typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1. "
-                     "Without it the embedded local model runs."),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(help="Model name on the server, or a .gguf path for the local backend."),
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(envvar="OPENAI_API_KEY", show_default=False, show_envvar=True,
-                     help="API key (never written to disk)."),
-    ] = None,
-    api: Annotated[ApiOption, typer.Option(help="completions for base models.")]
-    = ApiOption.chat,
-    concurrency: Annotated[
-        int, typer.Option(help="Requests in flight (the local model runs one at a time).")
-    ] = 8,
     similarity_threshold: Annotated[
         float, typer.Option(help="Reject a candidate whose ROUGE-L vs the pool is above this.")
     ] = 0.7,
@@ -144,102 +287,220 @@ def generate(
     prompt_dir: Annotated[
         Path | None, typer.Option(help="Folder with your own en/ and zh/ templates.")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 600.0,
-    max_retries: Annotated[int, typer.Option(help="HTTP retries per request.")] = 5,
-    max_failures: Annotated[
-        int, typer.Option(help="Stop after this many failed requests in a row.")
-    ] = 20,
     force: Annotated[
         bool, typer.Option(help="Resume even though pool-defining settings changed.")
     ] = False,
+    backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Grow a pool of new instructions from seed tasks."""
     with reported_errors():
-        if model is None and base_url is not None:
-            raise UserError("--base-url needs --model NAME (the name the server serves)")
-        config, seed_tasks = resolve_config(
-            out=out,
-            seeds_path=seeds,
-            language=language.value,
-            prompt_style=prompt_style.value,  # type: ignore[arg-type]
-            options={
-                "num_instructions": num_instructions,
-                "backend": "openai" if base_url else "local",
-                "model": model or "",
-                "base_url": base_url,
-                "api": api.value,
-                "concurrency": concurrency,
-                "similarity_threshold": similarity_threshold,
-                "tokenizer": tokenizer.value,
-                "temperature": temperature,
-                "top_p": top_p,
-                "max_tokens": max_tokens,
-                "num_seed_examples": seed_examples,
-                "num_machine_examples": machine_examples,
-                "seed": seed,
-                "blacklist": tuple(blacklist or ()),
-                "min_length": min_length,
-                "max_length": max_length,
-                "prompt_dir": str(prompt_dir) if prompt_dir else None,
-                "timeout": timeout,
-                "max_retries": max_retries,
-                "max_consecutive_failures": max_failures,
-            },
-        )
-        err_console.print(
-            f"selfinstruct: {config.language} seeds from {config.seeds} ({len(seed_tasks)} tasks), "
-            f"{config.prompt_style} prompts, model "
-            f"{config.model or 'embedded SmolLM2-135M-Instruct'}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        backend = create_run_backend(config, api_key)
-        bootstrap = open_run(config, seed_tasks, backend, force=force)
-        stats, stopped_by = asyncio.run(_run_with_progress(bootstrap))
-        for line in generate_summary(stats, out):
-            err_console.print(line, highlight=False, soft_wrap=True)
-        if stopped_by is not None:
-            err_console.print(f"stopped; resume with: {resume_command(sys.argv[1:])}",
-                              highlight=False, soft_wrap=True)
-            raise typer.Exit(SIGNAL_EXIT[stopped_by])
+        _generate(**locals())
 
 
-async def _run_with_progress(bootstrap: Bootstrap) -> tuple[GenerateStats, signal.Signals | None]:
-    """Run the loop under a progress bar; SIGINT/SIGTERM stop it cleanly."""
+RUN_DIR = Annotated[Path, typer.Argument(help="A run directory made by selfinstruct generate.")]
+PER_TASK = Annotated[int, typer.Option(help="Instances to keep per instruction.")]
+
+
+def _classify(run_dir: Path, backend: BackendFlags) -> None:
+    context = open_stage(run_dir, backend)
+    stats, stopped_by = drive(
+        "classify", None, 0, context.backend,
+        lambda stop, update: classify_stage(context, stop, _stage_progress(update)),
+    )
+    for line in stage_summary(stats):
+        say(line)
+    exit_if_stopped(stopped_by)
+
+
+def _instances(run_dir: Path, per_task: int, backend: BackendFlags) -> None:
+    if per_task < 1:
+        raise UserError("--per-task must be at least 1")
+    context = open_stage(run_dir, backend)
+    options = InstanceOptions(per_task=per_task)
+    stats, stopped_by = drive(
+        "instances", None, 0, context.backend,
+        lambda stop, update: instances_stage(context, options, stop, _stage_progress(update)),
+    )
+    for line in stage_summary(stats):
+        say(line)
+    exit_if_stopped(stopped_by)
+
+
+def _stage_progress(update: ProgressUpdate) -> Callable[[StageStats], None]:
+    def progress(stats: StageStats) -> None:
+        update(stats.done, f"{stats.requests.failed} failed, "
+               f"{sum(stats.rejected.values())} rejected", stats.total)
+
+    return progress
+
+
+@app.command()
+@with_backend_options
+def classify(run_dir: RUN_DIR, backend: BackendFlags = NO_FLAGS) -> None:
+    """Mark which instructions are classification tasks (few-shot, greedy decoding)."""
+    with reported_errors():
+        _classify(run_dir, backend)
+
+
+@app.command()
+@with_backend_options
+def instances(
+    run_dir: RUN_DIR, per_task: PER_TASK = 5, backend: BackendFlags = NO_FLAGS
+) -> None:
+    """Generate input/output instances: input-first, or output-first for classification."""
+    with reported_errors():
+        _instances(run_dir, per_task, backend)
+
+
+@app.command()
+def export(
+    run_dir: RUN_DIR,
+    format: Annotated[FormatOption, typer.Option("--format", "-f", help="Output format.")]
+    = FormatOption.alpaca,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Default: RUN_DIR/export/FILE.")
+    ] = None,
+    include_seeds: Annotated[
+        bool, typer.Option(help="Add the seed tasks' own instances.")
+    ] = False,
+) -> None:
+    """Write training data (alpaca, sharegpt, messages) and its dataset_info.json entry."""
+    with reported_errors():
+        result = export_run(run_dir, format.value, output,  # type: ignore[arg-type]
+                            include_seeds=include_seeds)
+        say(f"exported {result.count} examples to {result.path}; LLaMA-Factory dataset "
+            f"{result.dataset_name!r} registered in {result.dataset_info}")
+
+
+def _run_command(func: Callable[..., None]) -> Callable[..., None]:
+    """``run`` takes every flag of ``generate`` plus the later stages' own."""
+    base = inspect.signature(generate)
+    extra = [
+        _keyword(p)
+        for p in inspect.signature(func, eval_str=True).parameters.values()
+        if p.name != "generate_kwargs"
+    ]
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> None:
+        own = {p.name: kwargs.pop(p.name) for p in extra}
+        func(generate_kwargs=kwargs, **own)
+
+    command.__signature__ = base.replace(  # type: ignore[attr-defined]
+        parameters=[*base.parameters.values(),
+                    *extra]
+    )
+    return command
+
+
+@app.command("run")
+@_run_command
+def run_all(
+    per_task: PER_TASK = 5,
+    format: Annotated[FormatOption, typer.Option("--format", "-f", help="Export format.")]
+    = FormatOption.alpaca,
+    include_seeds: Annotated[
+        bool, typer.Option(help="Add the seed tasks' own instances to the export.")
+    ] = False,
+    generate_kwargs: dict[str, Any] | None = None,
+) -> None:
+    """generate → classify → instances → export in one go; each stage resumes."""
+    kwargs = dict(generate_kwargs or {})
+    generate(**kwargs)
+    with reported_errors():
+        out: Path = kwargs["out"]
+        flags = {p.name: kwargs[p.name] for p in BACKEND_PARAMETERS}
+        if isinstance(flags["api"], Enum):
+            flags["api"] = flags["api"].value
+        backend = BackendFlags(**flags)
+        if kwargs["prompt_style"] != Style.alpaca:
+            _classify(out, backend)
+            _instances(out, per_task, backend)
+        result = export_run(out, format.value, include_seeds=include_seeds)  # type: ignore[arg-type]
+        say(f"exported {result.count} examples to {result.path}; LLaMA-Factory dataset "
+            f"{result.dataset_name!r} registered in {result.dataset_info}")
+
+
+@app.command()
+def dedup(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="JSONL or JSON array.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Kept records, JSONL.")],
+    similarity_threshold: Annotated[
+        float, typer.Option(help="Drop a record whose ROUGE-L vs kept ones is above this.")
+    ] = 0.7,
+    tokenizer: Annotated[TokenizerOption, typer.Option(help="ROUGE tokenizer.")]
+    = TokenizerOption.multilingual,
+    against: Annotated[
+        Path | None, typer.Option(help="Also drop records similar to this file's texts.")
+    ] = None,
+    field: Annotated[str, typer.Option(help="The field holding the text.")] = "instruction",
+) -> None:
+    """Drop near-duplicates from an existing dataset, streaming, in order."""
+    with reported_errors():
+        if not 0.0 <= similarity_threshold <= 1.0:
+            raise UserError("--similarity-threshold must be between 0 and 1")
+        total = count_records(input_path, field)
+        with _progress_bar("dedup") as progress:
+            task = progress.add_task("dedup", total=total, detail="")
+            summary = dedup_file(
+                input_path, output, threshold=similarity_threshold,
+                tokenizer=tokenizer.value, field=field, against=against,
+                progress=lambda read, kept: progress.update(
+                    task, completed=read, detail=f"{kept} kept"
+                ),
+            )
+        say(f"kept {summary.kept} of {summary.read} records ({summary.dropped} dropped) "
+            f"in {summary.elapsed_seconds:.1f}s, {summary.records_per_second:,.0f} records/s "
+            f"-> {output}")
+
+
+def _progress_bar(label: str) -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+
+
+def drive(
+    label: str,
+    total: int | None,
+    completed: int,
+    backend: Backend,
+    work: Callable[[asyncio.Event, ProgressUpdate], Awaitable[T]],
+) -> tuple[T, signal.Signals | None]:
+    """Run one stage under a progress bar; SIGINT/SIGTERM stop it cleanly."""
+    return asyncio.run(_drive(label, total, completed, backend, work))
+
+
+async def _drive(
+    label: str,
+    total: int | None,
+    completed: int,
+    backend: Backend,
+    work: Callable[[asyncio.Event, ProgressUpdate], Awaitable[T]],
+) -> tuple[T, signal.Signals | None]:
     stop = asyncio.Event()
     received: list[signal.Signals] = []
     loop = asyncio.get_running_loop()
     for signum in SIGNAL_EXIT:
         loop.add_signal_handler(signum, _stopper(stop, received, signum))
     try:
-        with Progress(
-            TextColumn("[bold]generate"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=False,
-        ) as progress:
-            stats = bootstrap.stats
-            task = progress.add_task(
-                "generate", total=stats.target, completed=stats.kept, detail=""
-            )
+        with _progress_bar(label) as progress:
+            task = progress.add_task(label, total=total, completed=completed, detail="")
 
-            def update(current: GenerateStats) -> None:
-                progress.update(
-                    task,
-                    completed=current.kept,
-                    detail=f"{current.requests.sent} req, {current.requests.failed} failed, "
-                    f"{sum(current.rejected.values())} rejected",
-                )
+            def update(done: int, detail: str, total: int | None) -> None:
+                progress.update(task, completed=done, detail=detail, total=total)
 
-            stats = await bootstrap.run(stop, update)
+            result = await work(stop, update)
     finally:
         for signum in SIGNAL_EXIT:
             loop.remove_signal_handler(signum)
-        await bootstrap.backend.aclose()
-    return stats, received[0] if received else None
+        await backend.aclose()
+    return result, received[0] if received else None
 
 
 def _stopper(
@@ -250,6 +511,13 @@ def _stopper(
         stop.set()
 
     return handler
+
+
+def exit_if_stopped(stopped_by: signal.Signals | None) -> None:
+    """After Ctrl-C / SIGTERM: say how to resume and exit 130 / 143."""
+    if stopped_by is not None:
+        say(f"stopped; resume with: {resume_command(sys.argv[1:])}")
+        raise typer.Exit(SIGNAL_EXIT[stopped_by])
 
 
 def main() -> None:

@@ -19,10 +19,9 @@ from selfinstruct.filters import FilterSettings
 from selfinstruct.language import Language, detect_language
 from selfinstruct.llm import Backend, create_backend
 from selfinstruct.prompts import PromptStyle, load_template
+from selfinstruct.rundir import CONFIG_FILE
 from selfinstruct.seeds import SeedTask, bundled_seed_path, load_seeds
 from selfinstruct.store import prepare_out_dir, read_json, write_json_atomic
-
-CONFIG_FILE = "config.json"
 
 #: How many seed examples each style shows when --seed-examples is not given.
 STYLE_SEED_EXAMPLES = {"self-instruct": 6, "alpaca": 3}

@@ -19,11 +19,21 @@ from selfinstruct.resources import data_dir
 from selfinstruct.seeds import Instance, SeedTask
 
 PromptStyle = Literal["self-instruct", "alpaca"]
+TemplateName = Literal["self-instruct", "alpaca", "classify", "input-first", "output-first"]
 
-_FILES: dict[PromptStyle, str] = {"self-instruct": "self_instruct.txt", "alpaca": "alpaca.txt"}
-_PLACEHOLDERS: dict[PromptStyle, frozenset[str]] = {
+_FILES: dict[TemplateName, str] = {
+    "self-instruct": "self_instruct.txt",
+    "alpaca": "alpaca.txt",
+    "classify": "classify.txt",
+    "input-first": "input_first.txt",
+    "output-first": "output_first.txt",
+}
+_PLACEHOLDERS: dict[TemplateName, frozenset[str]] = {
     "self-instruct": frozenset({"tasks", "next"}),
     "alpaca": frozenset({"tasks", "next", "count"}),
+    "classify": frozenset({"instruction"}),
+    "input-first": frozenset({"instruction", "count"}),
+    "output-first": frozenset({"instruction", "count"}),
 }
 
 #: How one example is written in each language; the parser reads the same shapes back.
@@ -37,9 +47,9 @@ _NO_INPUT = {"en": "<noinput>", "zh": "<无输入>"}
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """A validated template for one style and language."""
+    """A validated template for one prompt and language."""
 
-    style: PromptStyle
+    name: TemplateName
     language: Language
     text: str
     source: Path
@@ -50,22 +60,22 @@ class PromptTemplate:
 
 
 def load_template(
-    style: PromptStyle, language: Language, prompt_dir: Path | None = None
+    name: TemplateName, language: Language, prompt_dir: Path | None = None
 ) -> PromptTemplate:
     """The user's template from ``prompt_dir`` if it has one, else the bundled one."""
-    name = f"{language}/{_FILES[style]}"
-    path = data_dir("prompts") / name
+    relative = f"{language}/{_FILES[name]}"
+    path = data_dir("prompts") / relative
     if prompt_dir is not None:
         if not prompt_dir.is_dir():
             raise UserError(f"{prompt_dir}: --prompt-dir is not a directory")
-        if (prompt_dir / name).is_file():
-            path = prompt_dir / name
+        if (prompt_dir / relative).is_file():
+            path = prompt_dir / relative
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: the template is not UTF-8 text") from None
-    check_placeholders(text, _PLACEHOLDERS[style], path)
-    return PromptTemplate(style, language, text, path)
+    check_placeholders(text, _PLACEHOLDERS[name], path)
+    return PromptTemplate(name, language, text, path)
 
 
 def check_placeholders(text: str, allowed: frozenset[str], source: Path) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selfinstruct.bootstrap import GenerateStats
+from selfinstruct.stage import StageStats
 
 #: Flags whose value must never be echoed back (a resume hint is often pasted in chats).
 SECRET_FLAGS = ("--api-key",)
@@ -41,6 +42,22 @@ def generate_summary(stats: GenerateStats, out: Path) -> list[str]:
     lines = [
         f"kept {stats.kept_now} new instructions ({stats.kept}/{stats.target} in {out})"
         f" from {stats.candidates} candidates in {stats.elapsed:.1f}s",
+        f"requests: {requests.sent} sent, {requests.succeeded} answered, "
+        f"{requests.failed} failed; tokens: {requests.prompt_tokens} prompt, "
+        f"{requests.completion_tokens} completion",
+    ]
+    if stats.rejected:
+        rejected = ", ".join(f"{name} {count}" for name, count in stats.rejected.most_common())
+        lines.append(f"rejected: {rejected} (see rejected.jsonl)")
+    return lines
+
+
+def stage_summary(stats: StageStats) -> list[str]:
+    """Human-readable summary lines of a per-record stage (classify, instances)."""
+    requests = stats.requests
+    lines = [
+        f"{stats.stage}: {stats.done}/{stats.total} done ({stats.done - stats.done_before} "
+        f"now) in {stats.elapsed:.1f}s; {stats.gave_up} given up after repeated failures",
         f"requests: {requests.sent} sent, {requests.succeeded} answered, "
         f"{requests.failed} failed; tokens: {requests.prompt_tokens} prompt, "
         f"{requests.completion_tokens} completion",

@@ -128,7 +128,7 @@ def rouge_l(a_tokens: Sequence[str], b_tokens: Sequence[str]) -> float:
 def lcs_length(a: Sequence[object], b: Sequence[object]) -> int:
     """LCS length with Hyyrö's bit-parallel recurrence on Python ints (O(len(b)) big-int ops).
 
-    Handy on its own for long sequences; the index uses the same recurrence on numpy words.
+    Handy on its own for long sequences; the index runs the same recurrence, batched.
     """
     if not a or not b:
         return 0
@@ -302,7 +302,7 @@ class SimilarityIndex:
 
     def __init__(self, tokenizer: str = "multilingual") -> None:
         self._tokenize = _tokenizer_function(tokenizer)
-        self.tokenizer = tokenizer
+        self._tokenizer_name = tokenizer
         self._vocab: dict[str, int] = {}
         self._words: list[str] = []
         # Postings of a token's first occurrence in a text, indexed by token id, and of
@@ -377,6 +377,11 @@ class SimilarityIndex:
         return self._last_tokens
 
     # -- reading -------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> str:
+        """The tokenizer's name; fixed for the life of the index (ids depend on it)."""
+        return self._tokenizer_name
 
     def __len__(self) -> int:
         return len(self._lengths.values)

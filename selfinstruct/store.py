@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 import jsonlines
 
@@ -115,15 +115,26 @@ class JsonlAppender:
         self.close()
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half."""
+def write_atomic(path: Path, write: Callable[[TextIO], object]) -> None:
+    """Write a whole file beside ``path`` and rename it over: readers never see half."""
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8") as fp:
-        json.dump(data, fp, ensure_ascii=False, indent=2)
-        fp.write("\n")
+        write(fp)
         fp.flush()
         os.fsync(fp.fileno())
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Replace ``path`` with ``data`` as indented JSON."""
+    write_atomic(path, lambda fp: fp.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n"))
+
+
+def update_json_section(path: Path, section: str, data: dict[str, Any]) -> None:
+    """Replace one top-level key of a JSON document (each stage owns its part of stats)."""
+    document = read_json(path) or {}
+    document[section] = data
+    write_json_atomic(path, document)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -73,7 +73,7 @@ def test_stops_at_exactly_n(tmp_path, seed_file):
     for record in records:
         assert set(record) >= {"id", "instruction", "source", "max_similarity", "most_similar"}
         assert record["source"] == "fake-model"
-    saved = json.loads((tmp_path / "run" / "stats.json").read_text())
+    saved = json.loads((tmp_path / "run" / "stats.json").read_text())["generate"]
     assert saved["kept"] == 12
     assert saved["requests"]["succeeded"] == 3
 
@@ -216,6 +216,7 @@ def test_failed_requests_are_recorded_and_replaced(tmp_path, seed_file):
     failures = read_lines(out / "failures.jsonl")
     assert len(failures) == stats.requests.failed >= 2
     assert failures[0]["error"] == "HTTP 503: overloaded"
+    assert failures[0]["stage"] == "generate"
     assert len(read_lines(out / "instructions.jsonl")) == 10
 
 
@@ -248,7 +249,7 @@ def test_stop_event_ends_the_run_cleanly(tmp_path, seed_file):
     assert stats.interrupted
     assert 0 < stats.kept < 1000
     assert len(read_lines(out / "instructions.jsonl")) == stats.kept
-    assert json.loads((out / "stats.json").read_text())["interrupted"] is True
+    assert json.loads((out / "stats.json").read_text())["generate"]["interrupted"] is True
 
 
 def test_chinese_seeds_use_chinese_prompts_and_keep_chinese(tmp_path):

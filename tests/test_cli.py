@@ -170,3 +170,43 @@ def test_alpaca_style_end_to_end(tmp_path, seed_file, fake):
     prompt = backends[0].requests[0].prompt
     assert "10. Instruction:" in prompt and prompt.rstrip().endswith("11. Instruction:")
     assert backends[0].requests[0].temperature == 1.0
+
+
+def test_dedup_command(tmp_path):
+    source = tmp_path / "data.jsonl"
+    rows = [
+        {"instruction": "Explain how rainbows form after a storm.", "n": 1},
+        {"instruction": "Explain how rainbows form after the storm.", "n": 2},
+        {"instruction": "用一句话介绍长城的历史。", "n": 3},
+        {"instruction": "用一句话介绍一下长城的历史。", "n": 4},
+        {"instruction": "List three uses of baking soda at home.", "n": 5},
+    ]
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                      encoding="utf-8")
+    out = tmp_path / "kept.jsonl"
+    result = invoke("dedup", str(source), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    kept = [json.loads(line)["n"] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert kept == [1, 3, 5]
+    assert "kept 3 of 5 records (2 dropped)" in one_line(result.output)
+    rouge = invoke("dedup", str(source), "-o", str(out), "--tokenizer", "rouge")
+    assert rouge.exit_code == 0
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 4  # Chinese pair missed
+
+
+@pytest.mark.parametrize(
+    ("content", "flags", "message"),
+    [
+        ('{"instruction": "a b c"}\nnot json\n', [], "data.jsonl:2:"),
+        ('{"text": "a b c"}\n', [], "data.jsonl:1:"),
+        ('{"instruction": "a b c"}\n', ["--similarity-threshold", "2"],
+         "--similarity-threshold must be between 0 and 1"),
+    ],
+)
+def test_dedup_bad_input(tmp_path, content, flags, message):
+    source = tmp_path / "data.jsonl"
+    source.write_text(content)
+    result = invoke("dedup", str(source), "-o", str(tmp_path / "o.jsonl"), *flags)
+    assert result.exit_code == 2
+    assert message in one_line(result.output)
+    assert "Traceback" not in result.output

@@ -88,7 +88,7 @@ def check_run(out: Path, n: int) -> list[dict]:
         assert record["instruction"].strip()
         assert 0.0 <= record["max_similarity"] <= 0.7
         assert isinstance(record["most_similar"], dict)
-    stats = json.loads((out / "stats.json").read_text())
+    stats = json.loads((out / "stats.json").read_text())["generate"]
     assert stats["kept"] == n
     assert stats["requests"]["succeeded"] >= 1
     return kept
@@ -143,7 +143,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(server, tmp_path):
     assert "--api-key '$OPENAI_API_KEY'" in flat
     kept = len(records(out))
     assert kept >= 2
-    assert json.loads((out / "stats.json").read_text())["interrupted"] is True
+    assert json.loads((out / "stats.json").read_text())["generate"]["interrupted"] is True
     assert_no_key(out, stdout, stderr)
     resumed = selfinstruct(*args, "-n", str(kept + 2))
     assert resumed.returncode == 0, resumed.stderr

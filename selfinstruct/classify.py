@@ -1,0 +1,79 @@
+"""Which instructions are classification tasks (a small, finite set of output labels)?
+
+The answer picks the instance prompt: classification tasks get output-first generation
+(labels first, then an input per label), which keeps labels balanced; the rest get
+input-first. Decoding is greedy so the decision is stable across runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.instance_parsing import parse_yes_no
+from selfinstruct.llm.base import Backend, Completion, Request
+from selfinstruct.prompts import PromptTemplate
+from selfinstruct.rundir import CLASSIFICATION_FILE, FAILURES_FILE, INSTRUCTIONS_FILE, STATS_FILE
+from selfinstruct.stage import StageSettings, StageStats, run_stage
+from selfinstruct.store import JsonlAppender, read_jsonl, update_json_section
+
+#: Room for "Yes", "是", or a short "No, because…" that the parser still reads.
+CLASSIFY_MAX_TOKENS = 32
+
+
+async def classify_run(
+    run_dir: Path,
+    backend: Backend,
+    template: PromptTemplate,
+    settings: StageSettings,
+    stop: asyncio.Event,
+    progress: Callable[[StageStats], None] | None = None,
+) -> StageStats:
+    """Classify every instruction of ``run_dir`` not classified yet."""
+    tasks = list(read_jsonl(run_dir / INSTRUCTIONS_FILE))
+    with JsonlAppender(run_dir / CLASSIFICATION_FILE) as results, JsonlAppender(
+        run_dir / FAILURES_FILE
+    ) as failures:
+        done = {record["id"] for record in read_jsonl(results.path)}
+        pending = [task for task in tasks if task["id"] not in done]
+        stats = StageStats("classify", total=len(tasks), done_before=len(tasks) - len(pending))
+        stats.done = stats.done_before
+
+        def make_request(task: dict[str, Any]) -> Request:
+            return Request(
+                prompt=template.render(instruction=task["instruction"]),
+                max_tokens=CLASSIFY_MAX_TOKENS,
+                temperature=0.0,
+                top_p=1.0,
+            )
+
+        def handle(task: dict[str, Any], completion: Completion) -> None:
+            answer = parse_yes_no(completion.text)
+            if answer is None:
+                stats.rejected["unparsed_answer"] += 1
+            results.write(
+                {
+                    "id": task["id"],
+                    "is_classification": bool(answer),
+                    "answer": completion.text.strip()[:200],
+                    "parsed": answer is not None,
+                }
+            )
+
+        try:
+            return await run_stage(
+                pending, backend=backend, settings=settings, make_request=make_request,
+                handle=handle, failures=failures, stats=stats, stop=stop, progress=progress,
+            )
+        finally:
+            update_json_section(run_dir / STATS_FILE, "classify", stats.to_json())
+
+
+def load_classification(run_dir: Path) -> dict[str, bool]:
+    """``id -> is_classification`` for every classified instruction."""
+    return {
+        record["id"]: bool(record["is_classification"])
+        for record in read_jsonl(run_dir / CLASSIFICATION_FILE)
+    }

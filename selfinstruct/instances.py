@@ -1,0 +1,126 @@
+"""Generate input/output instances for every instruction of the pool.
+
+Non-classification tasks use the input-first prompt (invent an input when the task
+needs one, then answer it). Classification tasks use the output-first prompt (list the
+labels, then write an input for each), because input-first lets the model favour one
+label. Every example then goes through the instance filters, and each rejection is
+recorded with its reason in ``rejected.jsonl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.classify import load_classification
+from selfinstruct.errors import UserError
+from selfinstruct.instance_filters import InstanceSettings, filter_instances
+from selfinstruct.instance_parsing import Example, parse_input_first, parse_output_first
+from selfinstruct.llm.base import Backend, Completion, Request
+from selfinstruct.prompts import PromptTemplate
+from selfinstruct.rundir import (
+    FAILURES_FILE,
+    INSTANCES_FILE,
+    INSTRUCTIONS_FILE,
+    REJECTED_FILE,
+    STATS_FILE,
+)
+from selfinstruct.stage import StageSettings, StageStats, run_stage
+from selfinstruct.store import JsonlAppender, read_jsonl, update_json_section
+
+
+@dataclass(frozen=True)
+class InstanceOptions:
+    """What to ask for per task and how to sample it."""
+
+    per_task: int = 5
+    max_tokens: int = 1024
+    temperature: float = 0.7
+    top_p: float = 1.0
+
+
+async def instances_run(
+    run_dir: Path,
+    backend: Backend,
+    templates: tuple[PromptTemplate, PromptTemplate],
+    options: InstanceOptions,
+    filters: InstanceSettings,
+    settings: StageSettings,
+    stop: asyncio.Event,
+    progress: Callable[[StageStats], None] | None = None,
+) -> StageStats:
+    """Generate instances for each classified instruction that has none yet.
+
+    ``templates`` is ``(input_first, output_first)``.
+    """
+    tasks = list(read_jsonl(run_dir / INSTRUCTIONS_FILE))
+    classification = load_classification(run_dir)
+    unclassified = [task["id"] for task in tasks if task["id"] not in classification]
+    if unclassified:
+        raise UserError(
+            f"{run_dir}: {len(unclassified)} instructions are not classified yet; run "
+            f"selfinstruct classify {run_dir} first"
+        )
+    input_first, output_first = templates
+    with JsonlAppender(run_dir / INSTANCES_FILE) as results, JsonlAppender(
+        run_dir / REJECTED_FILE
+    ) as rejected, JsonlAppender(run_dir / FAILURES_FILE) as failures:
+        done = {record["id"] for record in read_jsonl(results.path)}
+        pending = [task for task in tasks if task["id"] not in done]
+        stats = StageStats("instances", total=len(tasks), done_before=len(tasks) - len(pending))
+        stats.done = stats.done_before
+
+        def make_request(task: dict[str, Any]) -> Request:
+            template = output_first if classification[task["id"]] else input_first
+            return Request(
+                prompt=template.render(instruction=task["instruction"], count=options.per_task),
+                max_tokens=options.max_tokens,
+                temperature=options.temperature,
+                top_p=options.top_p,
+            )
+
+        def reject(task: dict[str, Any], example: Example, name: str, detail: str) -> None:
+            stats.rejected[name] += 1
+            rejected.write(
+                {"stage": "instances", "id": task["id"], "filter": name, "detail": detail,
+                 "input": example.input, "output": example.output}
+            )
+
+        def handle(task: dict[str, Any], completion: Completion) -> None:
+            is_classification = classification[task["id"]]
+            labels: list[str] | None = None
+            if is_classification:
+                labels, examples = parse_output_first(completion.text)
+            else:
+                examples = parse_input_first(completion.text)
+            if not examples:
+                reject(task, Example("", completion.text[:500]), "unparseable",
+                       "no example found in the answer")
+            kept, rejections = filter_instances(
+                examples, filters, labels=labels, truncated=completion.finish_reason == "length"
+            )
+            for rejection in rejections:
+                reject(task, rejection.example, rejection.filter, rejection.detail)
+            record: dict[str, Any] = {
+                "id": task["id"],
+                "instruction": task["instruction"],
+                "is_classification": is_classification,
+                "instances": [
+                    {"input": example.input, "output": example.output}
+                    for example in kept[: options.per_task]
+                ],
+            }
+            if labels is not None:
+                record["labels"] = labels
+            results.write(record)
+
+        try:
+            return await run_stage(
+                pending, backend=backend, settings=settings, make_request=make_request,
+                handle=handle, failures=failures, stats=stats, stop=stop, progress=progress,
+            )
+        finally:
+            update_json_section(run_dir / STATS_FILE, "instances", stats.to_json())

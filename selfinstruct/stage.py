@@ -1,0 +1,129 @@
+"""Run one request per record over a list of records, resumably.
+
+The stages after the pool (classify, instances, and later reasoning) all have this
+shape: a list of records, a prompt per record, an answer to turn into output records.
+Records already answered in an earlier session are skipped by the caller; here a
+request that fails is recorded and the record is tried again later, up to a bound, so
+one bad moment of the server costs a retry, not a hole in the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from selfinstruct.llm.base import Backend, BackendError, Completion, Request
+from selfinstruct.runner import RequestStats, Runner
+from selfinstruct.store import JsonlAppender
+
+
+@dataclass
+class WorkItem:
+    """One record to send, and how often it has failed so far."""
+
+    record: dict[str, Any]
+    attempts: int = 0
+
+
+@dataclass
+class StageStats:
+    """Counts for the progress bar, the summary and ``stats.json``."""
+
+    stage: str
+    total: int
+    done_before: int
+    done: int = 0
+    gave_up: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    requests: RequestStats = field(default_factory=RequestStats)
+    elapsed: float = 0.0
+    interrupted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """This stage's part of ``stats.json``."""
+        return {
+            "total": self.total,
+            "done": self.done,
+            "done_this_session": self.done - self.done_before,
+            "gave_up": self.gave_up,
+            "rejected": dict(self.rejected.most_common()),
+            "requests": vars(self.requests),
+            "elapsed_seconds": round(self.elapsed, 3),
+            "interrupted": self.interrupted,
+        }
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """How hard to push the backend, and how often to retry one record."""
+
+    concurrency: int = 8
+    max_consecutive_failures: int = 20
+    max_attempts: int = 3
+
+
+async def run_stage(
+    pending: Sequence[dict[str, Any]],
+    *,
+    backend: Backend,
+    settings: StageSettings,
+    make_request: Callable[[dict[str, Any]], Request],
+    handle: Callable[[dict[str, Any], Completion], None],
+    failures: JsonlAppender,
+    stats: StageStats,
+    stop: asyncio.Event,
+    progress: Callable[[StageStats], None] | None = None,
+) -> StageStats:
+    """Send every pending record once (retrying failures), calling ``handle`` per answer."""
+    queue = deque(WorkItem(record) for record in pending)
+    started = time.monotonic()
+
+    def source() -> tuple[WorkItem, Request] | None:
+        if not queue:
+            return None
+        item = queue.popleft()
+        return item, make_request(item.record)
+
+    def on_answer(item: WorkItem, completion: Completion) -> bool:
+        handle(item.record, completion)
+        stats.done += 1
+        if progress is not None:
+            progress(stats)
+        return False
+
+    def on_failure(item: WorkItem, error: BackendError) -> None:
+        item.attempts += 1
+        failures.write(failure_record(stats.stage, item.record.get("id"), error))
+        if item.attempts < settings.max_attempts:
+            queue.append(item)
+        else:
+            stats.gave_up += 1
+
+    runner: Runner[WorkItem] = Runner(
+        backend,
+        concurrency=settings.concurrency,
+        max_consecutive_failures=settings.max_consecutive_failures,
+        on_failure=on_failure,
+    )
+    stats.requests = runner.stats
+    try:
+        await runner.run(source, on_answer, stop)
+        stats.interrupted = stop.is_set() and stats.done + stats.gave_up < stats.total
+    finally:
+        stats.elapsed = time.monotonic() - started
+    return stats
+
+
+def failure_record(stage: str, key: object, error: BackendError) -> dict[str, Any]:
+    """The ``failures.jsonl`` line for a request that failed for good."""
+    return {
+        "stage": stage,
+        "id": key,
+        "error": error.message,
+        "retryable": error.retryable,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

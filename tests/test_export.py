@@ -1,0 +1,121 @@
+"""Export formats and the LLaMA-Factory dataset_info.json entry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from selfinstruct.errors import UserError
+from selfinstruct.export import (
+    TrainingExample,
+    dataset_info_entry,
+    export_run,
+    to_records,
+)
+
+EXAMPLES = [
+    TrainingExample("Translate to French.", "Good morning", "Bonjour"),
+    TrainingExample("写一句关于春天的诗。", "", "春风又绿江南岸。"),
+]
+
+
+def test_alpaca_records():
+    assert to_records(EXAMPLES, "alpaca") == [
+        {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+        {"instruction": "写一句关于春天的诗。", "input": "", "output": "春风又绿江南岸。"},
+    ]
+
+
+def test_sharegpt_records_join_instruction_and_input():
+    assert to_records(EXAMPLES, "sharegpt")[0] == {
+        "conversations": [
+            {"from": "human", "value": "Translate to French.\n\nGood morning"},
+            {"from": "gpt", "value": "Bonjour"},
+        ]
+    }
+    second = to_records(EXAMPLES, "sharegpt")[1]
+    assert second["conversations"][0]["value"] == "写一句关于春天的诗。"
+
+
+def test_messages_records():
+    assert to_records(EXAMPLES, "messages")[1] == {
+        "messages": [
+            {"role": "user", "content": "写一句关于春天的诗。"},
+            {"role": "assistant", "content": "春风又绿江南岸。"},
+        ]
+    }
+
+
+@pytest.mark.parametrize("fmt", ["alpaca", "sharegpt", "messages"])
+def test_dataset_info_columns_exist_in_records(fmt):
+    entry = dataset_info_entry(fmt, "x.json")
+    record = to_records(EXAMPLES, fmt)[0]
+    for column in entry["columns"].values():
+        assert column in record
+    if fmt != "alpaca":
+        turns = record[entry["columns"]["messages"]]
+        tags = entry["tags"]
+        assert [t[tags["role_tag"]] for t in turns] == [tags["user_tag"], tags["assistant_tag"]]
+        assert all(tags["content_tag"] in t for t in turns)
+
+
+def make_run(tmp_path, *, instances=True):
+    run = tmp_path / "my run"
+    run.mkdir()
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(json.dumps({"instruction": "Name a fruit.", "output": "Apple"}) + "\n")
+    (run / "config.json").write_text(json.dumps({"seeds": str(seeds), "language": "en"}))
+    (run / "instructions.jsonl").write_text(
+        json.dumps({"id": "gen_000000", "instruction": "Add the numbers."}) + "\n"
+    )
+    if instances:
+        (run / "instances.jsonl").write_text(
+            json.dumps({"id": "gen_000000", "instruction": "Add the numbers.",
+                        "instances": [{"input": "2 and 3", "output": "5"},
+                                      {"input": "1 and 1", "output": "2"}]}) + "\n"
+            + json.dumps({"id": "gen_000001", "instruction": "Nothing", "instances": []}) + "\n"
+        )
+    return run
+
+
+@pytest.mark.parametrize("fmt", ["alpaca", "sharegpt", "messages"])
+def test_export_run_writes_file_and_dataset_info(tmp_path, fmt):
+    run = make_run(tmp_path)
+    result = export_run(run, fmt)
+    assert result.count == 2
+    text = result.path.read_text(encoding="utf-8")
+    records = ([json.loads(x) for x in text.splitlines()] if fmt == "messages"
+               else json.loads(text))
+    assert records == to_records(
+        [TrainingExample("Add the numbers.", "2 and 3", "5"),
+         TrainingExample("Add the numbers.", "1 and 1", "2")], fmt)
+    info = json.loads(result.dataset_info.read_text())
+    assert info[f"my_run_{fmt}"]["file_name"] == result.path.name
+    assert (result.dataset_info.parent / info[f"my_run_{fmt}"]["file_name"]).exists()
+
+
+def test_export_merges_dataset_info_and_includes_seeds(tmp_path):
+    run = make_run(tmp_path)
+    export_run(run, "alpaca")
+    result = export_run(run, "messages", include_seeds=True)
+    info = json.loads(result.dataset_info.read_text())
+    assert set(info) == {"my_run_alpaca", "my_run_messages"}
+    assert result.count == 3
+    first = json.loads(result.path.read_text().splitlines()[0])
+    assert first["messages"][0]["content"] == "Name a fruit."
+
+
+def test_alpaca_style_pool_exports_without_instances(tmp_path):
+    run = make_run(tmp_path, instances=False)
+    (run / "instructions.jsonl").write_text(
+        json.dumps({"id": "g0", "instruction": "Say hi.", "input": "", "output": "Hi!"}) + "\n")
+    assert export_run(run, "alpaca").count == 1
+
+
+def test_nothing_to_export_is_a_clear_error(tmp_path):
+    run = make_run(tmp_path, instances=False)
+    with pytest.raises(UserError, match="nothing to export yet; run selfinstruct instances"):
+        export_run(run, "alpaca")
+    with pytest.raises(UserError, match="not a run directory"):
+        export_run(tmp_path, "alpaca")

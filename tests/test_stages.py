@@ -1,0 +1,167 @@
+"""classify → instances → export through the CLI with a fake backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from selfinstruct import cli
+from selfinstruct.llm.base import BackendError, Completion, Request
+from tests.conftest import FakeBackend
+from tests.test_bootstrap import distinct_texts
+
+runner = CliRunner()
+
+CLASSIFICATION_WORD = "sentiment"
+
+
+def answer(request: Request, number: int) -> Completion | BackendError:
+    """Plays every stage: the pool, the yes/no question, and the two instance prompts."""
+    prompt = request.prompt
+    task = [line for line in prompt.splitlines() if line.startswith("Task:")][-1:]
+    if prompt.endswith("Is it classification?"):
+        task = task[0]
+        return Completion(text="Yes" if CLASSIFICATION_WORD in task else "No, it is not.")
+    if "Class labels:" in prompt:
+        return Completion(text=(
+            "Class labels: Positive, Negative\n"
+            "Class label: Positive\nInput: I loved every minute of it.\n"
+            "Class label: Negative\nInput: The service was slow and rude.\n"
+            "Class label: Maybe\nInput: Not sure about this one.\n"
+        ))
+    if "Example 1" in prompt:
+        return Completion(text=(
+            "Example 1\nInput: 2, 3\nOutput: 5\n"
+            "Example 2\nInput: 10, 4\nOutput: 14\n"
+            "Example 3\nInput: 10, 4\nOutput: 14\n"
+            "Example 4\nInput: 1, 1\nOutput:\n"
+        ))
+    texts = distinct_texts(3, seed=number)
+    texts[0] = f"Judge the {CLASSIFICATION_WORD} of a review {texts[0]}"
+    return Completion(text=texts[0] + "\n" + "\n".join(
+        f"Task {10 + i}: {text}" for i, text in enumerate(texts[1:])))
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    backends: list[FakeBackend] = []
+
+    def create(*args, **kwargs):
+        backend = FakeBackend(answer)
+        backends.append(backend)
+        return backend
+
+    monkeypatch.setattr(cli, "create_run_backend", create)
+    monkeypatch.setattr("selfinstruct.pipeline.create_backend", create)
+    return backends
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_run_does_every_stage(tmp_path, seed_file, fake):
+    out = tmp_path / "run"
+    result = runner.invoke(cli.app, ["run", "--seeds", str(seed_file), "-o", str(out), "-n", "6",
+                                     "--per-task", "3", "--format", "sharegpt"])
+    assert result.exit_code == 0, result.output
+    classified = read(out / "classification.jsonl")
+    assert len(classified) == 6
+    by_id = {r["id"]: r["is_classification"] for r in classified}
+    pool = {r["id"]: r["instruction"] for r in read(out / "instructions.jsonl")}
+    assert by_id == {i: CLASSIFICATION_WORD in text for i, text in pool.items()}
+    tasks = read(out / "instances.jsonl")
+    assert len(tasks) == 6
+    for task in tasks:
+        if task["is_classification"]:
+            assert task["labels"] == ["Positive", "Negative"]
+            assert [i["output"] for i in task["instances"]] == ["Positive", "Negative"]
+        else:
+            assert task["instances"] == [{"input": "2, 3", "output": "5"},
+                                         {"input": "10, 4", "output": "14"}]
+    rejected = {r["filter"] for r in read(out / "rejected.jsonl") if r["stage"] == "instances"}
+    assert {"label_not_listed", "duplicate", "empty_output"} <= rejected
+    export = json.loads((out / "export" / "sharegpt.json").read_text(encoding="utf-8"))
+    assert len(export) == sum(len(t["instances"]) for t in tasks)
+    info = json.loads((out / "export" / "dataset_info.json").read_text())
+    assert info["run_sharegpt"]["file_name"] == "sharegpt.json"
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["classify"]["done"] == 6 and stats["instances"]["done"] == 6
+    again = runner.invoke(cli.app, ["run", "--seeds", str(seed_file), "-o", str(out), "-n", "6",
+                                    "--per-task", "3", "--format", "sharegpt"])
+    assert again.exit_code == 0, again.output
+    assert len(fake[-1].requests) == 0
+    assert len(read(out / "instances.jsonl")) == 6
+
+
+def test_stages_resume_and_retry_failures(tmp_path, seed_file, fake, monkeypatch):
+    out = tmp_path / "run"
+    assert runner.invoke(cli.app, ["generate", "--seeds", str(seed_file), "-o", str(out),
+                                   "-n", "4"]).exit_code == 0
+    failing = {"count": 0}
+    seen: set[str] = set()
+
+    def flaky(request: Request, number: int) -> Completion | BackendError:
+        """Every prompt fails on its first try and works on the second."""
+        if request.prompt not in seen:
+            seen.add(request.prompt)
+            failing["count"] += 1
+            return BackendError("HTTP 502: bad gateway", retryable=True)
+        return answer(request, number)
+
+    monkeypatch.setattr("selfinstruct.runner.MAX_BACKOFF", 0.0)
+    monkeypatch.setattr("selfinstruct.pipeline.create_backend",
+                        lambda *a, **k: FakeBackend(flaky))
+    result = runner.invoke(cli.app, ["classify", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(read(out / "classification.jsonl")) == 4
+    failures = [r for r in read(out / "failures.jsonl") if r["stage"] == "classify"]
+    assert len(failures) == failing["count"] == 4
+    result = runner.invoke(cli.app, ["classify", str(out)])
+    assert "classify: 4/4 done (0 now)" in " ".join(result.output.split())
+
+
+def test_instances_needs_classification_first(tmp_path, seed_file, fake):
+    out = tmp_path / "run"
+    assert runner.invoke(cli.app, ["generate", "--seeds", str(seed_file), "-o", str(out),
+                                   "-n", "2"]).exit_code == 0
+    result = runner.invoke(cli.app, ["instances", str(out)])
+    assert result.exit_code == 2
+    assert "2 instructions are not classified yet; run selfinstruct classify" in " ".join(
+        result.output.split())
+
+
+def test_stage_on_a_non_run_directory(tmp_path):
+    result = runner.invoke(cli.app, ["classify", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not a run directory" in result.output
+
+
+def test_a_record_that_keeps_failing_is_given_up_then_retried_next_time(
+    tmp_path, seed_file, fake, monkeypatch
+):
+    out = tmp_path / "run"
+    assert runner.invoke(cli.app, ["generate", "--seeds", str(seed_file), "-o", str(out),
+                                   "-n", "3"]).exit_code == 0
+    doomed = read(out / "instructions.jsonl")[1]["instruction"]
+
+    def broken_for_one(request: Request, number: int) -> Completion | BackendError:
+        if doomed in request.prompt:
+            return BackendError("HTTP 500: boom", retryable=True)
+        return answer(request, number)
+
+    monkeypatch.setattr("selfinstruct.runner.MAX_BACKOFF", 0.0)
+    monkeypatch.setattr("selfinstruct.pipeline.create_backend",
+                        lambda *a, **k: FakeBackend(broken_for_one))
+    result = runner.invoke(cli.app, ["classify", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "classify: 2/3 done (2 now) in" in " ".join(result.output.split())
+    assert "1 given up after repeated failures" in result.output
+    assert len([r for r in read(out / "failures.jsonl") if r["stage"] == "classify"]) == 3
+    monkeypatch.setattr("selfinstruct.pipeline.create_backend",
+                        lambda *a, **k: FakeBackend(answer))
+    result = runner.invoke(cli.app, ["classify", str(out)])
+    assert "classify: 3/3 done (1 now)" in " ".join(result.output.split())
