@@ -23,12 +23,12 @@ from selfinstruct.filters import FilterSettings, check_instruction
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
 from selfinstruct.parsing import Candidate, parse_alpaca_tasks, parse_numbered_list
 from selfinstruct.prompts import PromptTemplate, render_alpaca, render_self_instruct
-from selfinstruct.rundir import FAILURES_FILE, INSTRUCTIONS_FILE, REJECTED_FILE, STATS_FILE
+from selfinstruct.rundir import FAILURES_FILE, INSTRUCTIONS_FILE, REJECTED_FILE, save_stats
 from selfinstruct.runner import RequestStats, Runner
 from selfinstruct.seeds import SeedTask
 from selfinstruct.similarity import SimilarityIndex
 from selfinstruct.stage import failure_record
-from selfinstruct.store import JsonlAppender, read_jsonl, update_json_section
+from selfinstruct.store import JsonlAppender, read_jsonl
 
 #: How many of the most similar pool texts each kept instruction records.
 MOST_SIMILAR_K = 5
@@ -145,7 +145,7 @@ class Bootstrap:
         """Flush every run file and write ``stats.json``."""
         for appender in (self._kept_file, self._rejected_file, self._failures_file):
             appender.close()
-        update_json_section(self.out / STATS_FILE, "generate", self.stats.to_json())
+        save_stats(self.out, "generate", self.stats.to_json())
 
     def _done(self) -> bool:
         return self.stats.kept >= self.config.num_instructions

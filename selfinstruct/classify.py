@@ -15,9 +15,15 @@ from typing import Any
 from selfinstruct.instance_parsing import parse_yes_no
 from selfinstruct.llm.base import Backend, Completion, Request
 from selfinstruct.prompts import PromptTemplate
-from selfinstruct.rundir import CLASSIFICATION_FILE, FAILURES_FILE, INSTRUCTIONS_FILE, STATS_FILE
+from selfinstruct.rundir import (
+    CLASSIFICATION_FILE,
+    FAILURES_FILE,
+    INSTRUCTIONS_FILE,
+    REJECTED_FILE,
+    save_stats,
+)
 from selfinstruct.stage import StageSettings, StageStats, run_stage
-from selfinstruct.store import JsonlAppender, read_jsonl, update_json_section
+from selfinstruct.store import JsonlAppender, read_jsonl
 
 #: Room for "Yes", "是", or a short "No, because…" that the parser still reads.
 CLASSIFY_MAX_TOKENS = 32
@@ -34,8 +40,8 @@ async def classify_run(
     """Classify every instruction of ``run_dir`` not classified yet."""
     tasks = list(read_jsonl(run_dir / INSTRUCTIONS_FILE))
     with JsonlAppender(run_dir / CLASSIFICATION_FILE) as results, JsonlAppender(
-        run_dir / FAILURES_FILE
-    ) as failures:
+        run_dir / REJECTED_FILE
+    ) as rejected, JsonlAppender(run_dir / FAILURES_FILE) as failures:
         done = {record["id"] for record in read_jsonl(results.path)}
         pending = [task for task in tasks if task["id"] not in done]
         stats = StageStats("classify", total=len(tasks), done_before=len(tasks) - len(pending))
@@ -52,7 +58,12 @@ async def classify_run(
         def handle(task: dict[str, Any], completion: Completion) -> None:
             answer = parse_yes_no(completion.text)
             if answer is None:
+                # Input-first is the safe default for a task we cannot place.
                 stats.rejected["unparsed_answer"] += 1
+                rejected.write(
+                    {"stage": "classify", "id": task["id"], "filter": "unparsed_answer",
+                     "detail": completion.text.strip()[:500]}
+                )
             results.write(
                 {
                     "id": task["id"],
@@ -68,7 +79,7 @@ async def classify_run(
                 handle=handle, failures=failures, stats=stats, stop=stop, progress=progress,
             )
         finally:
-            update_json_section(run_dir / STATS_FILE, "classify", stats.to_json())
+            save_stats(run_dir, "classify", stats.to_json())
 
 
 def load_classification(run_dir: Path) -> dict[str, bool]:

@@ -299,6 +299,9 @@ def generate(
 
 RUN_DIR = Annotated[Path, typer.Argument(help="A run directory made by selfinstruct generate.")]
 PER_TASK = Annotated[int, typer.Option(help="Instances to keep per instruction.")]
+INSTANCE_MAX_TOKENS = Annotated[
+    int, typer.Option(help="Token limit of each instance-generation answer.")
+]
 
 
 def _classify(run_dir: Path, backend: BackendFlags) -> None:
@@ -312,11 +315,13 @@ def _classify(run_dir: Path, backend: BackendFlags) -> None:
     exit_if_stopped(stopped_by)
 
 
-def _instances(run_dir: Path, per_task: int, backend: BackendFlags) -> None:
+def _instances(run_dir: Path, per_task: int, max_tokens: int, backend: BackendFlags) -> None:
     if per_task < 1:
         raise UserError("--per-task must be at least 1")
+    if max_tokens < 16:
+        raise UserError("--instance-max-tokens must be at least 16")
     context = open_stage(run_dir, backend)
-    options = InstanceOptions(per_task=per_task)
+    options = InstanceOptions(per_task=per_task, max_tokens=max_tokens)
     stats, stopped_by = drive(
         "instances", None, 0, context.backend,
         lambda stop, update: instances_stage(context, options, stop, _stage_progress(update)),
@@ -345,11 +350,14 @@ def classify(run_dir: RUN_DIR, backend: BackendFlags = NO_FLAGS) -> None:
 @app.command()
 @with_backend_options
 def instances(
-    run_dir: RUN_DIR, per_task: PER_TASK = 5, backend: BackendFlags = NO_FLAGS
+    run_dir: RUN_DIR,
+    per_task: PER_TASK = 5,
+    instance_max_tokens: INSTANCE_MAX_TOKENS = 1024,
+    backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Generate input/output instances: input-first, or output-first for classification."""
     with reported_errors():
-        _instances(run_dir, per_task, backend)
+        _instances(run_dir, per_task, instance_max_tokens, backend)
 
 
 @app.command()
@@ -397,6 +405,7 @@ def _run_command(func: Callable[..., None]) -> Callable[..., None]:
 @_run_command
 def run_all(
     per_task: PER_TASK = 5,
+    instance_max_tokens: INSTANCE_MAX_TOKENS = 1024,
     format: Annotated[FormatOption, typer.Option("--format", "-f", help="Export format.")]
     = FormatOption.alpaca,
     include_seeds: Annotated[
@@ -415,7 +424,7 @@ def run_all(
         backend = BackendFlags(**flags)
         if kwargs["prompt_style"] != Style.alpaca:
             _classify(out, backend)
-            _instances(out, per_task, backend)
+            _instances(out, per_task, instance_max_tokens, backend)
         result = export_run(out, format.value, include_seeds=include_seeds)  # type: ignore[arg-type]
         say(f"exported {result.count} examples to {result.path}; LLaMA-Factory dataset "
             f"{result.dataset_name!r} registered in {result.dataset_info}")

@@ -165,7 +165,11 @@ _SIGN_OFF = re.compile(
 
 # A reasoning model's trace, when the backend left it in the text.
 _THINK_END = "</think>"
-_ANSWER_PREFIX = re.compile(r"^(?:final\s+answer|answer|a|答案|回答|答)\s*[:：]", re.IGNORECASE)
+_ANSWER_PREFIX = re.compile(
+    r"^(?:final\s+answer|answer|a|decision|verdict|classification|result|label"
+    r"|答案|回答|答|结论|判断|结果)\s*[:：]",
+    re.IGNORECASE,
+)
 _QUESTION_ECHO = re.compile(
     r"^(?:is\s+it\s+(?:a\s+)?classification(?:\s+task)?\s*\??|是否为分类任务\s*[？?]?)",
     re.IGNORECASE,

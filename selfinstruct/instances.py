@@ -10,6 +10,7 @@ recorded with its reason in ``rejected.jsonl``.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,10 @@ from selfinstruct.rundir import (
     INSTANCES_FILE,
     INSTRUCTIONS_FILE,
     REJECTED_FILE,
-    STATS_FILE,
+    save_stats,
 )
 from selfinstruct.stage import StageSettings, StageStats, run_stage
-from selfinstruct.store import JsonlAppender, read_jsonl, update_json_section
+from selfinstruct.store import JsonlAppender, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class InstanceOptions:
     max_tokens: int = 1024
     temperature: float = 0.7
     top_p: float = 1.0
+    seed: int | None = None
+
+    def request_seed(self, key: str) -> int | None:
+        """A per-record sampling seed, so a seeded run samples each task the same way."""
+        return None if self.seed is None else zlib.crc32(f"{self.seed}/{key}".encode())
 
 
 async def instances_run(
@@ -80,6 +86,7 @@ async def instances_run(
                 max_tokens=options.max_tokens,
                 temperature=options.temperature,
                 top_p=options.top_p,
+                seed=options.request_seed(task["id"]),
             )
 
         def reject(task: dict[str, Any], example: Example, name: str, detail: str) -> None:
@@ -123,4 +130,4 @@ async def instances_run(
                 handle=handle, failures=failures, stats=stats, stop=stop, progress=progress,
             )
         finally:
-            update_json_section(run_dir / STATS_FILE, "instances", stats.to_json())
+            save_stats(run_dir, "instances", stats.to_json())

@@ -9,6 +9,7 @@ it always comes from the flag or the environment.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,7 @@ async def instances_stage(
 ) -> StageStats:
     """Generate instances for the run's classified instructions."""
     templates = (context.template("input-first"), context.template("output-first"))
+    options = dataclasses.replace(options, seed=context.config.get("seed"))
     filters = InstanceSettings.for_language(context.config["language"])
     return await instances_run(
         context.run_dir, context.backend, templates, options, filters, context.settings,

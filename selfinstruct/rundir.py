@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import UserError
-from selfinstruct.store import read_json
+from selfinstruct.store import read_json, write_json_atomic
 
 CONFIG_FILE = "config.json"
 INSTRUCTIONS_FILE = "instructions.jsonl"
@@ -32,3 +32,29 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
             "create one with selfinstruct generate -o DIR"
         )
     return config
+
+
+#: Counters in ``stats.json`` that add up over the sessions of a resumed run.
+CUMULATIVE = ("requests", "rejected", "candidates", "elapsed_seconds")
+
+
+def save_stats(run_dir: Path, stage: str, current: dict[str, Any]) -> None:
+    """Write ``stage``'s section of ``stats.json``, adding this session's counters to the
+    earlier sessions' so a resumed run still reports the whole run's requests and tokens."""
+    path = run_dir / STATS_FILE
+    document = read_json(path) or {}
+    previous = document.get(stage, {}) if isinstance(document.get(stage), dict) else {}
+    merged = dict(current)
+    for key in CUMULATIVE:
+        if key in current and key in previous:
+            merged[key] = _add(previous[key], current[key])
+    document[stage] = merged
+    write_json_atomic(path, document)
+
+
+def _add(before: Any, now: Any) -> Any:
+    if isinstance(now, dict) and isinstance(before, dict):
+        return {key: _add(before.get(key, 0), now.get(key, 0)) for key in {*before, *now}}
+    if isinstance(now, (int, float)) and isinstance(before, (int, float)):
+        return round(before + now, 3) if isinstance(now, float) else before + now
+    return now

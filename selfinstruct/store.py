@@ -130,13 +130,6 @@ def write_json_atomic(path: Path, data: object) -> None:
     write_atomic(path, lambda fp: fp.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n"))
 
 
-def update_json_section(path: Path, section: str, data: dict[str, Any]) -> None:
-    """Replace one top-level key of a JSON document (each stage owns its part of stats)."""
-    document = read_json(path) or {}
-    document[section] = data
-    write_json_atomic(path, document)
-
-
 def read_json(path: Path) -> dict[str, Any] | None:
     """Read a whole-file JSON document, or None when it does not exist."""
     if not path.exists():

@@ -176,3 +176,51 @@ def test_missing_gguf_file_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert "nope.gguf: no such model file" in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
+
+
+def load_export(path: Path) -> list[dict]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines()]
+    return json.loads(text)
+
+
+def check_export(directory: Path, name: str, entry: dict) -> int:
+    """Every record has the columns dataset_info.json names, with non-empty text."""
+    records = load_export(directory / entry["file_name"])
+    assert records, name
+    columns = entry["columns"]
+    for record in records:
+        if "formatting" not in entry:
+            assert set(columns.values()) <= set(record)
+            assert record[columns["prompt"]].strip() and record[columns["response"]].strip()
+            assert isinstance(record[columns["query"]], str)
+            continue
+        tags = entry["tags"]
+        turns = record[columns["messages"]]
+        assert [t[tags["role_tag"]] for t in turns] == [tags["user_tag"], tags["assistant_tag"]]
+        assert all(t[tags["content_tag"]].strip() for t in turns)
+    return len(records)
+
+
+def test_run_exports_trainable_files(server, tmp_path):
+    out = tmp_path / "run"
+    common = ["--base-url", server, "--model", MODEL_ALIAS, "-n", "4", "-o", str(out),
+              "--seed", "11", "--per-task", "2", "--max-tokens", "256",
+              "--instance-max-tokens", "256", "--include-seeds"]
+    counts = {}
+    for fmt in ("alpaca", "sharegpt", "messages"):
+        result = selfinstruct("run", *common, "--format", fmt)
+        assert result.returncode == 0, result.stderr
+        counts[fmt] = result.stderr
+    assert "classify: 4/4 done (0 now)" in " ".join(counts["messages"].split())
+    check_run(out, 4)
+    assert len((out / "classification.jsonl").read_text().splitlines()) == 4
+    tasks = [json.loads(x) for x in (out / "instances.jsonl").read_text().splitlines()]
+    assert len(tasks) == 4
+    info = json.loads((out / "export" / "dataset_info.json").read_text())
+    assert set(info) == {"run_alpaca", "run_sharegpt", "run_messages"}
+    sizes = {check_export(out / "export", name, entry) for name, entry in info.items()}
+    assert len(sizes) == 1
+    generated = sum(len(t["instances"]) for t in tasks)
+    assert sizes == {generated + 186}

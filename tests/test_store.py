@@ -79,3 +79,22 @@ def test_atomic_json(tmp_path):
     with pytest.raises(UserError, match="not valid JSON"):
         read_json(path)
     assert json.loads('{"k": 2}') == {"k": 2}
+
+
+def test_stats_add_up_over_resumed_sessions(tmp_path):
+    from selfinstruct.rundir import save_stats
+
+    first = {"kept": 3, "requests": {"sent": 4, "failed": 1}, "rejected": {"similarity": 2},
+             "elapsed_seconds": 1.5, "interrupted": True}
+    second = {"kept": 5, "requests": {"sent": 2, "failed": 0}, "rejected": {"too_short": 1},
+              "elapsed_seconds": 0.25, "interrupted": False}
+    save_stats(tmp_path, "generate", first)
+    save_stats(tmp_path, "classify", {"done": 1})
+    save_stats(tmp_path, "generate", second)
+    saved = read_json(tmp_path / "stats.json")
+    assert saved["generate"] == {
+        "kept": 5, "requests": {"sent": 6, "failed": 1},
+        "rejected": {"similarity": 2, "too_short": 1}, "elapsed_seconds": 1.75,
+        "interrupted": False,
+    }
+    assert saved["classify"] == {"done": 1}
