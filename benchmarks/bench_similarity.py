@@ -42,8 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from selfinstruct.similarity import SimilarityIndex, tokenize
 
-DEFAULT_DATA = Path(os.environ.get("SELFINSTRUCT_BENCH_DATA",
-                                   "/work/shared/bench/en_texts.jsonl"))
+#: ``shared/`` sits beside the repository checkout.
+DEFAULT_DATA = Path(os.environ.get(
+    "SELFINSTRUCT_BENCH_DATA",
+    Path(__file__).resolve().parents[2] / "shared" / "bench" / "en_texts.jsonl",
+))
 
 
 def load_texts(path: Path) -> list[str]:

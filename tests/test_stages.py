@@ -165,3 +165,48 @@ def test_a_record_that_keeps_failing_is_given_up_then_retried_next_time(
                         lambda *a, **k: FakeBackend(answer))
     result = runner.invoke(cli.app, ["classify", str(out)])
     assert "classify: 3/3 done (1 now)" in " ".join(result.output.split())
+
+
+def chinese_answer(request: Request, number: int) -> Completion:
+    """The Chinese prompts: the pool, 是/否, and both instance prompts."""
+    prompt = request.prompt
+    if prompt.endswith("是否为分类任务？"):
+        task = [line for line in prompt.splitlines() if line.startswith("任务：")][-1]
+        return Completion(text="是" if "情感" in task else "否。这是写作任务。")
+    if "类别列表：" in prompt and prompt.rstrip().splitlines()[-1].startswith("任务："):
+        return Completion(text="类别列表：正面、负面\n类别：正面\n输入：这家店的菜太好吃了！\n"
+                               "类别：负面\n输入：等了一个小时还没上菜。\n")
+    if "示例1" in prompt:
+        return Completion(text="示例1\n输入：3和5\n输出：8\n示例2\n输入：10和20\n输出：30\n")
+    topics = ["判断这条评论的情感倾向是正面还是负面", "写一段介绍西湖美景的导游词",
+              "计算两个数的和并说明步骤", "给即将毕业的学弟学妹写一句寄语"]
+    first = topics[(number - 1) % len(topics)] + f"（第{number}组）"
+    return Completion(text=f"{first}\n任务10：列出{number}种常见的家用电器及其用途。")
+
+
+def test_chinese_pipeline(tmp_path, monkeypatch):
+    seeds = tmp_path / "zh.txt"
+    seeds.write_text("请解释为什么夏天白天比冬天长。\n给一家新开的奶茶店起三个好听的名字。\n"
+                     "把下面这句话改写得更正式一些。\n用三句话总结唐朝由盛转衰的原因。\n",
+                     encoding="utf-8")
+    monkeypatch.setattr(cli, "create_run_backend", lambda *a, **k: FakeBackend(chinese_answer))
+    monkeypatch.setattr("selfinstruct.pipeline.create_backend",
+                        lambda *a, **k: FakeBackend(chinese_answer))
+    out = tmp_path / "run"
+    result = runner.invoke(cli.app, ["run", "--seeds", str(seeds), "-o", str(out), "-n", "4",
+                                     "--format", "messages", "--seed-examples", "4"])
+    assert result.exit_code == 0, result.output
+    classified = {r["id"]: r["is_classification"] for r in read(out / "classification.jsonl")}
+    tasks = read(out / "instances.jsonl")
+    assert any(classified.values()) and not all(classified.values())
+    for task in tasks:
+        if task["is_classification"]:
+            assert "情感" in task["instruction"]
+            assert task["labels"] == ["正面", "负面"]
+            assert [i["output"] for i in task["instances"]] == ["正面", "负面"]
+        else:
+            assert task["instances"] == [{"input": "3和5", "output": "8"},
+                                         {"input": "10和20", "output": "30"}]
+    exported = read(out / "export" / "messages.jsonl")
+    assert len(exported) == sum(len(t["instances"]) for t in tasks)
+    assert exported[0]["messages"][0]["content"].startswith(tasks[0]["instruction"])
