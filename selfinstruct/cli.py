@@ -29,9 +29,18 @@ from selfinstruct.export import export_run
 from selfinstruct.generate import create_run_backend, open_run, resolve_config
 from selfinstruct.instances import InstanceOptions
 from selfinstruct.llm import Backend
-from selfinstruct.pipeline import BackendFlags, classify_stage, instances_stage, open_stage
-from selfinstruct.report import generate_summary, resume_command, stage_summary
+from selfinstruct.pipeline import (
+    BackendFlags,
+    classify_stage,
+    instances_stage,
+    open_reason,
+    open_stage,
+    reason_stage,
+)
+from selfinstruct.reasoning import ReasonOptions
+from selfinstruct.report import generate_summary, reason_summary, resume_command, stage_summary
 from selfinstruct.stage import StageStats
+from selfinstruct.trace_filters import TraceSettings
 
 app = typer.Typer(
     help="Grow instruction-tuning data from seed tasks with an LLM.",
@@ -80,6 +89,21 @@ class TokenizerOption(str, Enum):
 
     multilingual = "multilingual"
     rouge = "rouge"
+
+
+class DataOption(str, Enum):
+    """What to export from a directory."""
+
+    auto = "auto"
+    instances = "instances"
+    reasoning = "reasoning"
+
+
+class ThinkOption(str, Enum):
+    """Where a reasoning trace goes in the export."""
+
+    inline = "inline"
+    field = "field"
 
 
 class FormatOption(str, Enum):
@@ -371,11 +395,21 @@ def export(
     include_seeds: Annotated[
         bool, typer.Option(help="Add the seed tasks' own instances.")
     ] = False,
+    data: Annotated[
+        DataOption, typer.Option(help="auto: reasoning.jsonl if the directory has one, "
+                                 "else the instances.")
+    ] = DataOption.auto,
+    think: Annotated[
+        ThinkOption, typer.Option(help="Reasoning traces inline as <think>…</think> before "
+                                  "the answer (LLaMA-Factory), or in their own field "
+                                  "(reasoning_content).")
+    ] = ThinkOption.inline,
 ) -> None:
     """Write training data (alpaca, sharegpt, messages) and its dataset_info.json entry."""
     with reported_errors():
         result = export_run(run_dir, format.value, output,  # type: ignore[arg-type]
-                            include_seeds=include_seeds)
+                            include_seeds=include_seeds, data=data.value,  # type: ignore[arg-type]
+                            think=think.value)  # type: ignore[arg-type]
         say(f"exported {result.count} examples to {result.path}; LLaMA-Factory dataset "
             f"{result.dataset_name!r} registered in {result.dataset_info}")
 
@@ -428,6 +462,60 @@ def run_all(
         result = export_run(out, format.value, include_seeds=include_seeds)  # type: ignore[arg-type]
         say(f"exported {result.count} examples to {result.path}; LLaMA-Factory dataset "
             f"{result.dataset_name!r} registered in {result.dataset_info}")
+
+
+@app.command()
+@with_backend_options
+def reason(
+    source: Annotated[Path, typer.Argument(
+        metavar="INPUT", help="A run directory, Alpaca JSON/JSONL, ShareGPT, JSONL or CSV.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output directory (default: INPUT, "
+                                  "when it is a run directory).")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="Traces to draw per prompt.")] = 1,
+    max_tokens: Annotated[int, typer.Option(help="Token limit per answer, trace included.")]
+    = 8192,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.6,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 0.95,
+    enable_thinking: Annotated[
+        bool | None, typer.Option("--enable-thinking/--no-enable-thinking",
+                                  help="Qwen3's switch (chat_template_kwargs); unset: not sent.")
+    ] = None,
+    field: Annotated[str, typer.Option(help="Field (or CSV column) with the prompt.")]
+    = "instruction",
+    reference_field: Annotated[
+        str | None, typer.Option(help="Field with a reference answer: keep only traces whose "
+                                 "answer matches it, and record pass rates.")
+    ] = None,
+    language: Annotated[
+        LanguageOption, typer.Option(help="Reject reasoning in another language (auto: off).")
+    ] = LanguageOption.auto,
+    max_reasoning_chars: Annotated[
+        int, typer.Option(help="Reject traces longer than this.")
+    ] = 100_000,
+    seed: Annotated[int | None, typer.Option(help="Make sampling reproducible.")] = None,
+    backend: BackendFlags = NO_FLAGS,
+) -> None:
+    """Distil reasoning traces and answers from a thinking model (R1, Qwen3, QwQ…)."""
+    with reported_errors():
+        options = ReasonOptions(samples=samples, max_tokens=max_tokens, temperature=temperature,
+                                top_p=top_p, enable_thinking=enable_thinking, seed=seed)
+        traces = TraceSettings(
+            language=None if language == LanguageOption.auto else language.value,  # type: ignore[arg-type]
+            max_reasoning_chars=max_reasoning_chars,
+        )
+        job = open_reason(source, out, backend, options=options, traces=traces, field=field,
+                          reference_field=reference_field)
+        stats, stopped_by = drive(
+            "reason", None, 0, job.backend,
+            lambda stop, update: reason_stage(job, stop, _stage_progress(update)),
+        )
+        for line in stage_summary(stats):
+            say(line)
+        for line in reason_summary(stats, job.out_dir):
+            say(line)
+        exit_if_stopped(stopped_by)
 
 
 @app.command()

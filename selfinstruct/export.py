@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from selfinstruct.errors import UserError
-from selfinstruct.rundir import INSTANCES_FILE, INSTRUCTIONS_FILE, load_run_config
+from selfinstruct.reasoning import user_message
+from selfinstruct.rundir import INSTANCES_FILE, INSTRUCTIONS_FILE, REASONING_FILE, load_run_config
 from selfinstruct.seeds import load_seeds
 from selfinstruct.store import read_json, read_jsonl, write_atomic, write_json_atomic
 
 ExportFormat = Literal["alpaca", "sharegpt", "messages"]
+ExportData = Literal["auto", "instances", "reasoning"]
+ThinkStyle = Literal["inline", "field"]
 
 FILE_NAMES: dict[ExportFormat, str] = {
     "alpaca": "alpaca.json",
@@ -31,16 +34,24 @@ FILE_NAMES: dict[ExportFormat, str] = {
 
 @dataclass(frozen=True)
 class TrainingExample:
-    """One supervised example: the user's turn (instruction + input) and the answer."""
+    """One supervised example: the user's turn (instruction + input) and the answer,
+    with the reasoning that led to it when the data came from a thinking model."""
 
     instruction: str
     input: str
     output: str
+    reasoning: str | None = None
 
     @property
     def prompt(self) -> str:
         """The user message for chat formats: the instruction, then the input if any."""
-        return f"{self.instruction}\n\n{self.input}" if self.input else self.instruction
+        return user_message(self.instruction, self.input)
+
+    def response(self, think: ThinkStyle) -> str:
+        """The assistant turn; ``inline`` puts the trace in front, as LLaMA-Factory expects."""
+        if self.reasoning and think == "inline":
+            return f"<think>\n{self.reasoning}\n</think>\n\n{self.output}"
+        return self.output
 
 
 @dataclass(frozen=True)
@@ -53,8 +64,24 @@ class ExportResult:
     dataset_name: str
 
 
-def run_examples(run_dir: Path, *, include_seeds: bool) -> list[TrainingExample]:
-    """Every usable example of a run (and of its seeds, when asked)."""
+def run_examples(
+    run_dir: Path, *, include_seeds: bool, data: ExportData = "auto"
+) -> list[TrainingExample]:
+    """Every usable example of a run directory: its instances (and seeds, when asked), or
+    its reasoning traces (``auto`` picks reasoning when ``reasoning.jsonl`` exists)."""
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
+    if data == "reasoning" or (data == "auto" and (run_dir / REASONING_FILE).exists()):
+        if include_seeds:
+            raise UserError("--include-seeds adds examples without reasoning; it does not "
+                            "mix with reasoning data (use --data instances)")
+        examples = [
+            TrainingExample(r["instruction"], r["input"], r["answer"], r["reasoning"])
+            for r in read_jsonl(run_dir / REASONING_FILE)
+        ]
+        if not examples:
+            raise UserError(f"{run_dir}: no reasoning traces to export; run selfinstruct reason")
+        return examples
     config = load_run_config(run_dir)
     examples = list(_generated_examples(run_dir))
     if include_seeds:
@@ -89,22 +116,36 @@ def _example(instruction: str, input_text: str, output: str) -> TrainingExample:
     return TrainingExample(instruction.strip(), input_text.strip(), output.strip())
 
 
-def to_records(examples: list[TrainingExample], fmt: ExportFormat) -> list[dict[str, Any]]:
-    """The records of ``fmt`` (pure, so each format's shape is tested directly)."""
+def to_records(
+    examples: list[TrainingExample], fmt: ExportFormat, think: ThinkStyle = "inline"
+) -> list[dict[str, Any]]:
+    """The records of ``fmt`` (pure, so each format's shape is tested directly).
+
+    With ``think="field"`` the trace goes in its own key: ``reasoning_content`` on the
+    assistant turn (messages, sharegpt) or ``reasoning`` beside ``output`` (alpaca).
+    """
+    return [_record(example, fmt, think) for example in examples]
+
+
+def _record(example: TrainingExample, fmt: ExportFormat, think: ThinkStyle) -> dict[str, Any]:
+    answer = example.response(think)
+    separate = bool(example.reasoning) and think == "field"
     if fmt == "alpaca":
-        return [{"instruction": e.instruction, "input": e.input, "output": e.output}
-                for e in examples]
+        record = {"instruction": example.instruction, "input": example.input, "output": answer}
+        if separate:
+            record["reasoning"] = example.reasoning or ""
+        return record
     if fmt == "sharegpt":
-        return [
-            {"conversations": [{"from": "human", "value": e.prompt},
-                               {"from": "gpt", "value": e.output}]}
-            for e in examples
-        ]
-    return [
-        {"messages": [{"role": "user", "content": e.prompt},
-                      {"role": "assistant", "content": e.output}]}
-        for e in examples
-    ]
+        user = {"from": "human", "value": example.prompt}
+        assistant = {"from": "gpt", "value": answer}
+        key = "conversations"
+    else:
+        user = {"role": "user", "content": example.prompt}
+        assistant = {"role": "assistant", "content": answer}
+        key = "messages"
+    if separate:
+        assistant["reasoning_content"] = example.reasoning or ""
+    return {key: [user, assistant]}
 
 
 def dataset_info_entry(fmt: ExportFormat, file_name: str) -> dict[str, Any]:
@@ -137,13 +178,15 @@ def export_run(
     output: Path | None = None,
     *,
     include_seeds: bool = False,
+    data: ExportData = "auto",
+    think: ThinkStyle = "inline",
 ) -> ExportResult:
     """Write ``fmt`` for ``run_dir`` and register it in ``dataset_info.json`` beside it."""
-    examples = run_examples(run_dir, include_seeds=include_seeds)
+    examples = run_examples(run_dir, include_seeds=include_seeds, data=data)
     path = output or run_dir / "export" / FILE_NAMES[fmt]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_records(path, to_records(examples, fmt), jsonl=fmt == "messages")
+        _write_records(path, to_records(examples, fmt, think), jsonl=fmt == "messages")
     except OSError as err:
         raise UserError(f"{path}: cannot write the export ({err.strerror})") from None
     name = _dataset_name(run_dir, fmt)

@@ -20,9 +20,13 @@ from selfinstruct.errors import UserError
 from selfinstruct.instance_filters import InstanceSettings
 from selfinstruct.instances import InstanceOptions, instances_run
 from selfinstruct.llm import Backend, create_backend
+from selfinstruct.prompt_sources import PromptRecord, load_prompts
 from selfinstruct.prompts import PromptTemplate, TemplateName, load_template
-from selfinstruct.rundir import load_run_config
+from selfinstruct.reasoning import ReasonOptions, reason_run
+from selfinstruct.rundir import load_run_config, save_config_section
 from selfinstruct.stage import StageSettings, StageStats
+from selfinstruct.store import prepare_out_dir
+from selfinstruct.trace_filters import TraceSettings
 
 
 @dataclass(frozen=True)
@@ -84,10 +88,9 @@ def _first(*values: Any) -> Any:
     return next(value for value in values if value is not None)
 
 
-def open_stage(run_dir: Path, flags: BackendFlags) -> StageContext:
-    """Read the run's config and connect the backend a stage will use."""
-    config = load_run_config(run_dir)
-    chosen = backend_settings(config, flags)
+def connect(saved: dict[str, Any], flags: BackendFlags) -> tuple[Backend, StageSettings]:
+    """The backend a stage will use and how hard to drive it."""
+    chosen = backend_settings(saved, flags)
     if chosen["concurrency"] < 1:
         raise UserError("--concurrency must be at least 1")
     backend = create_backend(
@@ -102,7 +105,72 @@ def open_stage(run_dir: Path, flags: BackendFlags) -> StageContext:
     settings = StageSettings(
         concurrency=chosen["concurrency"], max_consecutive_failures=chosen["max_failures"]
     )
+    return backend, settings
+
+
+def open_stage(run_dir: Path, flags: BackendFlags) -> StageContext:
+    """Read the run's config and connect the backend a stage will use."""
+    config = load_run_config(run_dir)
+    backend, settings = connect(config, flags)
     return StageContext(run_dir, config, backend, settings)
+
+
+@dataclass(frozen=True)
+class ReasonJob:
+    """A ``reason`` invocation, ready to run."""
+
+    prompts: list[PromptRecord]
+    out_dir: Path
+    backend: Backend
+    settings: StageSettings
+    options: ReasonOptions
+    traces: TraceSettings
+
+
+def open_reason(
+    source: Path,
+    out_dir: Path | None,
+    flags: BackendFlags,
+    *,
+    options: ReasonOptions,
+    traces: TraceSettings,
+    field: str,
+    reference_field: str | None,
+) -> ReasonJob:
+    """Read the prompts, prepare the output directory and connect the thinking model.
+
+    The model is never taken from a run's config: the thinking model is usually not the
+    one that wrote the instructions, so it comes from the flags (or the embedded model).
+    """
+    if options.samples < 1:
+        raise UserError("--samples must be at least 1")
+    if options.max_tokens < 16:
+        raise UserError("--max-tokens must be at least 16")
+    if out_dir is None:
+        if not source.is_dir():
+            raise UserError("-o OUT_DIR is needed when INPUT is a file")
+        out_dir = source
+    prompts = load_prompts(source, field=field, reference_field=reference_field)
+    prepare_out_dir(out_dir)
+    backend, settings = connect({}, flags)
+    save_config_section(
+        out_dir,
+        "reason",
+        {"input": str(source), "model": backend.name, "field": field,
+         "reference_field": reference_field, **dataclasses.asdict(options),
+         **dataclasses.asdict(traces)},
+    )
+    return ReasonJob(prompts, out_dir, backend, settings, options, traces)
+
+
+async def reason_stage(
+    job: ReasonJob, stop: asyncio.Event, progress: Callable[[StageStats], None]
+) -> StageStats:
+    """Draw the traces of a prepared ``reason`` job."""
+    return await reason_run(
+        job.prompts, job.out_dir, job.backend, job.options, job.traces, job.settings,
+        stop, progress,
+    )
 
 
 async def classify_stage(

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selfinstruct.bootstrap import GenerateStats
+from selfinstruct.rundir import REASONING_FILE
 from selfinstruct.stage import StageStats
+from selfinstruct.store import read_jsonl
 
 #: Flags whose value must never be echoed back (a resume hint is often pasted in chats).
 SECRET_FLAGS = ("--api-key",)
@@ -65,4 +67,19 @@ def stage_summary(stats: StageStats) -> list[str]:
     if stats.rejected:
         rejected = ", ".join(f"{name} {count}" for name, count in stats.rejected.most_common())
         lines.append(f"rejected: {rejected} (see rejected.jsonl)")
+    return lines
+
+
+def reason_summary(stats: StageStats, out: Path) -> list[str]:
+    """What a reason run kept, and a hint when the model never reasoned."""
+    kept = sum(1 for _ in read_jsonl(out / REASONING_FILE))
+    lines = [f"reason: {kept} traces in {out / REASONING_FILE}, "
+             f"{sum(stats.rejected.values())} rejected this session"]
+    without = stats.seen.get("without_reasoning", 0)
+    if without:
+        lines.append(
+            f"{without} answers had no reasoning trace; is the model a thinking model "
+            "(DeepSeek-R1, Qwen3, QwQ)? For Qwen3 pass --enable-thinking; behind vLLM, "
+            "--reasoning-parser is optional (the trace is read from <think> tags too)"
+        )
     return lines

@@ -19,6 +19,8 @@ INSTANCES_FILE = "instances.jsonl"
 REJECTED_FILE = "rejected.jsonl"
 FAILURES_FILE = "failures.jsonl"
 STATS_FILE = "stats.json"
+REASONING_FILE = "reasoning.jsonl"
+PASS_RATES_FILE = "pass_rates.jsonl"
 
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:
@@ -35,7 +37,15 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
 
 
 #: Counters in ``stats.json`` that add up over the sessions of a resumed run.
-CUMULATIVE = ("requests", "rejected", "candidates", "elapsed_seconds")
+CUMULATIVE = ("requests", "rejected", "seen", "candidates", "elapsed_seconds")
+
+
+def save_config_section(run_dir: Path, section: str, settings: dict[str, Any]) -> None:
+    """Record a later stage's settings in ``config.json`` beside the generate settings."""
+    path = run_dir / CONFIG_FILE
+    document = read_json(path) or {}
+    document[section] = settings
+    write_json_atomic(path, document)
 
 
 def save_stats(run_dir: Path, stage: str, current: dict[str, Any]) -> None:

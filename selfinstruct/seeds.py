@@ -8,7 +8,6 @@ A bad file fails before any request is paid for, with ``file:line: what is wrong
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from selfinstruct.errors import UserError
 from selfinstruct.language import Language
+from selfinstruct.records import first_significant_byte, iter_objects, json_type
 from selfinstruct.resources import data_dir
 
 #: A seed line longer than this is almost certainly not a seed task (a dump, a binary).
@@ -48,16 +48,13 @@ def bundled_seed_path(language: Language) -> Path:
 
 def load_seeds(path: Path) -> list[SeedTask]:
     """Read a seed file in any supported format and validate every task."""
-    text = _read_text(path)
-    stripped = text.lstrip()
-    if not stripped:
+    first = first_significant_byte(path)
+    if first is None:
         raise UserError(f"{path}: the seed file is empty")
-    if stripped[0] == "[":
-        records = _json_array_records(path, text)
-    elif stripped[0] == "{":
-        records = _jsonl_records(path, text)
+    if first in (b"[", b"{"):
+        records = list(iter_objects(path, max_line_bytes=MAX_LINE_BYTES))
     else:
-        records = _text_records(text)
+        records = _text_records(_read_text(path))
     tasks = [_to_task(path, line, record, index) for index, (line, record) in enumerate(records)]
     if not tasks:
         raise UserError(f"{path}: no seed tasks found")
@@ -66,61 +63,12 @@ def load_seeds(path: Path) -> list[SeedTask]:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such seed file") from None
-    except OSError as err:
-        raise UserError(f"{path}: cannot read the seed file ({err.strerror})") from None
+    data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise UserError(f"{path}:{line}: not UTF-8 text (save the file as UTF-8)") from None
-
-
-def _jsonl_records(path: Path, text: str) -> list[tuple[int, Any]]:
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        if len(line.encode("utf-8")) > MAX_LINE_BYTES:
-            raise UserError(f"{path}:{number}: line is longer than {MAX_LINE_BYTES:,} bytes")
-        try:
-            records.append((number, json.loads(line)))
-        except json.JSONDecodeError as err:
-            raise UserError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-    return records
-
-
-def _json_array_records(path: Path, text: str) -> list[tuple[int, Any]]:
-    """Decode a JSON array element by element so each error can name its line."""
-    decoder = json.JSONDecoder()
-    records = []
-    pos = _skip_space(text, text.index("[") + 1)
-    if pos < len(text) and text[pos] == "]":
-        return []
-    while True:
-        line = text.count("\n", 0, pos) + 1
-        try:
-            value, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
-        records.append((line, value))
-        pos = _skip_space(text, pos)
-        if pos < len(text) and text[pos] == ",":
-            pos = _skip_space(text, pos + 1)
-            continue
-        if pos < len(text) and text[pos] == "]":
-            return records
-        line = text.count("\n", 0, pos) + 1
-        raise UserError(f"{path}:{line}: not valid JSON (expected ',' or ']')")
-
-
-def _skip_space(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
+        raise UserError(f"{path}:{line}: not valid UTF-8 text (save the file as UTF-8)") from None
 
 
 def _text_records(text: str) -> list[tuple[int, Any]]:
@@ -134,7 +82,7 @@ def _text_records(text: str) -> list[tuple[int, Any]]:
 def _to_task(path: Path, line: int, record: Any, index: int) -> SeedTask:
     where = f"{path}:{line}"
     if not isinstance(record, dict):
-        raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        raise UserError(f"{where}: expected a JSON object, got {json_type(record)}")
     instruction = record.get("instruction")
     if instruction is None:
         raise UserError(f"{where}: missing 'instruction'")

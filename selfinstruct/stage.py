@@ -39,6 +39,8 @@ class StageStats:
     done: int = 0
     gave_up: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    #: Stage-specific observations that are not rejections (e.g. answers without a trace).
+    seen: Counter[str] = field(default_factory=Counter)
     requests: RequestStats = field(default_factory=RequestStats)
     elapsed: float = 0.0
     interrupted: bool = False
@@ -51,6 +53,7 @@ class StageStats:
             "done_this_session": self.done - self.done_before,
             "gave_up": self.gave_up,
             "rejected": dict(self.rejected.most_common()),
+            "seen": dict(self.seen.most_common()),
             "requests": vars(self.requests),
             "elapsed_seconds": round(self.elapsed, 3),
             "interrupted": self.interrupted,

@@ -224,3 +224,26 @@ def test_run_exports_trainable_files(server, tmp_path):
     assert len(sizes) == 1
     generated = sum(len(t["instances"]) for t in tasks)
     assert sizes == {generated + 186}
+
+
+def test_reason_with_a_model_that_does_not_think(server, tmp_path):
+    source = tmp_path / "alpaca.json"
+    source.write_text(json.dumps([
+        {"instruction": "What is 6 times 7?", "input": "", "output": "42"},
+        {"instruction": "Name the capital of France.", "input": "", "output": "Paris"},
+    ]))
+    out = tmp_path / "traces"
+    result = selfinstruct("reason", str(source), "-o", str(out), "--base-url", server,
+                          "--model", MODEL_ALIAS, "--max-tokens", "64", "--samples", "2",
+                          "--enable-thinking", "--reference-field", "output", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    flat = " ".join(result.stderr.split())
+    assert "reason: 0 traces in" in flat
+    assert "4 answers had no reasoning trace" in flat
+    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    assert {r["filter"] for r in rejected} <= {"no_reasoning", "truncated"}
+    assert len(rejected) == 4
+    assert {(r["id"], r["sample"]) for r in rejected} == {
+        ("row0", 0), ("row0", 1), ("row1", 0), ("row1", 1)}
+    rates = [json.loads(x) for x in (out / "pass_rates.jsonl").read_text().splitlines()]
+    assert [(r["samples"], r["correct"]) for r in rates] == [(2, 0), (2, 0)]

@@ -66,7 +66,7 @@ def test_alpaca_jsonl_and_plain_text(tmp_path):
         ("blank.jsonl", "\n  \n", "blank.jsonl: the seed file is empty"),
         ("bad.jsonl", '{"instruction": "ok"}\n{"instruction": \n', "bad.jsonl:2: not valid JSON"),
         ("shape.jsonl", '{"instruction": "ok"}\n[1, 2]\n',
-         "shape.jsonl:2: expected a JSON object, got list"),
+         "shape.jsonl:2: expected a JSON object, got an array"),
         ("missing.jsonl", '{"instruction": "a b"}\n{"input": "x"}\n',
          "missing.jsonl:2: missing 'instruction'"),
         ("emptyinst.jsonl", '{"instruction": "  "}\n', "emptyinst.jsonl:1: empty 'instruction'"),
@@ -76,9 +76,9 @@ def test_alpaca_jsonl_and_plain_text(tmp_path):
         ("inst.jsonl", '{"instruction": "x", "instances": {"input": ""}}\n',
          "inst.jsonl:1: 'instances' must be a list"),
         ("arr.json", '[\n  {"instruction": "a"},\n  "just text"\n]\n',
-         "arr.json:3: expected a JSON object, got str"),
+         "arr.json:3: expected a JSON object, got a string"),
         ("arr2.json", '[\n  {"instruction": "a"}\n  {"instruction": "b"}\n]\n',
-         "arr2.json:3: not valid JSON (expected ',' or ']')"),
+         "arr2.json:3: not valid JSON (expected ',' or ']' after an array element)"),
         ("cls.jsonl", '{"instruction": "a", "is_classification": "yes"}\n',
          "cls.jsonl:1: 'is_classification' must be true or false"),
     ],
@@ -93,7 +93,7 @@ def test_bad_seed_files_name_file_and_line(tmp_path, name, content, message):
 
 def test_not_utf8_names_the_line(tmp_path):
     path = write(tmp_path, "latin1.txt", "first line\nsecond caf\xe9\n".encode("latin-1"))
-    with pytest.raises(UserError, match=r"latin1.txt:2: not UTF-8"):
+    with pytest.raises(UserError, match=r"latin1.txt:2: not valid UTF-8"):
         load_seeds(path)
 
 
@@ -104,7 +104,7 @@ def test_huge_line_is_rejected(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(UserError, match="no such seed file"):
+    with pytest.raises(UserError, match=r"nope\.jsonl: no such file"):
         load_seeds(tmp_path / "nope.jsonl")
 
 

@@ -23,6 +23,8 @@ class Request:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    #: Qwen3-style thinking switch, sent as ``chat_template_kwargs``; None sends nothing.
+    enable_thinking: bool | None = None
 
 
 @dataclass(frozen=True)

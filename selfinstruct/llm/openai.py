@@ -84,9 +84,15 @@ class OpenAIBackend:
         return args
 
     async def _chat(self, request: Request) -> Completion:
+        extra: dict[str, Any] = {}
+        if request.enable_thinking is not None:
+            extra["extra_body"] = {
+                "chat_template_kwargs": {"enable_thinking": request.enable_thinking}
+            }
         response = await self._client.chat.completions.create(
             messages=[{"role": "user", "content": request.prompt}],
             **self._sampling_args(request),
+            **extra,
         )
         if not response.choices:
             raise BackendError("the server answered with no choices", retryable=True)

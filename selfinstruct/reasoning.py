@@ -1,0 +1,162 @@
+"""Distil reasoning: ask a thinking model each prompt, keep clean traces and answers.
+
+Each prompt is sent ``samples`` times. Every answer is split into reasoning and final
+answer (wherever the server put the trace), checked by the trace filters and, with a
+reference answer, compared with it so only correct traces are kept (rejection
+sampling). Kept traces go to ``reasoning.jsonl``; every rejection, with its filter and
+reason, to ``rejected.jsonl``; with references, the pass rate of each prompt to
+``pass_rates.jsonl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.answers import matches_reference
+from selfinstruct.llm.base import Backend, Completion, Request
+from selfinstruct.prompt_sources import PromptRecord
+from selfinstruct.rundir import (
+    FAILURES_FILE,
+    PASS_RATES_FILE,
+    REASONING_FILE,
+    REJECTED_FILE,
+    save_stats,
+)
+from selfinstruct.stage import StageSettings, StageStats, run_stage
+from selfinstruct.store import JsonlAppender, read_jsonl, write_atomic
+from selfinstruct.thinking import split_thinking
+from selfinstruct.trace_filters import Trace, TraceSettings, check_trace
+
+
+@dataclass(frozen=True)
+class ReasonOptions:
+    """Sampling for the thinking model (defaults suit DeepSeek-R1 / Qwen3 / QwQ)."""
+
+    samples: int = 1
+    max_tokens: int = 8192
+    temperature: float = 0.6
+    top_p: float = 0.95
+    enable_thinking: bool | None = None
+    seed: int | None = None
+
+    def request_seed(self, key: str, sample: int) -> int | None:
+        """A per-sample seed, so a seeded run draws the same K traces again."""
+        if self.seed is None:
+            return None
+        return zlib.crc32(f"{self.seed}/{key}/{sample}".encode())
+
+
+def user_message(instruction: str, input_text: str) -> str:
+    """The user turn: the instruction, then the input when there is one."""
+    return f"{instruction}\n\n{input_text}" if input_text else instruction
+
+
+async def reason_run(
+    prompts: Sequence[PromptRecord],
+    out_dir: Path,
+    backend: Backend,
+    options: ReasonOptions,
+    traces: TraceSettings,
+    settings: StageSettings,
+    stop: asyncio.Event,
+    progress: Callable[[StageStats], None] | None = None,
+) -> StageStats:
+    """Draw every missing sample of every prompt; resumable by ``(id, sample)``."""
+    with JsonlAppender(out_dir / REASONING_FILE) as kept, JsonlAppender(
+        out_dir / REJECTED_FILE
+    ) as rejected, JsonlAppender(out_dir / FAILURES_FILE) as failures:
+        done = _done_keys(kept.path, rejected.path)
+        pending = [
+            {"id": prompt.id, "sample": sample, "prompt": prompt}
+            for prompt in prompts
+            for sample in range(options.samples)
+            if (prompt.id, sample) not in done
+        ]
+        total = len(prompts) * options.samples
+        stats = StageStats("reason", total=total, done_before=total - len(pending))
+        stats.done = stats.done_before
+
+        def make_request(item: dict[str, Any]) -> Request:
+            prompt: PromptRecord = item["prompt"]
+            return Request(
+                prompt=user_message(prompt.instruction, prompt.input),
+                max_tokens=options.max_tokens,
+                temperature=options.temperature,
+                top_p=options.top_p,
+                enable_thinking=options.enable_thinking,
+                seed=options.request_seed(prompt.id, item["sample"]),
+            )
+
+        def handle(item: dict[str, Any], completion: Completion) -> None:
+            prompt: PromptRecord = item["prompt"]
+            thought = split_thinking(completion.text, completion.reasoning)
+            if not thought.reasoning:
+                stats.seen["without_reasoning"] += 1
+            verdict = check_trace(Trace(thought, completion.finish_reason), traces)
+            record: dict[str, Any] = {
+                "id": prompt.id,
+                "sample": item["sample"],
+                "instruction": prompt.instruction,
+                "input": prompt.input,
+                "reasoning": thought.reasoning or "",
+                "answer": thought.answer,
+                "model": completion.model or backend.name,
+                "finish_reason": completion.finish_reason,
+                "usage": asdict(completion.usage),
+            }
+            if verdict is None and prompt.reference is not None:
+                record["reference"] = prompt.reference
+                record["correct"] = matches_reference(thought.answer, prompt.reference)
+                if not record["correct"]:
+                    verdict = ("wrong_answer", f"the answer does not match {prompt.reference!r}")
+            if verdict is None:
+                kept.write(record)
+                return
+            name, detail = verdict
+            stats.rejected[name] += 1
+            rejected.write({"stage": "reason", "filter": name, "detail": detail, **record})
+
+        try:
+            return await run_stage(
+                pending, backend=backend, settings=settings, make_request=make_request,
+                handle=handle, failures=failures, stats=stats, stop=stop, progress=progress,
+            )
+        finally:
+            save_stats(out_dir, "reason", stats.to_json())
+            if any(prompt.reference is not None for prompt in prompts):
+                write_pass_rates(out_dir)
+
+
+def _done_keys(kept: Path, rejected: Path) -> set[tuple[str, int]]:
+    keys = {(record["id"], record["sample"]) for record in read_jsonl(kept)}
+    keys.update(
+        (record["id"], record["sample"])
+        for record in read_jsonl(rejected)
+        if record.get("stage") == "reason"
+    )
+    return keys
+
+
+def write_pass_rates(out_dir: Path) -> None:
+    """Per prompt: samples drawn, samples correct, and their ratio (rewritten whole)."""
+    drawn: Counter[str] = Counter()
+    correct: Counter[str] = Counter()
+    for record in read_jsonl(out_dir / REASONING_FILE):
+        drawn[record["id"]] += 1
+        correct[record["id"]] += bool(record.get("correct"))
+    for record in read_jsonl(out_dir / REJECTED_FILE):
+        if record.get("stage") == "reason":
+            drawn[record["id"]] += 1
+    lines = [
+        json.dumps({"id": key, "samples": drawn[key], "correct": correct[key],
+                    "pass_rate": round(correct[key] / drawn[key], 4)}, ensure_ascii=False)
+        for key in drawn
+    ]
+    write_atomic(out_dir / PASS_RATES_FILE, lambda fp: fp.write("".join(f"{x}\n" for x in lines)))

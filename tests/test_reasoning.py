@@ -1,0 +1,248 @@
+"""Reasoning distillation: response shapes through the real openai client, trace
+filters, reference answers, pass rates, resume, and export of traces."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx2
+import pytest
+from typer.testing import CliRunner
+
+from selfinstruct import cli
+from selfinstruct.answers import as_number, last_boxed, matches_reference
+from selfinstruct.export import TrainingExample, export_run, to_records
+from selfinstruct.llm.base import Completion, Request
+from selfinstruct.llm.openai import OpenAIBackend
+from selfinstruct.prompt_sources import PromptRecord
+from selfinstruct.reasoning import ReasonOptions, reason_run
+from selfinstruct.stage import StageSettings
+from selfinstruct.thinking import Thought, split_thinking
+from selfinstruct.trace_filters import Trace, TraceSettings, check_trace
+from tests.conftest import FakeBackend
+
+FIXTURES = Path(__file__).parent / "fixtures" / "reasoning"
+PROMPT = PromptRecord("q1", "What is 6 times 7?", "")
+
+
+def read(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def served(fixture: str, seen: list[dict], api: str = "chat") -> OpenAIBackend:
+    body = json.loads((FIXTURES / fixture).read_text(encoding="utf-8"))
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(json.loads(request.content))
+        return httpx2.Response(200, json=body)
+
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    return OpenAIBackend(base_url="http://127.0.0.1:9/v1", model="m", api_key="k", api=api,
+                         max_retries=0, http_client=client)
+
+
+def reason(backend, out: Path, prompts=(PROMPT,), options=None, traces=None):
+    return asyncio.run(reason_run(list(prompts), out, backend, options or ReasonOptions(),
+                                  traces or TraceSettings(), StageSettings(concurrency=2),
+                                  asyncio.Event()))
+
+
+@pytest.mark.parametrize(
+    ("fixture", "api", "reasoning", "answer"),
+    [
+        ("vllm_deepseek_r1_reasoning_content.json", "chat", "We need 6 times 7. 6*7 = 42.",
+         "The answer is \\boxed{42}."),
+        ("vllm_qwen3_reasoning.json", "chat", "Six sevens: 7+7+7+7+7+7 = 42.", "42"),
+        ("deepseek_api.json", "chat", "6 × 7 = 42, double-check: 42 / 7 = 6.", "42"),
+        ("raw_think_content.json", "chat", "6*7 is 42.", "The product is 42."),
+        ("missing_opening_tag.json", "chat", "Multiply: 6*7 = 42.", "42"),
+        ("completions_think.json", "completions", "6 and 7 multiply to 42.", "\\boxed{42}"),
+    ],
+)
+def test_every_response_shape_yields_the_trace(tmp_path, fixture, api, reasoning, answer):
+    seen: list[dict] = []
+    stats = reason(served(fixture, seen, api), tmp_path)
+    records = read(tmp_path / "reasoning.jsonl")
+    assert stats.done == 1 and not stats.rejected
+    assert [(r["reasoning"], r["answer"]) for r in records] == [(reasoning, answer)]
+    record = records[0]
+    assert record["id"] == "q1" and record["sample"] == 0
+    assert record["instruction"] == PROMPT.instruction
+    assert record["model"] and record["finish_reason"] == "stop"
+    assert record["usage"]["completion_tokens"] > 0
+    assert "chat_template_kwargs" not in seen[0]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "filter_name"),
+    [("truncated.json", "truncated"), ("no_reasoning.json", "no_reasoning")],
+)
+def test_bad_shapes_are_rejected_with_the_filter(tmp_path, fixture, filter_name):
+    stats = reason(served(fixture, []), tmp_path)
+    assert read(tmp_path / "reasoning.jsonl") == []
+    rejected = read(tmp_path / "rejected.jsonl")
+    assert [(r["stage"], r["filter"], r["id"]) for r in rejected] == [
+        ("reason", filter_name, "q1")]
+    assert stats.rejected == {filter_name: 1}
+
+
+@pytest.mark.parametrize("switch", [True, False])
+def test_enable_thinking_is_sent_as_chat_template_kwargs(tmp_path, switch):
+    seen: list[dict] = []
+    reason(served("vllm_qwen3_reasoning.json", seen), tmp_path,
+           options=ReasonOptions(enable_thinking=switch, max_tokens=777))
+    assert seen[0]["chat_template_kwargs"] == {"enable_thinking": switch}
+    assert seen[0]["max_tokens"] == 777
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "expected"),
+    [
+        ("<think>a</think>b", None, Thought("a", "b")),
+        ("  <think>\na\n</think>\n\nb ", None, Thought("a", "b")),
+        ("a</think>b", None, Thought("a", "b")),
+        ("<think>still thinking", None, Thought("still thinking", "", unclosed=True)),
+        ("plain", None, Thought(None, "plain")),
+        ("answer", "trace", Thought("trace", "answer")),
+        ("<think></think>answer", "trace", Thought("trace", "answer")),
+        ("<think>x</think>", None, Thought("x", "")),
+    ],
+)
+def test_split_thinking(text, field, expected):
+    assert split_thinking(text, field) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "match"),
+    [
+        ("42", "42", True),
+        ("The answer is 42.", "42", True),
+        ("Answer: 1,000", "1000", True),
+        ("1000.0", "1e3", True),
+        ("so \\boxed{\\frac{1}{2}} it is", "0.5", True),
+        ("\\boxed{3/4}", "\\boxed{0.75}", True),
+        ("答案是：7", "7", True),
+        ("Paris", "paris", True),
+        ("43", "42", False),
+        ("\\boxed{41} then 42", "42", False),
+        ("", "42", False),
+    ],
+)
+def test_matches_reference(answer, reference, match):
+    assert matches_reference(answer, reference) is match
+
+
+def test_boxed_and_numbers():
+    assert last_boxed("\\boxed{1} and \\boxed{x^{2}}") == "x^{2}"
+    assert last_boxed("\\boxed{unclosed") is None
+    assert as_number("12,345.5") == as_number("12345.5")
+    assert as_number("12,34") is None
+    assert as_number("abc") is None
+
+
+def trace(reasoning, answer="ok", finish="stop", unclosed=False):
+    return Trace(Thought(reasoning, answer, unclosed), finish)
+
+
+@pytest.mark.parametrize(
+    ("item", "settings", "expected"),
+    [
+        (trace("r", finish="length"), TraceSettings(), "truncated"),
+        (trace("r", "", unclosed=True), TraceSettings(), "unclosed_think"),
+        (trace(None), TraceSettings(), "no_reasoning"),
+        (trace("fine reasoning", "  "), TraceSettings(), "empty_answer"),
+        (trace("we add one and one to get two " * 12), TraceSettings(), "degenerate_repetition"),
+        (trace("First, compute the sum of the numbers."), TraceSettings(language="zh"),
+         "wrong_language"),
+        (trace("先计算两个数的和，然后再检查结果是否正确。"), TraceSettings(language="zh"), None),
+        (trace("x" * 50), TraceSettings(max_reasoning_chars=40), "too_long"),
+        (trace("A short and varied chain of thought that ends well."), TraceSettings(), None),
+    ],
+)
+def test_trace_filters(item, settings, expected):
+    verdict = check_trace(item, settings)
+    assert (verdict[0] if verdict else None) == expected
+
+
+def test_samples_reference_pass_rates_and_resume(tmp_path):
+    answers = {"q1": ["<think>t</think>42", "<think>t</think>41", "<think>t</think>\\boxed{42}"],
+               "q2": ["<think>u</think>no idea"] * 3}
+    calls: dict[str, int] = {}
+
+    def script(request: Request, number: int) -> Completion:
+        key = "q1" if "6 times 7" in request.prompt else "q2"
+        calls[key] = calls.get(key, 0) + 1
+        return Completion(text=answers[key][(calls[key] - 1) % 3], finish_reason="stop")
+
+    prompts = [PromptRecord("q1", "What is 6 times 7?", "", "42"),
+               PromptRecord("q2", "What is 5 plus 5?", "", "10")]
+    options = ReasonOptions(samples=3)
+    reason(FakeBackend(script), tmp_path, prompts, options)
+    kept = read(tmp_path / "reasoning.jsonl")
+    assert sorted((r["id"], r["answer"]) for r in kept) == [("q1", "42"), ("q1", "\\boxed{42}")]
+    assert all(r["correct"] and r["reference"] == "42" for r in kept)
+    rates = {r["id"]: r for r in read(tmp_path / "pass_rates.jsonl")}
+    assert rates["q1"] == {"id": "q1", "samples": 3, "correct": 2, "pass_rate": 0.6667}
+    assert rates["q2"]["pass_rate"] == 0.0
+    wrong = [r for r in read(tmp_path / "rejected.jsonl") if r["filter"] == "wrong_answer"]
+    assert len(wrong) == 4
+    again = FakeBackend(script)
+    reason(again, tmp_path, prompts, ReasonOptions(samples=4))
+    assert len(again.requests) == 2
+    assert {r["id"]: r["samples"] for r in read(tmp_path / "pass_rates.jsonl")} == {
+        "q1": 4, "q2": 4}
+
+
+def test_export_reasoning_inline_and_field(tmp_path):
+    examples = [TrainingExample("Q?", "", "42", "think hard")]
+    inline = to_records(examples, "messages")[0]["messages"][1]
+    assert inline == {"role": "assistant", "content": "<think>\nthink hard\n</think>\n\n42"}
+    field = to_records(examples, "messages", "field")[0]["messages"][1]
+    assert field == {"role": "assistant", "content": "42", "reasoning_content": "think hard"}
+    assert to_records(examples, "alpaca", "field")[0] == {
+        "instruction": "Q?", "input": "", "output": "42", "reasoning": "think hard"}
+    reason(served("deepseek_api.json", []), tmp_path)
+    result = export_run(tmp_path, "sharegpt")
+    record = json.loads(result.path.read_text(encoding="utf-8"))[0]
+    assert record["conversations"][1]["value"].startswith("<think>\n6 × 7 = 42")
+    assert record["conversations"][1]["value"].endswith("</think>\n\n42")
+
+
+def test_reason_cli_on_an_alpaca_file(tmp_path, monkeypatch):
+    source = tmp_path / "alpaca.json"
+    source.write_text(json.dumps([
+        {"instruction": "What is 6 times 7?", "input": "", "output": "42"},
+        {"instruction": "Translate to French", "input": "cat", "output": "chat"},
+    ]))
+    backend = FakeBackend(lambda r, n: Completion(text="<think>ok so</think>fine",
+                                                  finish_reason="stop"))
+    monkeypatch.setattr("selfinstruct.pipeline.create_backend", lambda *a, **k: backend)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli.app, ["reason", str(source), "-o", str(out),
+                                          "--samples", "2", "--base-url", "http://x/v1",
+                                          "--model", "r1", "--api-key", "sk-secret-xyz"])
+    assert result.exit_code == 0, result.output
+    assert "reason: 4 traces in" in " ".join(result.output.split())
+    assert backend.requests[0].max_tokens == 8192
+    assert {r.prompt for r in backend.requests} == {"What is 6 times 7?",
+                                                    "Translate to French\n\ncat"}
+    config = json.loads((out / "config.json").read_text())["reason"]
+    assert config["samples"] == 2 and "sk-secret-xyz" not in json.dumps(config)
+
+
+def test_reason_cli_errors(tmp_path):
+    result = CliRunner().invoke(cli.app, ["reason", str(tmp_path / "x.jsonl"), "-o",
+                                          str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "x.jsonl: no such file" in result.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "hi"}\n')
+    result = CliRunner().invoke(cli.app, ["reason", str(bad), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "bad.jsonl:1: no text in field 'instruction'" in " ".join(result.output.split())
+    result = CliRunner().invoke(cli.app, ["reason", str(bad)])
+    assert "-o OUT_DIR is needed when INPUT is a file" in result.output
