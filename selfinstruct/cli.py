@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from selfinstruct.bootstrap import GenerateStats
 from selfinstruct.dedup import count_records, dedup_file
-from selfinstruct.errors import UserError
+from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.export import export_run
 from selfinstruct.generate import create_run_backend, open_run, resolve_config
 from selfinstruct.instances import InstanceOptions
@@ -36,6 +36,7 @@ from selfinstruct.pipeline import (
     open_reason,
     open_stage,
     reason_stage,
+    resolve_backend,
 )
 from selfinstruct.reasoning import ReasonOptions
 from selfinstruct.report import generate_summary, reason_summary, resume_command, stage_summary
@@ -75,6 +76,15 @@ class LanguageOption(str, Enum):
     auto = "auto"
     en = "en"
     zh = "zh"
+
+
+class BackendOption(str, Enum):
+    """Which kind of backend; ``auto`` decides from the other flags."""
+
+    auto = "auto"
+    openai = "openai"
+    local = "local"
+    vllm = "vllm"
 
 
 class ApiOption(str, Enum):
@@ -131,20 +141,28 @@ def _named(name: str, parameter: inspect.Parameter) -> inspect.Parameter:
 
 
 BACKEND_PARAMETERS = [
-    _named("base_url", _option(str | None, None, "OpenAI-compatible server, e.g. "
-                               "http://127.0.0.1:8000/v1. Without it the embedded local "
-                               "model runs.")),
-    _named("model", _option(str | None, None, "Model name on the server, or a .gguf path "
-                            "for the local backend.")),
+    _named("backend", _option(BackendOption, BackendOption.auto, "auto: openai with "
+                              "--base-url, else the embedded local model. vllm: the offline "
+                              "engine in this process (needs a GPU).")),
+    _named("base_url", _option(list[str] | None, None, "OpenAI-compatible server, e.g. "
+                               "http://127.0.0.1:8000/v1; repeat it to balance over several.")),
+    _named("base_url_file", _option(Path | None, None, "A file of server URLs, one a line.")),
+    _named("model", _option(str | None, None, "Model name on the server, a .gguf path "
+                            "(local), or a Hugging Face id / path (vllm).")),
     _named("api_key", _option(str | None, None, "API key (never written to disk).",
                               envvar="OPENAI_API_KEY", show_default=False, show_envvar=True)),
     _named("api", _option(ApiOption | None, None, "chat, or completions for base models.")),
-    _named("concurrency", _option(int | None, None, "Requests in flight (default 8; the "
-                                  "local model runs one at a time).")),
+    _named("concurrency", _option(int | None, None, "Requests in flight (default 8; vllm 256, "
+                                  "the size of a round; the local model runs one at a time).")),
     _named("timeout", _option(float | None, None, "Seconds per request (default 600).")),
     _named("max_retries", _option(int | None, None, "HTTP retries per request (default 5).")),
     _named("max_failures", _option(int | None, None, "Stop after this many failed requests "
                                    "in a row (default 20).")),
+    _named("tensor_parallel_size", _option(int | None, None, "vllm: GPUs per model (1).")),
+    _named("dtype", _option(str | None, None, "vllm: auto, bfloat16, float16 …")),
+    _named("max_model_len", _option(int | None, None, "vllm: context length.")),
+    _named("gpu_memory_utilization", _option(float | None, None, "vllm: share of GPU memory "
+                                             "(0.9).")),
 ]
 
 
@@ -155,15 +173,22 @@ def with_backend_options(func: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(func)
     def command(**kwargs: Any) -> T:
-        values = {p.name: kwargs.pop(p.name) for p in BACKEND_PARAMETERS}
-        api = values["api"]
-        values["api"] = api.value if isinstance(api, Enum) else api
-        return func(backend=BackendFlags(**values), **kwargs)
+        return func(backend=backend_flags(kwargs), **kwargs)
 
     command.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[*own, *BACKEND_PARAMETERS]
     )
     return command
+
+
+def backend_flags(kwargs: dict[str, Any]) -> BackendFlags:
+    """Take the backend flags out of a command's keyword arguments."""
+    values = {p.name: kwargs.pop(p.name) for p in BACKEND_PARAMETERS}
+    for name in ("api", "backend"):
+        if isinstance(values[name], Enum):
+            values[name] = values[name].value
+    values["base_url"] = tuple(values["base_url"] or ())
+    return BackendFlags(**values)
 
 
 @contextlib.contextmanager
@@ -179,6 +204,17 @@ def reported_errors() -> Iterator[None]:
 def say(line: str) -> None:
     """One line of report on stderr (stdout stays free for data)."""
     err_console.print(line, highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def summary_on_abort(summary: Callable[[Any], list[str]]) -> Iterator[None]:
+    """A stage stopped by an error still reports what it did, above the error line."""
+    try:
+        yield
+    except StageAborted as err:
+        for line in summary(err.stats):
+            say(line)
+        raise
 
 
 @app.callback()
@@ -208,13 +244,20 @@ def _generate(
     force: bool,
     backend: BackendFlags,
 ) -> None:
-    if backend.model is None and backend.base_url is not None:
-        raise UserError("--base-url needs --model NAME (the name the server serves)")
+    spec, pace = resolve_backend({}, backend)
     given = {
-        "concurrency": backend.concurrency,
-        "timeout": backend.timeout,
-        "max_retries": backend.max_retries,
-        "max_consecutive_failures": backend.max_failures,
+        "backend": spec.kind,
+        "model": spec.model,
+        "base_urls": spec.base_urls,
+        "api": spec.api,
+        "concurrency": pace.concurrency,
+        "timeout": spec.timeout,
+        "max_retries": spec.max_retries,
+        "max_consecutive_failures": pace.max_failures,
+        "tensor_parallel_size": spec.engine.tensor_parallel_size,
+        "dtype": spec.engine.dtype,
+        "max_model_len": spec.engine.max_model_len,
+        "gpu_memory_utilization": spec.engine.gpu_memory_utilization,
     }
     config, seed_tasks = resolve_config(
         out=out,
@@ -223,10 +266,6 @@ def _generate(
         prompt_style=prompt_style.value,  # type: ignore[arg-type]
         options={
             "num_instructions": num_instructions,
-            "backend": "openai" if backend.base_url else "local",
-            "model": backend.model or "",
-            "base_url": backend.base_url,
-            "api": backend.api or "chat",
             "similarity_threshold": similarity_threshold,
             "tokenizer": tokenizer.value,
             "temperature": temperature,
@@ -257,9 +296,10 @@ def _generate(
 
         return bootstrap.run(stop, progress)
 
-    stats, stopped_by = drive(
-        "generate", bootstrap.stats.target, bootstrap.stats.kept, client, work
-    )
+    with summary_on_abort(lambda stats: generate_summary(stats, out)):
+        stats, stopped_by = drive(
+            "generate", bootstrap.stats.target, bootstrap.stats.kept, client, work
+        )
     for line in generate_summary(stats, out):
         say(line)
     exit_if_stopped(stopped_by)
@@ -330,10 +370,11 @@ INSTANCE_MAX_TOKENS = Annotated[
 
 def _classify(run_dir: Path, backend: BackendFlags) -> None:
     context = open_stage(run_dir, backend)
-    stats, stopped_by = drive(
-        "classify", None, 0, context.backend,
-        lambda stop, update: classify_stage(context, stop, _stage_progress(update)),
-    )
+    with summary_on_abort(stage_summary):
+        stats, stopped_by = drive(
+            "classify", None, 0, context.backend,
+            lambda stop, update: classify_stage(context, stop, _stage_progress(update)),
+        )
     for line in stage_summary(stats):
         say(line)
     exit_if_stopped(stopped_by)
@@ -346,10 +387,11 @@ def _instances(run_dir: Path, per_task: int, max_tokens: int, backend: BackendFl
         raise UserError("--instance-max-tokens must be at least 16")
     context = open_stage(run_dir, backend)
     options = InstanceOptions(per_task=per_task, max_tokens=max_tokens)
-    stats, stopped_by = drive(
-        "instances", None, 0, context.backend,
-        lambda stop, update: instances_stage(context, options, stop, _stage_progress(update)),
-    )
+    with summary_on_abort(stage_summary):
+        stats, stopped_by = drive(
+            "instances", None, 0, context.backend,
+            lambda stop, update: instances_stage(context, options, stop, _stage_progress(update)),
+        )
     for line in stage_summary(stats):
         say(line)
     exit_if_stopped(stopped_by)
@@ -452,10 +494,7 @@ def run_all(
     generate(**kwargs)
     with reported_errors():
         out: Path = kwargs["out"]
-        flags = {p.name: kwargs[p.name] for p in BACKEND_PARAMETERS}
-        if isinstance(flags["api"], Enum):
-            flags["api"] = flags["api"].value
-        backend = BackendFlags(**flags)
+        backend = backend_flags(dict(kwargs))
         if kwargs["prompt_style"] != Style.alpaca:
             _classify(out, backend)
             _instances(out, per_task, instance_max_tokens, backend)

@@ -18,7 +18,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.llm.base import Api
 from selfinstruct.prompts import PromptStyle
 
-BackendName = Literal["local", "openai"]
+BackendName = Literal["local", "openai", "vllm"]
 TokenizerName = Literal["multilingual", "rouge"]
 
 #: Sampling defaults per prompt style. Alpaca's are its own; Self-Instruct used 0.7 / 0.5
@@ -54,7 +54,7 @@ class GenerateConfig:
     prompt_style: PromptStyle = "self-instruct"
     backend: BackendName = "local"
     model: str = ""
-    base_url: str | None = None
+    base_urls: tuple[str, ...] = ()
     api: Api = "chat"
     concurrency: int = 8
     similarity_threshold: float = 0.7
@@ -73,6 +73,10 @@ class GenerateConfig:
     max_retries: int = 5
     max_consecutive_failures: int = 20
     prompt_dir: str | None = None
+    tensor_parallel_size: int = 1
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float = 0.9
 
     def __post_init__(self) -> None:
         _check(self.num_instructions >= 1, "-n must be at least 1")
@@ -89,14 +93,13 @@ class GenerateConfig:
         _check(self.max_consecutive_failures >= 1, "--max-failures must be at least 1")
         _check(self.max_retries >= 0, "--max-retries must not be negative")
         _check(self.timeout > 0, "--timeout must be positive")
-        if self.backend == "openai":
-            _check(bool(self.model), "--base-url needs --model NAME (the served model's name)")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings); holds no secret by construction."""
         data = dataclasses.asdict(self)
         data["out"] = str(self.out)
         data["blacklist"] = list(self.blacklist)
+        data["base_urls"] = list(self.base_urls)
         return data
 
 

@@ -18,6 +18,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.filters import FilterSettings
 from selfinstruct.language import Language, detect_language
 from selfinstruct.llm import Backend, create_backend
+from selfinstruct.pipeline import BackendFlags, resolve_backend
 from selfinstruct.prompts import PromptStyle, load_template
 from selfinstruct.rundir import CONFIG_FILE
 from selfinstruct.seeds import SeedTask, bundled_seed_path, load_seeds
@@ -56,10 +57,6 @@ def resolve_config(
         **given,
         "blacklist": tuple(filters.blacklist) + tuple(given.get("blacklist", ())),
     }
-    if settings.get("backend", "local") == "local":
-        # One llama.cpp model answers one request at a time; queueing more would only
-        # sample their prompts from an older pool.
-        settings["concurrency"] = min(settings.get("concurrency", 1), 1)
     config = GenerateConfig(
         out=out,
         seeds=str(seeds_path),
@@ -83,16 +80,8 @@ def filter_settings(config: GenerateConfig) -> FilterSettings:
 
 def create_run_backend(config: GenerateConfig, api_key: str | None) -> Backend:
     """The backend ``config`` names (the key is passed through, never stored)."""
-    return create_backend(
-        config.backend,
-        model=config.model,
-        base_url=config.base_url,
-        api_key=api_key,
-        api=config.api,
-        timeout=config.timeout,
-        max_retries=config.max_retries,
-        seed=config.seed,
-    )
+    spec, _ = resolve_backend(config.to_json(), BackendFlags())
+    return create_backend(spec, api_key)
 
 
 def open_run(

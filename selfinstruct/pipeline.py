@@ -19,7 +19,7 @@ from selfinstruct.classify import classify_run
 from selfinstruct.errors import UserError
 from selfinstruct.instance_filters import InstanceSettings
 from selfinstruct.instances import InstanceOptions, instances_run
-from selfinstruct.llm import Backend, create_backend
+from selfinstruct.llm import Backend, BackendSpec, EngineOptions, create_backend
 from selfinstruct.prompt_sources import PromptRecord, load_prompts
 from selfinstruct.prompts import PromptTemplate, TemplateName, load_template
 from selfinstruct.reasoning import ReasonOptions, reason_run
@@ -31,9 +31,11 @@ from selfinstruct.trace_filters import TraceSettings
 
 @dataclass(frozen=True)
 class BackendFlags:
-    """Backend flags as given on the command line (None: not given)."""
+    """Backend flags as given on the command line (None / empty: not given)."""
 
-    base_url: str | None = None
+    backend: str | None = None
+    base_url: tuple[str, ...] = ()
+    base_url_file: Path | None = None
     model: str | None = None
     api_key: str | None = None
     api: str | None = None
@@ -41,6 +43,33 @@ class BackendFlags:
     timeout: float | None = None
     max_retries: int | None = None
     max_failures: int | None = None
+    tensor_parallel_size: int | None = None
+    dtype: str | None = None
+    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = None
+
+    def urls(self) -> tuple[str, ...]:
+        """``--base-url`` values, then the lines of ``--base-url-file`` (``#`` comments)."""
+        urls = list(self.base_url)
+        if self.base_url_file is not None:
+            try:
+                lines = self.base_url_file.read_text(encoding="utf-8").splitlines()
+            except OSError as err:
+                raise UserError(f"{self.base_url_file}: cannot read ({err.strerror})") from None
+            urls += [line.split("#", 1)[0].strip() for line in lines]
+        return tuple(url for url in urls if url)
+
+
+@dataclass(frozen=True)
+class Drive:
+    """How hard to push the backend: requests in flight, failures in a row allowed."""
+
+    concurrency: int
+    max_failures: int
+
+
+#: Requests in flight when nobody said: vLLM wants big rounds, servers a moderate load.
+DEFAULT_CONCURRENCY = {"openai": 8, "vllm": 256, "local": 1}
 
 
 @dataclass(frozen=True)
@@ -60,28 +89,48 @@ class StageContext:
         )
 
 
-def backend_settings(saved: dict[str, Any], flags: BackendFlags) -> dict[str, Any]:
-    """The backend to use: flags first, then what the run was generated with."""
-    if flags.base_url:
-        if not (flags.model or saved.get("backend") == "openai"):
-            raise UserError("--base-url needs --model NAME (the name the server serves)")
-        kind, base_url = "openai", flags.base_url
-    elif saved.get("backend") == "openai":
-        kind, base_url = "openai", saved.get("base_url")
-    else:
-        kind, base_url = "local", None
-    model = flags.model or (saved.get("model", "") if kind == saved.get("backend") else "")
-    concurrency = _first(flags.concurrency, saved.get("concurrency"), 8)
-    return {
-        "kind": kind,
-        "model": model,
-        "base_url": base_url,
-        "api": _first(flags.api, saved.get("api"), "chat"),
-        "concurrency": 1 if kind == "local" else concurrency,
-        "timeout": _first(flags.timeout, saved.get("timeout"), 600.0),
-        "max_retries": _first(flags.max_retries, saved.get("max_retries"), 5),
-        "max_failures": _first(flags.max_failures, saved.get("max_consecutive_failures"), 20),
-    }
+def resolve_backend(saved: dict[str, Any], flags: BackendFlags) -> tuple[BackendSpec, Drive]:
+    """The backend to use: flags first, then what the run was saved with, then defaults."""
+    urls = flags.urls() or tuple(saved.get("base_urls", ()))
+    kind = flags.backend if flags.backend not in (None, "auto") else None
+    if kind is None:
+        kind = "openai" if flags.urls() else saved.get("backend") or ("openai" if urls else "local")
+    if kind == "openai" and not urls:
+        raise UserError("--backend openai needs --base-url URL (or --base-url-file)")
+    same_kind = kind == saved.get("backend")
+    model = flags.model or (saved.get("model", "") if same_kind else "")
+    if kind == "openai" and not model:
+        raise UserError("--base-url needs --model NAME (the name the server serves)")
+    if kind == "vllm" and not model:
+        raise UserError("--backend vllm needs --model (a Hugging Face id or a local path)")
+    engine = EngineOptions(
+        tensor_parallel_size=_first(flags.tensor_parallel_size,
+                                    saved.get("tensor_parallel_size"), 1),
+        dtype=_first(flags.dtype, saved.get("dtype"), "auto"),
+        max_model_len=_first(flags.max_model_len, saved.get("max_model_len"), 0) or None,
+        gpu_memory_utilization=_first(flags.gpu_memory_utilization,
+                                      saved.get("gpu_memory_utilization"), 0.9),
+        seed=saved.get("seed"),
+    )
+    spec = BackendSpec(
+        kind=kind,  # type: ignore[arg-type]
+        model=model,
+        base_urls=urls if kind == "openai" else (),
+        api=_first(flags.api, saved.get("api"), "chat"),
+        timeout=_first(flags.timeout, saved.get("timeout"), 600.0),
+        max_retries=_first(flags.max_retries, saved.get("max_retries"), 5),
+        seed=saved.get("seed"),
+        engine=engine,
+    )
+    concurrency = _first(flags.concurrency, saved.get("concurrency") if same_kind else None,
+                         DEFAULT_CONCURRENCY[kind])
+    drive = Drive(
+        concurrency=1 if kind == "local" and concurrency >= 1 else concurrency,
+        max_failures=_first(flags.max_failures, saved.get("max_consecutive_failures"), 20),
+    )
+    if drive.concurrency < 1:
+        raise UserError("--concurrency must be at least 1")
+    return spec, drive
 
 
 def _first(*values: Any) -> Any:
@@ -90,22 +139,11 @@ def _first(*values: Any) -> Any:
 
 def connect(saved: dict[str, Any], flags: BackendFlags) -> tuple[Backend, StageSettings]:
     """The backend a stage will use and how hard to drive it."""
-    chosen = backend_settings(saved, flags)
-    if chosen["concurrency"] < 1:
-        raise UserError("--concurrency must be at least 1")
-    backend = create_backend(
-        chosen["kind"],
-        model=chosen["model"],
-        base_url=chosen["base_url"],
-        api_key=flags.api_key,
-        api=chosen["api"],
-        timeout=chosen["timeout"],
-        max_retries=chosen["max_retries"],
-    )
+    spec, drive = resolve_backend(saved, flags)
     settings = StageSettings(
-        concurrency=chosen["concurrency"], max_consecutive_failures=chosen["max_failures"]
+        concurrency=drive.concurrency, max_consecutive_failures=drive.max_failures
     )
-    return backend, settings
+    return create_backend(spec, flags.api_key), settings
 
 
 def open_stage(run_dir: Path, flags: BackendFlags) -> StageContext:

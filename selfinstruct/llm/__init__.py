@@ -2,36 +2,67 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from selfinstruct.llm.base import Api, Backend, BackendError, Completion, Request, Usage
+from selfinstruct.llm.vllm import EngineOptions
 
-__all__ = ["Backend", "BackendError", "Completion", "Request", "Usage", "create_backend"]
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendKind",
+    "BackendSpec",
+    "Completion",
+    "EngineOptions",
+    "Request",
+    "Usage",
+    "create_backend",
+]
+
+BackendKind = Literal["local", "openai", "vllm"]
+
+#: With several servers a failing one is left at once for another, not retried in place.
+BALANCED_MAX_RETRIES = 1
 
 
-def create_backend(
-    kind: str,
-    *,
-    model: str = "",
-    base_url: str | None = None,
-    api_key: str | None = None,
-    api: Api = "chat",
-    timeout: float = 600.0,
-    max_retries: int = 5,
-    seed: int | None = None,
-) -> Backend:
-    """Build the backend a run asked for; optional dependencies are imported only here."""
-    if kind == "openai":
-        from selfinstruct.llm.openai import OpenAIBackend
+@dataclass(frozen=True)
+class BackendSpec:
+    """Which model to talk to and how; everything here is safe to save with a run."""
 
-        return OpenAIBackend(
-            base_url=base_url,
-            model=model,
-            api_key=api_key,
-            api=api,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+    kind: BackendKind = "local"
+    model: str = ""
+    base_urls: tuple[str, ...] = ()
+    api: Api = "chat"
+    timeout: float = 600.0
+    max_retries: int = 5
+    seed: int | None = None
+    engine: EngineOptions = field(default_factory=EngineOptions)
+
+
+def create_backend(spec: BackendSpec, api_key: str | None = None) -> Backend:
+    """Build the backend ``spec`` names; optional dependencies are imported only here."""
+    if spec.kind == "openai":
+        return _openai(spec, api_key)
+    if spec.kind == "vllm":
+        from selfinstruct.llm.vllm import VLLMBackend
+
+        return VLLMBackend(spec.model, api=spec.api, engine=spec.engine)
     from selfinstruct.llm.local import LocalBackend
 
-    return LocalBackend(Path(model) if model else None, api=api, seed=seed)
+    return LocalBackend(Path(spec.model) if spec.model else None, api=spec.api, seed=spec.seed)
+
+
+def _openai(spec: BackendSpec, api_key: str | None) -> Backend:
+    from selfinstruct.llm.balance import BalancedBackend
+    from selfinstruct.llm.openai import OpenAIBackend
+
+    urls = spec.base_urls or (None,)
+    retries = spec.max_retries if len(urls) == 1 else min(spec.max_retries, BALANCED_MAX_RETRIES)
+    servers = [
+        OpenAIBackend(base_url=url, model=spec.model, api_key=api_key, api=spec.api,
+                      timeout=spec.timeout, max_retries=retries)
+        for url in urls
+    ]
+    return servers[0] if len(servers) == 1 else BalancedBackend(servers)

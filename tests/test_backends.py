@@ -1,0 +1,220 @@
+"""Backend selection, several servers behind one balancer, and the vLLM offline engine
+(through a stand-in module: no GPU here)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from selfinstruct import cli
+from selfinstruct.errors import UserError
+from selfinstruct.llm import BackendSpec, EngineOptions, create_backend
+from selfinstruct.llm.balance import BalancedBackend
+from selfinstruct.llm.base import BackendError, Completion, Request
+from selfinstruct.pipeline import BackendFlags, resolve_backend
+from tests.conftest import FakeBackend
+from tests.test_bootstrap import distinct_texts
+
+STAND_INS = Path(__file__).parent / "stand_ins"
+
+
+def test_resolve_backend_defaults_and_saved_settings():
+    spec, drive = resolve_backend({}, BackendFlags())
+    assert (spec.kind, drive.concurrency) == ("local", 1)
+    spec, drive = resolve_backend({}, BackendFlags(base_url=("http://a/v1", "http://b/v1"),
+                                                   model="m"))
+    assert (spec.kind, spec.base_urls, drive.concurrency) == (
+        "openai", ("http://a/v1", "http://b/v1"), 8)
+    saved = {"backend": "openai", "base_urls": ["http://a/v1"], "model": "m", "api": "completions",
+             "concurrency": 64, "max_consecutive_failures": 7}
+    spec, drive = resolve_backend(saved, BackendFlags())
+    assert (spec.model, spec.api, drive.concurrency, drive.max_failures) == (
+        "m", "completions", 64, 7)
+    spec, drive = resolve_backend(saved, BackendFlags(backend="vllm", model="Qwen/Qwen3-8B",
+                                                      tensor_parallel_size=4))
+    assert (spec.kind, spec.base_urls, spec.engine.tensor_parallel_size, drive.concurrency) == (
+        "vllm", (), 4, 256)
+
+
+def test_base_url_file(tmp_path):
+    urls = tmp_path / "servers.txt"
+    urls.write_text("# my nodes\nhttp://10.0.0.1:8000/v1\n\nhttp://10.0.0.2:8000/v1  # second\n")
+    flags = BackendFlags(base_url=("http://x/v1",), base_url_file=urls, model="m")
+    assert resolve_backend({}, flags)[0].base_urls == (
+        "http://x/v1", "http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1")
+    with pytest.raises(UserError, match="cannot read"):
+        BackendFlags(base_url_file=tmp_path / "missing.txt").urls()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (BackendFlags(base_url=("http://a/v1",)), "--base-url needs --model NAME"),
+        (BackendFlags(backend="vllm"), "--backend vllm needs --model"),
+        (BackendFlags(backend="openai", model="m"), "--backend openai needs --base-url"),
+        (BackendFlags(base_url=("http://a/v1",), model="m", concurrency=0),
+         "--concurrency must be at least 1"),
+    ],
+)
+def test_resolve_backend_errors(flags, message):
+    with pytest.raises(UserError, match=message):
+        resolve_backend({}, flags)
+
+
+def test_several_urls_make_a_balanced_backend():
+    backend = create_backend(BackendSpec(kind="openai", model="m",
+                                         base_urls=("http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1")))
+    assert isinstance(backend, BalancedBackend)
+    assert [name for name, _, _ in backend.load()] == ["openai:m", "openai:m"]
+    asyncio.run(backend.aclose())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ok(request: Request, number: int) -> Completion:
+    return Completion(text="fine")
+
+
+def down(request: Request, number: int) -> BackendError:
+    return BackendError("cannot reach the server", retryable=True)
+
+
+def test_balancer_prefers_the_least_loaded_server():
+    servers = [FakeBackend(ok, delay=0.01) for _ in range(3)]
+    balanced = BalancedBackend(servers)
+
+    async def burst() -> None:
+        await asyncio.gather(*(balanced.complete(Request("p")) for _ in range(30)))
+
+    asyncio.run(burst())
+    assert [len(s.requests) for s in servers] == [10, 10, 10]
+    assert all(s.max_in_flight <= 10 for s in servers)
+
+
+def test_a_failing_server_is_taken_out_and_tried_again_later():
+    clock = Clock()
+    broken = FakeBackend(down)
+    healthy = FakeBackend(ok)
+    balanced = BalancedBackend([broken, healthy], cooldown=10.0, clock=clock)
+
+    async def send(n: int) -> list[str]:
+        return [(await balanced.complete(Request("p"))).text for _ in range(n)]
+
+    assert asyncio.run(send(5)) == ["fine"] * 5
+    assert len(broken.requests) == 1  # failed once, then left alone
+    assert [healthy for _, _, healthy in balanced.load()] == [False, True]
+    clock.now = 11.0
+    asyncio.run(send(2))
+    assert len(broken.requests) == 2  # tried again after the cool-down, failed again
+    clock.now = 25.0  # second failure doubled the cool-down to 20 s
+    assert [healthy for _, _, healthy in balanced.load()] == [False, True]
+    clock.now = 32.0
+    assert [healthy for _, _, healthy in balanced.load()] == [True, True]
+
+
+def test_balancer_gives_up_when_every_server_fails_and_never_retries_fatal_errors():
+    balanced = BalancedBackend([FakeBackend(down), FakeBackend(down)])
+    with pytest.raises(BackendError, match="cannot reach"):
+        asyncio.run(balanced.complete(Request("p")))
+    fatal = FakeBackend(lambda r, n: BackendError("HTTP 401: bad key", retryable=False))
+    spare = FakeBackend(ok)
+    balanced = BalancedBackend([fatal, spare])
+    with pytest.raises(BackendError, match="401"):
+        asyncio.run(balanced.complete(Request("p")))
+    assert spare.requests == []
+
+
+def test_generate_over_three_servers_one_failing(tmp_path, seed_file, monkeypatch):
+    texts = iter(distinct_texts(300, seed=21))
+
+    def answer(request: Request, number: int) -> Completion:
+        return Completion(text="\n".join(f"Task {9 + i}: {next(texts)}" for i in range(3)),
+                          finish_reason="stop")
+
+    servers = [FakeBackend(answer, delay=0.005), FakeBackend(down),
+               FakeBackend(answer, delay=0.005)]
+    monkeypatch.setattr(cli, "create_run_backend",
+                        lambda config, key: BalancedBackend(servers))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli.app, [
+        "generate", "--seeds", str(seed_file), "-o", str(out), "-n", "30",
+        "--base-url", "http://a/v1", "--base-url", "http://b/v1", "--base-url", "http://c/v1",
+        "--model", "m", "--concurrency", "4"])
+    assert result.exit_code == 0, result.output
+    assert len((out / "instructions.jsonl").read_text().splitlines()) == 30
+    assert len(servers[1].requests) == 1
+    assert len(servers[0].requests) > 3 and len(servers[2].requests) > 3
+    config = json.loads((out / "config.json").read_text())
+    assert config["base_urls"] == ["http://a/v1", "http://b/v1", "http://c/v1"]
+
+
+@pytest.fixture
+def stand_in_vllm(monkeypatch):
+    monkeypatch.syspath_prepend(str(STAND_INS))
+    monkeypatch.delitem(sys.modules, "vllm", raising=False)
+    import vllm
+
+    vllm.instances.clear()
+    yield vllm
+    vllm.responder = vllm.default_responder
+    sys.modules.pop("vllm", None)
+
+
+def test_vllm_backend_batches_concurrent_requests_into_rounds(stand_in_vllm):
+    backend = create_backend(BackendSpec(kind="vllm", model="Qwen/Qwen3-8B", engine=EngineOptions(
+        tensor_parallel_size=2, dtype="bfloat16", max_model_len=8192,
+        gpu_memory_utilization=0.8)))
+    engine = stand_in_vllm.instances[0]
+    assert (engine.model, engine.tensor_parallel_size, engine.dtype, engine.max_model_len,
+            engine.gpu_memory_utilization) == ("Qwen/Qwen3-8B", 2, "bfloat16", 8192, 0.8)
+
+    async def burst() -> list[Completion]:
+        first = await asyncio.gather(*(backend.complete(Request(f"p{i}", enable_thinking=True))
+                                       for i in range(40)))
+        second = await backend.complete(Request("alone", max_tokens=9))
+        await backend.aclose()
+        return [*first, second]
+
+    results = asyncio.run(burst())
+    assert backend.rounds == [40, 1]
+    assert engine.calls[0]["chat_template_kwargs"] == {"enable_thinking": True}
+    assert engine.calls[1]["chat_template_kwargs"] is None
+    assert results[0].text == "<think>stand-in</think>ok"
+    assert results[0].finish_reason == "stop" and results[0].usage.completion_tokens == 1
+
+
+def test_reason_on_vllm_parses_traces_from_text(tmp_path, stand_in_vllm):
+    stand_in_vllm.responder = lambda prompt, params: (
+        "Let me count: two plus two.\n</think>\n\n4", "stop")
+    source = tmp_path / "q.jsonl"
+    source.write_text("".join(json.dumps({"instruction": f"What is 2+2? ({i})", "output": "4"})
+                              + "\n" for i in range(12)))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli.app, [
+        "reason", str(source), "-o", str(out), "--backend", "vllm", "--model", "r1-distill",
+        "--reference-field", "output", "--api", "completions"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(x) for x in (out / "reasoning.jsonl").read_text().splitlines()]
+    assert len(records) == 12
+    assert records[0]["reasoning"] == "Let me count: two plus two." and records[0]["answer"] == "4"
+    engine = stand_in_vllm.instances[0]
+    assert [call["method"] for call in engine.calls] == ["generate"]
+    assert len(engine.calls[0]["prompts"]) == 12
+
+
+def test_vllm_missing_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    message = r"needs vLLM and a GPU: pip install 'selfinstruct\[vllm\]'"
+    with pytest.raises(UserError, match=message):
+        create_backend(BackendSpec(kind="vllm", model="m"))
