@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selfinstruct.config import GenerateConfig
+from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.filters import FilterSettings, check_instruction
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
 from selfinstruct.parsing import Candidate, parse_alpaca_tasks, parse_numbered_list
@@ -27,11 +28,16 @@ from selfinstruct.rundir import FAILURES_FILE, INSTRUCTIONS_FILE, REJECTED_FILE,
 from selfinstruct.runner import RequestStats, Runner
 from selfinstruct.seeds import SeedTask
 from selfinstruct.similarity import SimilarityIndex
-from selfinstruct.stage import failure_record
+from selfinstruct.stage import failure_record, throughput
 from selfinstruct.store import JsonlAppender, read_jsonl
 
 #: How many of the most similar pool texts each kept instruction records.
 MOST_SIMILAR_K = 5
+
+#: Answers in a row that add nothing to the pool before the run stops. Hundreds of
+#: candidates all rejected means a wrong language, template or filter, or a broken
+#: model, not bad luck; asking again would only spend money, forever.
+MAX_BARREN_ANSWERS = 100
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,6 @@ class GenerateStats:
 
     def to_json(self) -> dict[str, Any]:
         """The ``stats.json`` document."""
-        completion_tokens = self.requests.completion_tokens
         return {
             "target": self.target,
             "kept": self.kept,
@@ -72,11 +77,66 @@ class GenerateStats:
             "rejected": dict(self.rejected.most_common()),
             "requests": vars(self.requests),
             "elapsed_seconds": round(self.elapsed, 3),
-            "completion_tokens_per_second": (
-                round(completion_tokens / self.elapsed, 2) if self.elapsed > 0 else 0.0
-            ),
+            **throughput(self.requests, self.elapsed),
             "interrupted": self.interrupted,
         }
+
+
+class PromptSampler:
+    """Draws each prompt's examples from the pool as it is at that moment.
+
+    Self-Instruct mixes 6 human seeds with 2 machine instructions (once the pool has
+    some) so the model sees its own recent output; Alpaca shows 3 seed tasks with input
+    and output. ``machine`` is the live list of kept instructions, shared with the loop.
+    """
+
+    def __init__(
+        self,
+        config: GenerateConfig,
+        seeds: list[SeedTask],
+        template: PromptTemplate,
+        machine: list[str],
+    ) -> None:
+        self.config = config
+        self.seeds = seeds
+        self.template = template
+        self.machine = machine
+        self.demos = [seed for seed in seeds if seed.instances and seed.instances[0].output]
+        # Seeded per resume point, so a resumed run does not replay the first prompts.
+        seed = None if config.seed is None else f"{config.seed}/{len(machine)}"
+        self._rng = random.Random(seed)
+        self.count = 0
+
+    def next(self) -> tuple[Job, Request]:
+        """The next prompt and its request."""
+        self.count += 1
+        if self.config.prompt_style == "alpaca":
+            job, prompt = self._alpaca_prompt()
+        else:
+            job, prompt = self._self_instruct_prompt()
+        request = Request(
+            prompt=prompt,
+            max_tokens=self.config.max_tokens,
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            seed=None if self.config.seed is None else self._rng.randrange(2**31),
+        )
+        return job, request
+
+    def _self_instruct_prompt(self) -> tuple[Job, str]:
+        n_machine = min(self.config.num_machine_examples, len(self.machine))
+        n_total = self.config.num_seed_examples + self.config.num_machine_examples
+        n_seed = min(n_total - n_machine, len(self.seeds))
+        examples = [seed.instruction for seed in self._rng.sample(self.seeds, n_seed)]
+        examples += self._rng.sample(self.machine, n_machine)
+        self._rng.shuffle(examples)
+        job = Job(self.count, tuple(examples), first_number=len(examples) + 1)
+        return job, render_self_instruct(self.template, examples)
+
+    def _alpaca_prompt(self) -> tuple[Job, str]:
+        chosen = self._rng.sample(self.demos, min(self.config.num_seed_examples, len(self.demos)))
+        job = Job(self.count, tuple(task.id for task in chosen), first_number=len(chosen) + 1)
+        return job, render_alpaca(self.template, chosen, self.config.tasks_per_request)
 
 
 class Bootstrap:
@@ -96,7 +156,6 @@ class Bootstrap:
         self.template = template
         self.filters = filters
         self.out = config.out
-        self.demos = [seed for seed in seeds if seed.instances and seed.instances[0].output]
         self.index = SimilarityIndex(tokenizer=config.tokenizer)
         for seed in seeds:
             self.index.add(seed.instruction)
@@ -108,10 +167,8 @@ class Bootstrap:
             self.index.add(text)
         self.stats = GenerateStats(target=config.num_instructions, kept_before=len(self.machine))
         self.stats.kept = len(self.machine)
-        # Seeded per resume point, so a resumed run does not replay the first prompts.
-        seed = None if config.seed is None else f"{config.seed}/{len(self.machine)}"
-        self._rng = random.Random(seed)
-        self._jobs = 0
+        self.sampler = PromptSampler(config, seeds, template, self.machine)
+        self._barren = 0
 
     async def run(
         self, stop: asyncio.Event, progress: Callable[[GenerateStats], None] | None = None
@@ -136,6 +193,9 @@ class Bootstrap:
             if not self._done():
                 await runner.run(self._next_job, handle, stop)
             self.stats.interrupted = stop.is_set() and not self._done()
+        except UserError as err:
+            self.stats.interrupted = True
+            raise StageAborted(err, self.stats) from None
         finally:
             self.stats.elapsed = time.monotonic() - started
             self.close()
@@ -153,34 +213,7 @@ class Bootstrap:
     def _next_job(self) -> tuple[Job, Request] | None:
         if self._done():
             return None
-        self._jobs += 1
-        if self.config.prompt_style == "alpaca":
-            job, prompt = self._alpaca_prompt()
-        else:
-            job, prompt = self._self_instruct_prompt()
-        request = Request(
-            prompt=prompt,
-            max_tokens=self.config.max_tokens,
-            temperature=self.config.temperature,
-            top_p=self.config.top_p,
-            seed=None if self.config.seed is None else self._rng.randrange(2**31),
-        )
-        return job, request
-
-    def _self_instruct_prompt(self) -> tuple[Job, str]:
-        n_machine = min(self.config.num_machine_examples, len(self.machine))
-        n_total = self.config.num_seed_examples + self.config.num_machine_examples
-        n_seed = min(n_total - n_machine, len(self.seeds))
-        examples = [seed.instruction for seed in self._rng.sample(self.seeds, n_seed)]
-        examples += self._rng.sample(self.machine, n_machine)
-        self._rng.shuffle(examples)
-        job = Job(self._jobs, tuple(examples), first_number=len(examples) + 1)
-        return job, render_self_instruct(self.template, examples)
-
-    def _alpaca_prompt(self) -> tuple[Job, str]:
-        chosen = self._rng.sample(self.demos, min(self.config.num_seed_examples, len(self.demos)))
-        job = Job(self._jobs, tuple(task.id for task in chosen), first_number=len(chosen) + 1)
-        return job, render_alpaca(self.template, chosen, self.config.tasks_per_request)
+        return self.sampler.next()
 
     def _parse(self, job: Job, completion: Completion) -> list[Candidate]:
         if self.config.prompt_style == "alpaca":
@@ -188,6 +221,7 @@ class Bootstrap:
         return [Candidate(text) for text in parse_numbered_list(completion.text, job.first_number)]
 
     def _handle(self, job: Job, completion: Completion) -> bool:
+        kept_before = self.stats.kept
         candidates = self._parse(job, completion)
         if not candidates:
             self._reject(job, completion.text[:500], "unparseable", "no task found in the answer")
@@ -200,22 +234,40 @@ class Bootstrap:
                              "last item of an answer cut by the length limit")
                 continue
             self._consider(job, candidate, completion)
+        self._count_barren(self.stats.kept > kept_before)
         return self._done()
+
+    def _count_barren(self, kept_any: bool) -> None:
+        self._barren = 0 if kept_any else self._barren + 1
+        if self._barren >= MAX_BARREN_ANSWERS:
+            reasons = ", ".join(
+                f"{name} {count}" for name, count in self.stats.rejected.most_common(3)
+            )
+            raise UserError(
+                f"the last {self._barren} answers added no new instruction (rejected: "
+                f"{reasons}; see rejected.jsonl); check --language, the prompt template, the "
+                "filter settings and the model, then run the same command again to resume"
+            )
 
     def _consider(self, job: Job, candidate: Candidate, completion: Completion) -> None:
         rejection = check_instruction(candidate.instruction, self.filters)
         if rejection is not None:
             self._reject(job, candidate.instruction, rejection.filter, rejection.detail)
             return
-        score, match = self.index.max_score_with_match(candidate.instruction)
+        # One top-k search answers both questions: the best score (the filter) and the
+        # most similar texts a kept record shows; a separate max-score search first
+        # would nearly double the cost per candidate, as most candidates are kept.
+        similar = self.index.most_similar_ids(candidate.instruction, k=MOST_SIMILAR_K)
+        score, match = (similar[0][1], similar[0][0]) if similar else (0.0, None)
         if score > self.config.similarity_threshold:
-            similar = self.index.text(match) if match is not None else ""
+            text = self.index.text(match) if match is not None else ""
             self._reject(job, candidate.instruction, "similarity",
-                         f"ROUGE-L {score:.3f} > {self.config.similarity_threshold} vs {similar!r}")
+                         f"ROUGE-L {score:.3f} > {self.config.similarity_threshold} vs {text!r}")
             return
-        self._keep(job, candidate, completion, score)
+        self._keep(job, candidate, completion, score, similar)
 
-    def _keep(self, job: Job, candidate: Candidate, completion: Completion, score: float) -> None:
+    def _keep(self, job: Job, candidate: Candidate, completion: Completion, score: float,
+              similar: list[tuple[int, float]]) -> None:
         record: dict[str, Any] = {
             "id": f"gen_{self.stats.kept:06d}",
             "instruction": candidate.instruction,
@@ -227,7 +279,7 @@ class Bootstrap:
             source=completion.model or self.backend.name,
             request=job.number,
             max_similarity=score,
-            most_similar=dict(self.index.most_similar(candidate.instruction, k=MOST_SIMILAR_K)),
+            most_similar={self.index.text(item): value for item, value in similar},
         )
         self._kept_file.write(record)
         self.index.add(candidate.instruction)

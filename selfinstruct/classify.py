@@ -48,12 +48,7 @@ async def classify_run(
         stats.done = stats.done_before
 
         def make_request(task: dict[str, Any]) -> Request:
-            return Request(
-                prompt=template.render(instruction=task["instruction"]),
-                max_tokens=CLASSIFY_MAX_TOKENS,
-                temperature=0.0,
-                top_p=1.0,
-            )
+            return classify_request(template, task)
 
         def handle(task: dict[str, Any], completion: Completion) -> None:
             answer = parse_yes_no(completion.text)
@@ -80,6 +75,16 @@ async def classify_run(
             )
         finally:
             save_stats(run_dir, "classify", stats.to_json())
+
+
+def classify_request(template: PromptTemplate, task: dict[str, Any]) -> Request:
+    """The yes/no question for one instruction, decoded greedily."""
+    return Request(
+        prompt=template.render(instruction=task["instruction"]),
+        max_tokens=CLASSIFY_MAX_TOKENS,
+        temperature=0.0,
+        top_p=1.0,
+    )
 
 
 def load_classification(run_dir: Path) -> dict[str, bool]:

@@ -20,10 +20,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from selfinstruct.bootstrap import GenerateStats
 from selfinstruct.dedup import count_records, dedup_file
+from selfinstruct.dryrun import plan_generate
 from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.export import export_run
 from selfinstruct.generate import create_run_backend, open_run, resolve_config
@@ -32,14 +34,18 @@ from selfinstruct.llm import Backend
 from selfinstruct.pipeline import (
     BackendFlags,
     classify_stage,
+    dry_run_reason,
+    dry_run_stage,
     instances_stage,
     open_reason,
     open_stage,
     reason_stage,
     resolve_backend,
+    run_template,
 )
 from selfinstruct.reasoning import ReasonOptions
 from selfinstruct.report import generate_summary, reason_summary, resume_command, stage_summary
+from selfinstruct.shard import EVERYTHING, Shard
 from selfinstruct.stage import StageStats
 from selfinstruct.trace_filters import TraceSettings
 
@@ -55,6 +61,11 @@ err_console = Console(stderr=True)
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 T = TypeVar("T")
+
+DRY_RUN = Annotated[
+    bool, typer.Option(help="Print what would be sent (counts, a sample prompt, estimated "
+                       "tokens) and stop: nothing is loaded, sent or written.")
+]
 
 #: How a stage reports progress: (done, detail, total).
 ProgressUpdate = Callable[[int, str, "int | None"], None]
@@ -157,7 +168,8 @@ BACKEND_PARAMETERS = [
     _named("timeout", _option(float | None, None, "Seconds per request (default 600).")),
     _named("max_retries", _option(int | None, None, "HTTP retries per request (default 5).")),
     _named("max_failures", _option(int | None, None, "Stop after this many failed requests "
-                                   "in a row (default 20).")),
+                                   "in a row (default 20; requests that fail together, as in "
+                                   "an outage, count once).")),
     _named("tensor_parallel_size", _option(int | None, None, "vllm: GPUs per model (1).")),
     _named("dtype", _option(str | None, None, "vllm: auto, bfloat16, float16 …")),
     _named("max_model_len", _option(int | None, None, "vllm: context length.")),
@@ -197,13 +209,15 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except UserError as err:
-        err_console.print(f"[bold red]Error:[/] {err}", highlight=False, soft_wrap=True)
+        # Messages quote servers, paths and model names: no markup or :emoji: codes in them.
+        err_console.print(f"[bold red]Error:[/] {escape(str(err))}", emoji=False,
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(err.exit_code) from None
 
 
 def say(line: str) -> None:
     """One line of report on stderr (stdout stays free for data)."""
-    err_console.print(line, highlight=False, soft_wrap=True)
+    err_console.print(line, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -242,6 +256,7 @@ def _generate(
     max_length: int | None,
     prompt_dir: Path | None,
     force: bool,
+    dry_run: bool,
     backend: BackendFlags,
 ) -> None:
     spec, pace = resolve_backend({}, backend)
@@ -286,6 +301,11 @@ def _generate(
         f"{config.prompt_style} prompts, model "
         f"{config.model or 'embedded SmolLM2-135M-Instruct'}"
     )
+    if dry_run:
+        template = run_template(config.to_json(), config.prompt_style)
+        for line in plan_generate(config, seed_tasks, template).lines():
+            say(line)
+        return
     client = create_run_backend(config, backend.api_key)
     bootstrap = open_run(config, seed_tasks, client, force=force)
 
@@ -354,6 +374,7 @@ def generate(
     force: Annotated[
         bool, typer.Option(help="Resume even though pool-defining settings changed.")
     ] = False,
+    dry_run: DRY_RUN = False,
     backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Grow a pool of new instructions from seed tasks."""
@@ -363,6 +384,10 @@ def generate(
 
 RUN_DIR = Annotated[Path, typer.Argument(help="A run directory made by selfinstruct generate.")]
 PER_TASK = Annotated[int, typer.Option(help="Instances to keep per instruction.")]
+SHARD = Annotated[
+    str | None, typer.Option(help="Only records i, i+n, i+2n… (0-based), e.g. 3/8, to split "
+                             "the work across machines.")
+]
 INSTANCE_MAX_TOKENS = Annotated[
     int, typer.Option(help="Token limit of each instance-generation answer.")
 ]
@@ -380,13 +405,15 @@ def _classify(run_dir: Path, backend: BackendFlags) -> None:
     exit_if_stopped(stopped_by)
 
 
-def _instances(run_dir: Path, per_task: int, max_tokens: int, backend: BackendFlags) -> None:
+def _instances(
+    run_dir: Path, per_task: int, max_tokens: int, backend: BackendFlags, shard: Shard = EVERYTHING
+) -> None:
     if per_task < 1:
         raise UserError("--per-task must be at least 1")
     if max_tokens < 16:
         raise UserError("--instance-max-tokens must be at least 16")
     context = open_stage(run_dir, backend)
-    options = InstanceOptions(per_task=per_task, max_tokens=max_tokens)
+    options = InstanceOptions(per_task=per_task, max_tokens=max_tokens, shard=shard)
     with summary_on_abort(stage_summary):
         stats, stopped_by = drive(
             "instances", None, 0, context.backend,
@@ -407,9 +434,15 @@ def _stage_progress(update: ProgressUpdate) -> Callable[[StageStats], None]:
 
 @app.command()
 @with_backend_options
-def classify(run_dir: RUN_DIR, backend: BackendFlags = NO_FLAGS) -> None:
+def classify(
+    run_dir: RUN_DIR, dry_run: DRY_RUN = False, backend: BackendFlags = NO_FLAGS
+) -> None:
     """Mark which instructions are classification tasks (few-shot, greedy decoding)."""
     with reported_errors():
+        if dry_run:
+            for line in dry_run_stage(run_dir, "classify", backend):
+                say(line)
+            return
         _classify(run_dir, backend)
 
 
@@ -419,11 +452,19 @@ def instances(
     run_dir: RUN_DIR,
     per_task: PER_TASK = 5,
     instance_max_tokens: INSTANCE_MAX_TOKENS = 1024,
+    shard: SHARD = None,
+    dry_run: DRY_RUN = False,
     backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Generate input/output instances: input-first, or output-first for classification."""
     with reported_errors():
-        _instances(run_dir, per_task, instance_max_tokens, backend)
+        if dry_run:
+            options = InstanceOptions(per_task=per_task, max_tokens=instance_max_tokens,
+                                      shard=Shard.parse(shard))
+            for line in dry_run_stage(run_dir, "instances", backend, options):
+                say(line)
+            return
+        _instances(run_dir, per_task, instance_max_tokens, backend, Shard.parse(shard))
 
 
 @app.command()
@@ -492,6 +533,9 @@ def run_all(
     """generate → classify → instances → export in one go; each stage resumes."""
     kwargs = dict(generate_kwargs or {})
     generate(**kwargs)
+    if kwargs["dry_run"]:
+        say("(--dry-run shows the generate stage; classify, instances and export follow it)")
+        return
     with reported_errors():
         out: Path = kwargs["out"]
         backend = backend_flags(dict(kwargs))
@@ -534,6 +578,8 @@ def reason(
         int, typer.Option(help="Reject traces longer than this.")
     ] = 100_000,
     seed: Annotated[int | None, typer.Option(help="Make sampling reproducible.")] = None,
+    shard: SHARD = None,
+    dry_run: DRY_RUN = False,
     backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Distil reasoning traces and answers from a thinking model (R1, Qwen3, QwQ…)."""
@@ -544,12 +590,19 @@ def reason(
             language=None if language == LanguageOption.auto else language.value,  # type: ignore[arg-type]
             max_reasoning_chars=max_reasoning_chars,
         )
+        if dry_run:
+            for line in dry_run_reason(source, out, backend, options=options, field=field,
+                                       reference_field=reference_field,
+                                       shard=Shard.parse(shard)):
+                say(line)
+            return
         job = open_reason(source, out, backend, options=options, traces=traces, field=field,
-                          reference_field=reference_field)
-        stats, stopped_by = drive(
-            "reason", None, 0, job.backend,
-            lambda stop, update: reason_stage(job, stop, _stage_progress(update)),
-        )
+                          reference_field=reference_field, shard=Shard.parse(shard))
+        with summary_on_abort(stage_summary):
+            stats, stopped_by = drive(
+                "reason", None, 0, job.backend,
+                lambda stop, update: reason_stage(job, stop, _stage_progress(update)),
+            )
         for line in stage_summary(stats):
             say(line)
         for line in reason_summary(stats, job.out_dir):

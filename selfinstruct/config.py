@@ -93,6 +93,9 @@ class GenerateConfig:
         _check(self.max_consecutive_failures >= 1, "--max-failures must be at least 1")
         _check(self.max_retries >= 0, "--max-retries must not be negative")
         _check(self.timeout > 0, "--timeout must be positive")
+        # Otherwise every candidate is rejected and the run asks for more forever.
+        _check(self.min_length <= self.max_length,
+               "--min-length must not be greater than --max-length")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings); holds no secret by construction."""

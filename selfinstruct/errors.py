@@ -14,3 +14,15 @@ class UserError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class StageAborted(UserError):
+    """A stage stopped on a :class:`UserError` after doing part of its work.
+
+    ``stats`` is the stage's counts at that moment, so the CLI can still print its
+    summary (what was kept, how many requests failed) above the error line.
+    """
+
+    def __init__(self, error: UserError, stats: object) -> None:
+        super().__init__(str(error), error.exit_code)
+        self.stats = stats

@@ -156,9 +156,29 @@ def _contains_word(text: str, word: str) -> bool:
     """Whether ``word`` occurs in ``text``: as a substring if it is CJK, else as a word."""
     if not word.strip():
         return False
-    if any(is_cjk_char(ch) for ch in word):
+    if not word.isascii() and any(is_cjk_char(ch) for ch in word):
         return word in text
     return _word_pattern(word).search(text) is not None
+
+
+@lru_cache(maxsize=64)
+def _any_word_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One pattern that matches where any of the non-CJK ``words`` would (or None).
+
+    The filter runs on every candidate and the list has ~20 words: one regex search
+    instead of twenty lets the usual case (no word found) cost one call. When it
+    matches, the words are tried one by one so the reported word is still the first
+    of the list, as before.
+    """
+    bodies = [
+        r"\s+".join(re.escape(part) for part in word.split())
+        for word in words
+        if word.strip() and (word.isascii() or not any(is_cjk_char(ch) for ch in word))
+    ]
+    if not bodies:
+        return None
+    # The boundaries of _word_pattern, factored out of the alternation.
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{'|'.join(bodies)})(?![A-Za-z0-9])", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------ filters
@@ -189,7 +209,13 @@ def too_long(text: str, settings: FilterSettings) -> str | None:
 
 def blacklisted_word(text: str, settings: FilterSettings) -> str | None:
     """Reject tasks a text-only model cannot do, spotted by words like "image" or "图片"."""
-    for word in settings.blacklist:
+    words = settings.blacklist
+    quick = _any_word_pattern(words)
+    if (quick is None or quick.search(text) is None) and not any(
+        word in text for word in words if not word.isascii() and word.strip()
+    ):
+        return None
+    for word in words:
         if _contains_word(text, word):
             return f"contains the blacklisted word {word!r}"
     return None
@@ -238,6 +264,9 @@ def mostly_foreign_script(text: str, settings: FilterSettings) -> str | None:
     one must not be mostly Chinese characters (the share that makes text count as Chinese
     in :func:`selfinstruct.language.detect_language`).
     """
+    if text.isascii():  # the usual English case, without a Python loop per character
+        has_letters = any(ch.isalpha() for ch in text) if settings.language == "zh" else False
+        return "contains no Chinese characters" if has_letters else None
     letters = [ch for ch in text if ch.isalpha()]
     cjk = sum(1 for ch in letters if is_cjk_char(ch))
     if settings.language == "zh":

@@ -29,6 +29,7 @@ from selfinstruct.rundir import (
     REJECTED_FILE,
     save_stats,
 )
+from selfinstruct.shard import EVERYTHING, Shard
 from selfinstruct.stage import StageSettings, StageStats, run_stage
 from selfinstruct.store import JsonlAppender, read_jsonl
 
@@ -42,6 +43,7 @@ class InstanceOptions:
     temperature: float = 0.7
     top_p: float = 1.0
     seed: int | None = None
+    shard: Shard = EVERYTHING
 
     def request_seed(self, key: str) -> int | None:
         """A per-record sampling seed, so a seeded run samples each task the same way."""
@@ -62,7 +64,7 @@ async def instances_run(
 
     ``templates`` is ``(input_first, output_first)``.
     """
-    tasks = list(read_jsonl(run_dir / INSTRUCTIONS_FILE))
+    tasks = options.shard.select(list(read_jsonl(run_dir / INSTRUCTIONS_FILE)))
     classification = load_classification(run_dir)
     unclassified = [task["id"] for task in tasks if task["id"] not in classification]
     if unclassified:
@@ -70,7 +72,6 @@ async def instances_run(
             f"{run_dir}: {len(unclassified)} instructions are not classified yet; run "
             f"selfinstruct classify {run_dir} first"
         )
-    input_first, output_first = templates
     with JsonlAppender(run_dir / INSTANCES_FILE) as results, JsonlAppender(
         run_dir / REJECTED_FILE
     ) as rejected, JsonlAppender(run_dir / FAILURES_FILE) as failures:
@@ -80,14 +81,7 @@ async def instances_run(
         stats.done = stats.done_before
 
         def make_request(task: dict[str, Any]) -> Request:
-            template = output_first if classification[task["id"]] else input_first
-            return Request(
-                prompt=template.render(instruction=task["instruction"], count=options.per_task),
-                max_tokens=options.max_tokens,
-                temperature=options.temperature,
-                top_p=options.top_p,
-                seed=options.request_seed(task["id"]),
-            )
+            return instance_request(templates, options, classification[task["id"]], task)
 
         def reject(task: dict[str, Any], example: Example, name: str, detail: str) -> None:
             stats.rejected[name] += 1
@@ -131,3 +125,20 @@ async def instances_run(
             )
         finally:
             save_stats(run_dir, "instances", stats.to_json())
+
+
+def instance_request(
+    templates: tuple[PromptTemplate, PromptTemplate],
+    options: InstanceOptions,
+    is_classification: bool,
+    task: dict[str, Any],
+) -> Request:
+    """Output-first for classification tasks, input-first for the rest."""
+    template = templates[1] if is_classification else templates[0]
+    return Request(
+        prompt=template.render(instruction=task["instruction"], count=options.per_task),
+        max_tokens=options.max_tokens,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        seed=options.request_seed(task["id"]),
+    )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.classify import classify_run
+from selfinstruct.dryrun import plan_classify, plan_instances, plan_reason
 from selfinstruct.errors import UserError
 from selfinstruct.instance_filters import InstanceSettings
 from selfinstruct.instances import InstanceOptions, instances_run
@@ -24,6 +25,7 @@ from selfinstruct.prompt_sources import PromptRecord, load_prompts
 from selfinstruct.prompts import PromptTemplate, TemplateName, load_template
 from selfinstruct.reasoning import ReasonOptions, reason_run
 from selfinstruct.rundir import load_run_config, save_config_section
+from selfinstruct.shard import EVERYTHING, Shard
 from selfinstruct.stage import StageSettings, StageStats
 from selfinstruct.store import prepare_out_dir
 from selfinstruct.trace_filters import TraceSettings
@@ -83,10 +85,13 @@ class StageContext:
 
     def template(self, name: TemplateName) -> PromptTemplate:
         """A prompt template in the run's language, honouring its ``--prompt-dir``."""
-        prompt_dir = self.config.get("prompt_dir")
-        return load_template(
-            name, self.config["language"], Path(prompt_dir) if prompt_dir else None
-        )
+        return run_template(self.config, name)
+
+
+def run_template(config: dict[str, Any], name: TemplateName) -> PromptTemplate:
+    """A prompt template in a run's language, honouring the run's ``--prompt-dir``."""
+    prompt_dir = config.get("prompt_dir")
+    return load_template(name, config["language"], Path(prompt_dir) if prompt_dir else None)
 
 
 def resolve_backend(saved: dict[str, Any], flags: BackendFlags) -> tuple[BackendSpec, Drive]:
@@ -130,6 +135,12 @@ def resolve_backend(saved: dict[str, Any], flags: BackendFlags) -> tuple[Backend
     )
     if drive.concurrency < 1:
         raise UserError("--concurrency must be at least 1")
+    if drive.max_failures < 1:
+        raise UserError("--max-failures must be at least 1")
+    if spec.timeout <= 0:
+        raise UserError("--timeout must be positive")
+    if spec.max_retries < 0:
+        raise UserError("--max-retries must not be negative")
     return spec, drive
 
 
@@ -174,6 +185,7 @@ def open_reason(
     traces: TraceSettings,
     field: str,
     reference_field: str | None,
+    shard: Shard = EVERYTHING,
 ) -> ReasonJob:
     """Read the prompts, prepare the output directory and connect the thinking model.
 
@@ -188,7 +200,7 @@ def open_reason(
         if not source.is_dir():
             raise UserError("-o OUT_DIR is needed when INPUT is a file")
         out_dir = source
-    prompts = load_prompts(source, field=field, reference_field=reference_field)
+    prompts = shard.select(load_prompts(source, field=field, reference_field=reference_field))
     prepare_out_dir(out_dir)
     backend, settings = connect({}, flags)
     save_config_section(
@@ -209,6 +221,39 @@ async def reason_stage(
         job.prompts, job.out_dir, job.backend, job.options, job.traces, job.settings,
         stop, progress,
     )
+
+
+def dry_run_stage(
+    run_dir: Path, stage: str, flags: BackendFlags, options: InstanceOptions | None = None
+) -> list[str]:
+    """``--dry-run`` of classify or instances: nothing is loaded, sent or written."""
+    config = load_run_config(run_dir)
+    spec, drive = resolve_backend(config, flags)
+    if stage == "classify":
+        plan = plan_classify(run_dir, run_template(config, "classify"))
+    else:
+        templates = (run_template(config, "input-first"), run_template(config, "output-first"))
+        plan = plan_instances(run_dir, templates, options or InstanceOptions())
+    return [f"would send to {spec.kind}:{spec.model or 'embedded model'} "
+            f"({drive.concurrency} in flight)", *plan.lines()]
+
+
+def dry_run_reason(
+    source: Path,
+    out_dir: Path | None,
+    flags: BackendFlags,
+    *,
+    options: ReasonOptions,
+    field: str,
+    reference_field: str | None,
+    shard: Shard = EVERYTHING,
+) -> list[str]:
+    """``--dry-run`` of reason: nothing is loaded, sent or written."""
+    spec, drive = resolve_backend({}, flags)
+    prompts = shard.select(load_prompts(source, field=field, reference_field=reference_field))
+    plan = plan_reason(prompts, out_dir or source, options)
+    return [f"would send to {spec.kind}:{spec.model or 'embedded model'} "
+            f"({drive.concurrency} in flight)", *plan.lines()]
 
 
 async def classify_stage(

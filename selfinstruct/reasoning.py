@@ -72,7 +72,7 @@ async def reason_run(
     with JsonlAppender(out_dir / REASONING_FILE) as kept, JsonlAppender(
         out_dir / REJECTED_FILE
     ) as rejected, JsonlAppender(out_dir / FAILURES_FILE) as failures:
-        done = _done_keys(kept.path, rejected.path)
+        done = done_samples(kept.path, rejected.path)
         pending = [
             {"id": prompt.id, "sample": sample, "prompt": prompt}
             for prompt in prompts
@@ -84,15 +84,7 @@ async def reason_run(
         stats.done = stats.done_before
 
         def make_request(item: dict[str, Any]) -> Request:
-            prompt: PromptRecord = item["prompt"]
-            return Request(
-                prompt=user_message(prompt.instruction, prompt.input),
-                max_tokens=options.max_tokens,
-                temperature=options.temperature,
-                top_p=options.top_p,
-                enable_thinking=options.enable_thinking,
-                seed=options.request_seed(prompt.id, item["sample"]),
-            )
+            return reason_request(options, item["prompt"], item["sample"])
 
         def handle(item: dict[str, Any], completion: Completion) -> None:
             prompt: PromptRecord = item["prompt"]
@@ -134,7 +126,19 @@ async def reason_run(
                 write_pass_rates(out_dir)
 
 
-def _done_keys(kept: Path, rejected: Path) -> set[tuple[str, int]]:
+def reason_request(options: ReasonOptions, prompt: PromptRecord, sample: int) -> Request:
+    """One draw of one prompt."""
+    return Request(
+        prompt=user_message(prompt.instruction, prompt.input),
+        max_tokens=options.max_tokens,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        enable_thinking=options.enable_thinking,
+        seed=options.request_seed(prompt.id, sample),
+    )
+
+
+def done_samples(kept: Path, rejected: Path) -> set[tuple[str, int]]:
     keys = {(record["id"], record["sample"]) for record in read_jsonl(kept)}
     keys.update(
         (record["id"], record["sample"])

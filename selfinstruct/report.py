@@ -8,7 +8,8 @@ from pathlib import Path
 
 from selfinstruct.bootstrap import GenerateStats
 from selfinstruct.rundir import REASONING_FILE
-from selfinstruct.stage import StageStats
+from selfinstruct.runner import RequestStats
+from selfinstruct.stage import StageStats, throughput
 from selfinstruct.store import read_jsonl
 
 #: Flags whose value must never be echoed back (a resume hint is often pasted in chats).
@@ -16,26 +17,36 @@ SECRET_FLAGS = ("--api-key",)
 
 
 def redact_argv(argv: Sequence[str]) -> list[str]:
-    """``argv`` with secret flag values replaced, in both ``--flag V`` and ``--flag=V`` forms."""
+    """``argv`` without secret flags and their values (``--flag V`` and ``--flag=V``)."""
     redacted: list[str] = []
-    hide_next = False
+    skip_next = False
     for arg in argv:
-        if hide_next:
-            redacted.append("$OPENAI_API_KEY")
-            hide_next = False
+        if skip_next:
+            skip_next = False
         elif arg in SECRET_FLAGS:
-            redacted.append(arg)
-            hide_next = True
-        elif arg.split("=", 1)[0] in SECRET_FLAGS and "=" in arg:
-            redacted.append(arg.split("=", 1)[0] + "=$OPENAI_API_KEY")
-        else:
+            skip_next = True
+        elif arg.split("=", 1)[0] not in SECRET_FLAGS:
             redacted.append(arg)
     return redacted
 
 
 def resume_command(argv: Sequence[str]) -> str:
-    """The command line that resumes this run (same flags, secrets redacted)."""
-    return "selfinstruct " + shlex.join(redact_argv(argv))
+    """The command line that resumes this run: same flags, the key left to the environment."""
+    command = "selfinstruct " + shlex.join(redact_argv(argv))
+    if len(redact_argv(argv)) != len(argv):
+        command += "  (with the API key in OPENAI_API_KEY)"
+    return command
+
+
+def _requests_line(requests: RequestStats, elapsed: float) -> str:
+    """Requests, tokens and this session's rates, one line."""
+    rates = throughput(requests, elapsed)
+    return (
+        f"requests: {requests.sent} sent, {requests.succeeded} answered, "
+        f"{requests.failed} failed; tokens: {requests.prompt_tokens} prompt, "
+        f"{requests.completion_tokens} completion; {rates['requests_per_second']:g} "
+        f"answers/s, {rates['completion_tokens_per_second']:g} completion tokens/s"
+    )
 
 
 def generate_summary(stats: GenerateStats, out: Path) -> list[str]:
@@ -44,9 +55,7 @@ def generate_summary(stats: GenerateStats, out: Path) -> list[str]:
     lines = [
         f"kept {stats.kept_now} new instructions ({stats.kept}/{stats.target} in {out})"
         f" from {stats.candidates} candidates in {stats.elapsed:.1f}s",
-        f"requests: {requests.sent} sent, {requests.succeeded} answered, "
-        f"{requests.failed} failed; tokens: {requests.prompt_tokens} prompt, "
-        f"{requests.completion_tokens} completion",
+        _requests_line(requests, stats.elapsed),
     ]
     if stats.rejected:
         rejected = ", ".join(f"{name} {count}" for name, count in stats.rejected.most_common())
@@ -60,9 +69,7 @@ def stage_summary(stats: StageStats) -> list[str]:
     lines = [
         f"{stats.stage}: {stats.done}/{stats.total} done ({stats.done - stats.done_before} "
         f"now) in {stats.elapsed:.1f}s; {stats.gave_up} given up after repeated failures",
-        f"requests: {requests.sent} sent, {requests.succeeded} answered, "
-        f"{requests.failed} failed; tokens: {requests.prompt_tokens} prompt, "
-        f"{requests.completion_tokens} completion",
+        _requests_line(requests, stats.elapsed),
     ]
     if stats.rejected:
         rejected = ", ".join(f"{name} {count}" for name, count in stats.rejected.most_common())

@@ -33,6 +33,11 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
             f"{run_dir}: not a run directory (no {CONFIG_FILE} / {INSTRUCTIONS_FILE}); "
             "create one with selfinstruct generate -o DIR"
         )
+    if config.get("language") not in ("en", "zh"):
+        raise UserError(
+            f"{run_dir / CONFIG_FILE}: no valid 'language' (was the file edited?); "
+            "run selfinstruct generate -o DIR again to rewrite it"
+        )
     return config
 
 

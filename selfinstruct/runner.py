@@ -14,12 +14,16 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from selfinstruct.errors import UserError
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
 
 J = TypeVar("J")
+
+#: What a request task returns: its job, the answer or failure, and the failure epoch
+#: (how many failures had been counted) when it was sent.
+Outcome = tuple[J, Completion | BackendError, int]
 
 #: Longest pause before sending again after consecutive failures, in seconds.
 MAX_BACKOFF = 30.0
@@ -58,6 +62,7 @@ class Runner(Generic[J]):
         self.on_failure = on_failure
         self.stats = RequestStats()
         self._consecutive_failures = 0
+        self._epoch = 0
         self._resume_at = 0.0
 
     async def run(
@@ -67,7 +72,7 @@ class Runner(Generic[J]):
         stop: asyncio.Event,
     ) -> None:
         """Run until ``handle`` says done, ``source`` runs dry, or ``stop`` is set."""
-        in_flight: set[asyncio.Task[tuple[J, Completion | BackendError]]] = set()
+        in_flight: set[asyncio.Task[Outcome[J]]] = set()
         stopper = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
@@ -77,12 +82,14 @@ class Runner(Generic[J]):
                 done, _ = await asyncio.wait(
                     {*in_flight, stopper}, return_when=asyncio.FIRST_COMPLETED
                 )
-                for task in done:
-                    if task is stopper:
-                        continue
+                finished = [task for task in done if task is not stopper]
+                # Answers before failures: an answer that arrives together with the failure
+                # that stops the run has been paid for, so it is handled first.
+                finished.sort(key=_is_failure)
+                for task in finished:
                     in_flight.discard(task)  # type: ignore[arg-type]
-                    job, outcome = task.result()  # type: ignore[misc]
-                    if self._settle(job, outcome, handle):
+                    job, outcome, epoch = task.result()  # type: ignore[misc]
+                    if self._settle(job, outcome, epoch, handle):
                         return
         finally:
             stopper.cancel()
@@ -92,7 +99,7 @@ class Runner(Generic[J]):
 
     def _fill(
         self,
-        in_flight: set[asyncio.Task[tuple[J, Completion | BackendError]]],
+        in_flight: set[asyncio.Task[Outcome[J]]],
         source: Callable[[], tuple[J, Request] | None],
     ) -> None:
         while len(in_flight) < self.concurrency:
@@ -101,21 +108,26 @@ class Runner(Generic[J]):
                 return
             in_flight.add(asyncio.create_task(self._send(*work)))
 
-    async def _send(self, job: J, request: Request) -> tuple[J, Completion | BackendError]:
+    async def _send(self, job: J, request: Request) -> Outcome[J]:
         delay = self._resume_at - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         self.stats.sent += 1
+        epoch = self._epoch
         try:
-            return job, await self.backend.complete(request)
+            return job, await self.backend.complete(request), epoch
         except BackendError as err:
-            return job, err
+            return job, err, epoch
 
     def _settle(
-        self, job: J, outcome: Completion | BackendError, handle: Callable[[J, Completion], bool]
+        self,
+        job: J,
+        outcome: Completion | BackendError,
+        epoch: int,
+        handle: Callable[[J, Completion], bool],
     ) -> bool:
         if isinstance(outcome, BackendError):
-            self._fail(job, outcome)
+            self._fail(job, outcome, epoch)
             return False
         self.stats.succeeded += 1
         self.stats.prompt_tokens += outcome.usage.prompt_tokens
@@ -123,11 +135,18 @@ class Runner(Generic[J]):
         self._consecutive_failures = 0
         return handle(job, outcome)
 
-    def _fail(self, job: J, error: BackendError) -> None:
+    def _fail(self, job: J, error: BackendError, epoch: int) -> None:
         self.stats.failed += 1
         self.on_failure(job, error)
         if not error.retryable:
             raise UserError(f"{self.backend.name}: {error.message}")
+        # When a server goes away, every request in flight fails with it. Once the server
+        # has answered, such a burst (sent before the last counted failure) counts once,
+        # so an outage is waited out at any concurrency; until it has, every failure
+        # counts, so a wrong address stops the run quickly.
+        if self.stats.succeeded and epoch < self._epoch:
+            return
+        self._epoch += 1
         self._consecutive_failures += 1
         if self._consecutive_failures >= self.max_consecutive_failures:
             raise UserError(
@@ -137,3 +156,8 @@ class Runner(Generic[J]):
             )
         backoff = min(MAX_BACKOFF, 0.5 * 2 ** (self._consecutive_failures - 1))
         self._resume_at = max(self._resume_at, time.monotonic() + backoff)
+
+
+def _is_failure(task: asyncio.Future[Any]) -> bool:
+    """Whether a finished request failed (the sort key that puts answers first)."""
+    return isinstance(task.result()[1], BackendError)

@@ -51,10 +51,12 @@ def load_seeds(path: Path) -> list[SeedTask]:
     first = first_significant_byte(path)
     if first is None:
         raise UserError(f"{path}: the seed file is empty")
-    if first in (b"[", b"{"):
+    # A .json/.jsonl file is JSON even when its first line is damaged: read as plain
+    # text, every raw line would silently become a seed task.
+    if first in (b"[", b"{") or path.suffix.lower() in (".json", ".jsonl"):
         records = list(iter_objects(path, max_line_bytes=MAX_LINE_BYTES))
     else:
-        records = _text_records(_read_text(path))
+        records = _text_records(path, _read_text(path))
     tasks = [_to_task(path, line, record, index) for index, (line, record) in enumerate(records)]
     if not tasks:
         raise UserError(f"{path}: no seed tasks found")
@@ -71,12 +73,14 @@ def _read_text(path: Path) -> str:
         raise UserError(f"{path}:{line}: not valid UTF-8 text (save the file as UTF-8)") from None
 
 
-def _text_records(text: str) -> list[tuple[int, Any]]:
-    return [
-        (number, {"instruction": line.strip()})
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip()
-    ]
+def _text_records(path: Path, text: str) -> list[tuple[int, Any]]:
+    records: list[tuple[int, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if len(line.encode("utf-8")) > MAX_LINE_BYTES:
+            raise UserError(f"{path}:{number}: line is longer than {MAX_LINE_BYTES:,} bytes")
+        if line.strip():
+            records.append((number, {"instruction": line.strip()}))
+    return records
 
 
 def _to_task(path: Path, line: int, record: Any, index: int) -> SeedTask:

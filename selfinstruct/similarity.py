@@ -246,6 +246,7 @@ class _TopK:
 
     def __init__(self, k: int) -> None:
         self.k = k
+        self.size = k
         self.items: list[tuple[float, int]] = []
 
     def offer(self, scores: npt.NDArray[np.float64], ids: npt.NDArray[np.int64]) -> bool:
@@ -269,6 +270,7 @@ class _Exceeds:
     def __init__(self, threshold: float) -> None:
         self.found = False
         self._bar = _Bar(threshold, -1)
+        self.size = 1
 
     def offer(self, scores: npt.NDArray[np.float64], ids: npt.NDArray[np.int64]) -> bool:
         """Record whether the batch has a score above the threshold; stop if so."""
@@ -281,7 +283,12 @@ class _Exceeds:
 
 
 class _Sink(Protocol):
-    """Where exact scores go during a search, and what they must beat."""
+    """Where exact scores go during a search, and what they must beat.
+
+    ``size`` is how many scored texts it takes before the bar can rise above 0.
+    """
+
+    size: int
 
     def offer(self, scores: npt.NDArray[np.float64], ids: npt.NDArray[np.int64]) -> bool: ...
 
@@ -505,7 +512,8 @@ class SimilarityIndex:
         ids, bounds = self._bounded_candidates(query, used, skipped)
         batch = _FIRST_BATCH
         if ids is None and bar.score <= 0 and bounds.size > batch:
-            chosen = np.flatnonzero(_best_mask(bounds, batch))
+            # At least ``sink.size`` texts, or the bar stays at 0 and nothing is pruned.
+            chosen = np.flatnonzero(_best_mask(bounds, batch, sink.size))
             if sink.offer(self._exact_scores(query, chosen), chosen):
                 return
             bounds[chosen] = 0.0
@@ -687,9 +695,11 @@ def _count_hits(postings: list[array[int]],
     return None, np.bincount(hits)
 
 
-def _best_mask(bounds: npt.NDArray[np.float64], batch: int) -> npt.NDArray[np.bool_]:
+def _best_mask(bounds: npt.NDArray[np.float64], batch: int,
+               at_least: int = 1) -> npt.NDArray[np.bool_]:
     """Some of the positive bounds with the highest values: those within 15% of the top
-    one, or (when that is far more than ``batch``) about ``batch`` of them.
+    one, or (when that is far more than ``batch``) about ``batch`` of them, or (when
+    that is fewer than ``at_least``) about ``at_least`` of them.
 
     Only speed depends on this choice: the first texts scored should lift the bar close
     to its final height, and these are the likeliest to; exact sorting would cost more.
@@ -698,11 +708,16 @@ def _best_mask(bounds: npt.NDArray[np.float64], batch: int) -> npt.NDArray[np.bo
     if top <= 0:
         return np.zeros(bounds.shape, dtype=bool)
     chosen = bounds >= top * 0.85
-    if np.count_nonzero(chosen) <= 8 * batch:
+    count = np.count_nonzero(chosen)
+    if count < at_least:  # widen a little first: cheaper than the histogram below
+        chosen = bounds >= top * 0.7
+        count = np.count_nonzero(chosen)
+    if at_least <= count <= 8 * batch:
         return chosen
+    wanted = batch if count > 8 * batch else at_least
     levels = (bounds * _LEVELS).astype(np.intp)
     at_or_above = np.cumsum(np.bincount(levels, minlength=_LEVELS + 1)[::-1])[::-1]
-    cutoff = int(np.flatnonzero(at_or_above >= batch)[-1])
+    cutoff = int(np.flatnonzero(at_or_above >= min(wanted, bounds.size))[-1])
     return levels >= cutoff if cutoff > 0 else bounds > 0
 
 

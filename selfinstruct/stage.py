@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
 from selfinstruct.runner import RequestStats, Runner
 from selfinstruct.store import JsonlAppender
@@ -56,8 +57,20 @@ class StageStats:
             "seen": dict(self.seen.most_common()),
             "requests": vars(self.requests),
             "elapsed_seconds": round(self.elapsed, 3),
+            **throughput(self.requests, self.elapsed),
             "interrupted": self.interrupted,
         }
+
+
+def throughput(requests: RequestStats, elapsed: float) -> dict[str, float]:
+    """This session's answers and completion tokens per second, for ``stats.json`` and
+    the summary: what tells a user whether the server, not the client, sets the pace."""
+    if elapsed <= 0:
+        return {"requests_per_second": 0.0, "completion_tokens_per_second": 0.0}
+    return {
+        "requests_per_second": round(requests.succeeded / elapsed, 2),
+        "completion_tokens_per_second": round(requests.completion_tokens / elapsed, 2),
+    }
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,9 @@ async def run_stage(
     try:
         await runner.run(source, on_answer, stop)
         stats.interrupted = stop.is_set() and stats.done + stats.gave_up < stats.total
+    except UserError as err:
+        stats.interrupted = True
+        raise StageAborted(err, stats) from None
     finally:
         stats.elapsed = time.monotonic() - started
     return stats

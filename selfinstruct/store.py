@@ -4,11 +4,14 @@ Every record is written as one line and flushed at once, so a ``kill -9`` loses 
 most the line being written. When a run is resumed, a torn last line (a write cut
 short) is repaired before anything is read or appended: a complete record missing only
 its newline is kept, a partial one is dropped. Small whole-file documents (config,
-stats) are replaced atomically, never rewritten in place.
+stats) are replaced atomically, never rewritten in place. A write that fails (a full
+disk, a read-only or unwritable directory) stops the run with one clear error; at
+worst it leaves a torn last line, which the next run repairs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -22,6 +25,24 @@ import jsonlines
 from selfinstruct.errors import UserError
 
 _dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+
+
+def _write_error(path: Path, err: OSError) -> UserError:
+    """What to tell the user when writing ``path`` failed."""
+    return UserError(
+        f"{path}: cannot write ({err.strerror or err}); what was written before is "
+        "intact. Free some disk space or make the directory writable, then run the "
+        "same command again"
+    )
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn an OS error while writing ``path`` into a :class:`UserError`."""
+    try:
+        yield
+    except OSError as err:
+        raise _write_error(path, err) from None
 
 
 def repair_torn_tail(path: Path) -> int:
@@ -86,22 +107,38 @@ class JsonlAppender:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.repaired_bytes = repair_torn_tail(path)
-        self._fp = path.open("a", encoding="utf-8")
+        with _writing(path):
+            self.repaired_bytes = repair_torn_tail(path)
+            self._fp = path.open("a", encoding="utf-8")
         self._writer = jsonlines.Writer(self._fp, flush=True, dumps=_dumps)
+        self._failed = False
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record; it is on disk (in the OS cache) when this returns."""
-        self._writer.write(record)
+        try:
+            self._writer.write(record)
+        except OSError as err:
+            self._failed = True
+            raise _write_error(self.path, err) from None
 
     def close(self) -> None:
-        """Flush to stable storage and close."""
+        """Flush to stable storage and close; the file is closed even when that fails.
+
+        After a failed write, closing fails the same way; that error was already raised
+        (and is stopping the run), so it is not raised a second time over it.
+        """
         if self._fp.closed:
             return
-        self._fp.flush()
-        os.fsync(self._fp.fileno())
-        self._writer.close()
-        self._fp.close()
+        try:
+            try:
+                self._fp.flush()
+                os.fsync(self._fp.fileno())
+            finally:
+                self._writer.close()
+                self._fp.close()
+        except OSError as err:
+            if not self._failed:
+                raise _write_error(self.path, err) from None
 
     def __enter__(self) -> JsonlAppender:
         return self
@@ -118,11 +155,12 @@ class JsonlAppender:
 def write_atomic(path: Path, write: Callable[[TextIO], object]) -> None:
     """Write a whole file beside ``path`` and rename it over: readers never see half."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fp:
-        write(fp)
-        fp.flush()
-        os.fsync(fp.fileno())
-    os.replace(tmp, path)
+    with _writing(path):
+        with tmp.open("w", encoding="utf-8") as fp:
+            write(fp)
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, path)
 
 
 def write_json_atomic(path: Path, data: object) -> None:

@@ -165,7 +165,10 @@ def stand_in_vllm(monkeypatch):
     monkeypatch.delitem(sys.modules, "vllm", raising=False)
     import vllm
 
+    from selfinstruct.llm import vllm as backend_module
+
     vllm.instances.clear()
+    monkeypatch.setattr(backend_module, "_ENGINES", {})
     yield vllm
     vllm.responder = vllm.default_responder
     sys.modules.pop("vllm", None)
@@ -211,6 +214,31 @@ def test_reason_on_vllm_parses_traces_from_text(tmp_path, stand_in_vllm):
     engine = stand_in_vllm.instances[0]
     assert [call["method"] for call in engine.calls] == ["generate"]
     assert len(engine.calls[0]["prompts"]) == 12
+
+
+def test_one_engine_serves_every_stage_of_a_run(tmp_path, seed_file, stand_in_vllm):
+    texts = iter(distinct_texts(400, seed=5))
+
+    def respond(prompt: str, params) -> tuple[str, str]:
+        if prompt.endswith("Is it classification?"):
+            return "No", "stop"
+        if "Example 1" in prompt:
+            return "Example 1\nInput: 2, 3\nOutput: 5\n", "stop"
+        return "\n".join(f"Task {9 + i}: {next(texts)}" for i in range(4)), "stop"
+
+    stand_in_vllm.responder = respond
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli.app, [
+        "run", "--seeds", str(seed_file), "-o", str(out), "-n", "8", "--backend", "vllm",
+        "--model", "Qwen/Qwen2.5-7B-Instruct", "--concurrency", "16"])
+    assert result.exit_code == 0, result.output
+    assert len(stand_in_vllm.instances) == 1
+    assert len((out / "instances.jsonl").read_text().splitlines()) == 8
+    methods = [call["method"] for call in stand_in_vllm.instances[0].calls]
+    assert set(methods) == {"chat"}
+    sizes = [len(call["prompts"]) for call in stand_in_vllm.instances[0].calls]
+    assert sizes[0] == 16  # generate: a round of --concurrency prompts
+    assert sizes[-2:] == [8, 8]  # classify, then instances: every task in one round
 
 
 def test_vllm_missing_is_a_clear_error(monkeypatch, tmp_path):

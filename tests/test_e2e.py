@@ -110,7 +110,7 @@ def test_generate_through_the_server_chat_api(server, tmp_path):
     check_run(out, 6)
     assert "kept 6 new instructions (6/6" in " ".join(result.stderr.split())
     config = json.loads((out / "config.json").read_text())
-    assert config["backend"] == "openai" and config["base_url"] == server
+    assert config["backend"] == "openai" and config["base_urls"] == [server]
     assert_no_key(out, result.stdout, result.stderr)
 
 
@@ -140,7 +140,8 @@ def test_ctrl_c_stops_cleanly_and_resumes(server, tmp_path):
     assert process.returncode == 130, stderr
     flat = " ".join(stderr.split())
     assert "stopped; resume with: selfinstruct generate" in flat
-    assert "--api-key '$OPENAI_API_KEY'" in flat
+    assert "--api-key" not in flat.split("resume with:")[1]
+    assert "(with the API key in OPENAI_API_KEY)" in flat
     kept = len(records(out))
     assert kept >= 2
     assert json.loads((out / "stats.json").read_text())["generate"]["interrupted"] is True

@@ -1,12 +1,15 @@
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from selfinstruct.filters import (
     DEFAULT_BLACKLIST,
     INSTRUCTION_FILTERS,
     FilterSettings,
     Rejection,
+    _contains_word,
     blacklisted_word,
     check_instruction,
     empty,
@@ -17,6 +20,7 @@ from selfinstruct.filters import (
     too_short,
     writes_a_program,
 )
+from selfinstruct.language import is_cjk_char
 
 EN = FilterSettings.for_language("en")
 ZH = FilterSettings.for_language("zh")
@@ -401,3 +405,44 @@ def test_english_word_count_rule_does_not_apply_to_chinese():
     # A whole Chinese sentence is one whitespace "word"; zh counts characters instead.
     assert too_short("向一个十岁的孩子解释为什么天空是蓝色的。", ZH) is None
     assert too_short("向一个十岁的孩子解释为什么天空是蓝色的。", EN) is not None
+
+
+_WORDS = ["image", "Images", "go to", "go\tto", "map", "mapping", "profile", "file",
+          "图片", "打开file", "café", "plot", "x", "the", "Draw", "DIAGRAM", "写", "视频"]
+_SEPARATORS = [" ", "", "-", ", ", "\n", "。", "_"]
+
+
+@st.composite
+def _blacklist_texts(draw: st.DrawFn) -> str:
+    words = draw(st.lists(st.sampled_from(_WORDS), max_size=8))
+    seps = draw(st.lists(st.sampled_from(_SEPARATORS), min_size=len(words),
+                         max_size=len(words)))
+    return "".join(w + s for w, s in zip(words, seps, strict=True))
+
+
+@given(_blacklist_texts(), st.lists(st.sampled_from([*_WORDS, " ", "", "go  to", "画出"]),
+                                    max_size=6))
+@settings(max_examples=300)
+def test_blacklist_quick_check_agrees_with_word_by_word(text, words):
+    """The one-regex quick check must only ever skip texts no single word matches, and
+    the reported word must stay the first listed one that matches."""
+    settings_ = FilterSettings("en", 1, 1000, tuple(words))
+    expected = next((w for w in words if _contains_word(text, w)), None)
+    found = blacklisted_word(text, settings_)
+    assert found == (None if expected is None else f"contains the blacklisted word {expected!r}")
+
+
+@given(st.text(max_size=40))
+def test_mostly_foreign_script_ascii_shortcut(text):
+    """The ASCII shortcut gives what the per-character rule gives."""
+    for language in ("en", "zh"):
+        settings_ = FilterSettings.for_language(language)
+        letters = [ch for ch in text if ch.isalpha()]
+        cjk = sum(1 for ch in letters if is_cjk_char(ch))
+        if language == "zh":
+            expected = "contains no Chinese characters" if letters and not cjk else None
+        elif letters and cjk / len(letters) >= 0.3:
+            expected = f"{cjk} of its {len(letters)} letters are Chinese or Japanese characters"
+        else:
+            expected = None
+        assert mostly_foreign_script(text, settings_) == expected

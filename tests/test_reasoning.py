@@ -246,3 +246,31 @@ def test_reason_cli_errors(tmp_path):
     assert "bad.jsonl:1: no text in field 'instruction'" in " ".join(result.output.split())
     result = CliRunner().invoke(cli.app, ["reason", str(bad)])
     assert "-o OUT_DIR is needed when INPUT is a file" in result.output
+
+
+@pytest.mark.parametrize(
+    ("spec", "ids"),
+    [("0/2", ["row0", "row2", "row4"]), ("1/2", ["row1", "row3"]),
+     (None, ["row0", "row1", "row2", "row3", "row4"])],
+)
+def test_reason_shards_split_the_prompts(tmp_path, monkeypatch, spec, ids):
+    source = tmp_path / "q.jsonl"
+    source.write_text("".join(json.dumps({"instruction": f"Question {i}?"}) + "\n"
+                              for i in range(5)))
+    backend = FakeBackend(lambda r, n: Completion(text="<think>t</think>a", finish_reason="stop"))
+    monkeypatch.setattr("selfinstruct.pipeline.create_backend", lambda *a, **k: backend)
+    out = tmp_path / "out"
+    args = ["reason", str(source), "-o", str(out), "--base-url", "http://x/v1", "--model", "m"]
+    result = CliRunner().invoke(cli.app, [*args, *(["--shard", spec] if spec else [])])
+    assert result.exit_code == 0, result.output
+    assert sorted(r["id"] for r in read(out / "reasoning.jsonl")) == ids
+
+
+@pytest.mark.parametrize("spec", ["2/2", "1", "a/b", "-1/3"])
+def test_bad_shard(tmp_path, spec):
+    source = tmp_path / "q.jsonl"
+    source.write_text(json.dumps({"instruction": "Q?"}) + "\n")
+    result = CliRunner().invoke(cli.app, ["reason", str(source), "-o", str(tmp_path / "o"),
+                                          "--shard", spec])
+    assert result.exit_code == 2
+    assert "write i/n with 0 <= i < n" in result.output

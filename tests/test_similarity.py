@@ -308,3 +308,22 @@ def test_nbytes_grows_with_the_pool() -> None:
     for i in range(2000):
         index.add(f"text number {i} with some words")
     assert index.nbytes > before
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 9])
+def test_top_k_on_a_pool_with_common_words_matches_brute_force(k: int) -> None:
+    """A pool where most texts share common words, so bounds start dense and the
+    first batch must hold at least k texts for the bar to rise (the bootstrap loop's
+    5 most similar texts on every candidate)."""
+    rng = random.Random(11)
+    common = ["the", "a", "of", "write", "to"]
+    rare = [f"w{i}" for i in range(60)]
+    pool = [[rng.choice(common if rng.random() < 0.6 else rare)
+             for _ in range(rng.randint(1, 18))] for _ in range(1500)]
+    index = SimilarityIndex()
+    for tokens in pool:
+        index.add_tokens(tokens)
+    for _ in range(40):
+        query = [rng.choice(common if rng.random() < 0.5 else rare)
+                 for _ in range(rng.randint(1, 20))]
+        assert index.most_similar_ids(" ".join(query), k=k) == reference_ranking(query, pool)[:k]

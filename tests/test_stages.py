@@ -210,3 +210,70 @@ def test_chinese_pipeline(tmp_path, monkeypatch):
     exported = read(out / "export" / "messages.jsonl")
     assert len(exported) == sum(len(t["instances"]) for t in tasks)
     assert exported[0]["messages"][0]["content"].startswith(tasks[0]["instruction"])
+
+
+def test_instances_shard(tmp_path, seed_file, fake):
+    out = tmp_path / "run"
+    assert runner.invoke(cli.app, ["generate", "--seeds", str(seed_file), "-o", str(out),
+                                   "-n", "5"]).exit_code == 0
+    assert runner.invoke(cli.app, ["classify", str(out)]).exit_code == 0
+    result = runner.invoke(cli.app, ["instances", str(out), "--shard", "1/2"])
+    assert result.exit_code == 0, result.output
+    ids = [r["id"] for r in read(out / "instructions.jsonl")]
+    assert [r["id"] for r in read(out / "instances.jsonl")] == [ids[1], ids[3]]
+
+
+def test_dry_run_sends_and_writes_nothing(tmp_path, seed_file, fake):
+    out = tmp_path / "run"
+    result = runner.invoke(cli.app, ["generate", "--seeds", str(seed_file), "-o", str(out),
+                                     "-n", "40", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "generate: 5 requests at least, for 40 more instructions" in flat
+    assert "Task 8: " in result.output and "Task 9:" in result.output
+    assert not out.exists() and fake == []
+    assert runner.invoke(cli.app, ["generate", "--seeds", str(seed_file), "-o", str(out),
+                                   "-n", "3"]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    calls = len(fake)
+    result = runner.invoke(cli.app, ["classify", str(out), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "classify: 3 requests; each about" in " ".join(result.output.split())
+    assert "Is it classification?" in result.output
+    result = runner.invoke(cli.app, ["instances", str(out), "--dry-run"])
+    assert result.exit_code == 2 and "not classified yet" in result.output
+    assert runner.invoke(cli.app, ["classify", str(out)]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    calls = len(fake)
+    result = runner.invoke(cli.app, ["instances", str(out), "--dry-run", "--per-task", "7"])
+    assert "instances: 3 requests" in " ".join(result.output.split())
+    assert "write up to 7 examples" in " ".join(result.output.split())
+    result = runner.invoke(cli.app, ["reason", str(out), "--dry-run", "--samples", "2"])
+    assert "reason: 6 requests" in " ".join(result.output.split())
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert len(fake) == calls
+
+
+def test_stats_and_summaries_report_rates(tmp_path, seed_file, fake):
+    """Every stage's stats.json section and summary say answers/s and tokens/s."""
+    out = tmp_path / "run"
+    result = runner.invoke(cli.app, ["run", "--seeds", str(seed_file), "-o", str(out), "-n", "4",
+                                     "--per-task", "2"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads((out / "stats.json").read_text())
+    for stage in ("generate", "classify", "instances"):
+        assert stats[stage]["requests_per_second"] > 0
+        assert stats[stage]["completion_tokens_per_second"] >= 0
+    assert result.output.count("completion tokens/s") == 3
+
+
+def test_throughput_counts_answers_and_completion_tokens():
+    from selfinstruct.runner import RequestStats
+    from selfinstruct.stage import throughput
+
+    requests = RequestStats(sent=12, succeeded=10, failed=2, prompt_tokens=999,
+                            completion_tokens=500)
+    assert throughput(requests, 4.0) == {"requests_per_second": 2.5,
+                                         "completion_tokens_per_second": 125.0}
+    assert throughput(requests, 0.0) == {"requests_per_second": 0.0,
+                                         "completion_tokens_per_second": 0.0}

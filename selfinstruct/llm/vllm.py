@@ -11,7 +11,6 @@ server-side reasoning parser here; traces are split from the text like any other
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,11 @@ class EngineOptions:
     max_model_len: int | None = None
     gpu_memory_utilization: float = 0.9
     seed: int | None = None
+
+
+#: Engines already built in this process, by model and options: ``selfinstruct run`` goes
+#: through several stages, and loading a large model once per stage would cost minutes.
+_ENGINES: dict[tuple[str, EngineOptions], Any] = {}
 
 
 def _import_vllm() -> Any:
@@ -51,18 +55,7 @@ class VLLMBackend:
         if not model:
             raise UserError("--backend vllm needs --model (a Hugging Face id or a local path)")
         self._vllm = _import_vllm()
-        options = engine or EngineOptions()
-        kwargs: dict[str, Any] = {
-            "model": model,
-            "tensor_parallel_size": options.tensor_parallel_size,
-            "dtype": options.dtype,
-            "gpu_memory_utilization": options.gpu_memory_utilization,
-        }
-        if options.max_model_len is not None:
-            kwargs["max_model_len"] = options.max_model_len
-        if options.seed is not None:
-            kwargs["seed"] = options.seed
-        self._llm: Any = self._vllm.LLM(**kwargs)
+        self._llm: Any = self._engine(model, engine or EngineOptions())
         self.name = f"vllm:{model}"
         self.api = api
         self.rounds: list[int] = []
@@ -78,11 +71,26 @@ class VLLMBackend:
         return await future
 
     async def aclose(self) -> None:
-        """Let a running round finish, then free the engine (and its GPU memory)."""
+        """Let a running round finish. The engine stays loaded for the next stage of this
+        process; its GPU memory is freed when the process ends."""
         if self._worker is not None:
             await asyncio.gather(self._worker, return_exceptions=True)
-        self._llm = None
-        gc.collect()
+
+    def _engine(self, model: str, options: EngineOptions) -> Any:
+        key = (model, options)
+        if key not in _ENGINES:
+            kwargs: dict[str, Any] = {
+                "model": model,
+                "tensor_parallel_size": options.tensor_parallel_size,
+                "dtype": options.dtype,
+                "gpu_memory_utilization": options.gpu_memory_utilization,
+            }
+            if options.max_model_len is not None:
+                kwargs["max_model_len"] = options.max_model_len
+            if options.seed is not None:
+                kwargs["seed"] = options.seed
+            _ENGINES[key] = self._vllm.LLM(**kwargs)
+        return _ENGINES[key]
 
     async def _run_rounds(self) -> None:
         while self._waiting:

@@ -1,0 +1,128 @@
+"""``--dry-run``: what a command would send, without sending or writing anything.
+
+People check a prompt and a token budget before paying for 50,000 requests. Each plan
+uses the same code that builds the real requests, so the sample prompt is exactly what
+the model would see; token counts are estimates (no tokenizer is loaded).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfinstruct.bootstrap import PromptSampler
+from selfinstruct.classify import classify_request, load_classification
+from selfinstruct.config import GenerateConfig
+from selfinstruct.errors import UserError
+from selfinstruct.instances import InstanceOptions, instance_request
+from selfinstruct.language import is_cjk_char
+from selfinstruct.llm.base import Request
+from selfinstruct.prompt_sources import PromptRecord
+from selfinstruct.prompts import PromptTemplate
+from selfinstruct.reasoning import ReasonOptions, done_samples, reason_request
+from selfinstruct.rundir import (
+    CLASSIFICATION_FILE,
+    INSTANCES_FILE,
+    INSTRUCTIONS_FILE,
+    REASONING_FILE,
+    REJECTED_FILE,
+)
+from selfinstruct.seeds import SeedTask
+from selfinstruct.store import read_jsonl
+
+#: Tasks a self-instruct answer usually adds: the list runs to about 16 from 9.
+SELF_INSTRUCT_TASKS_PER_ANSWER = 8
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a command would send."""
+
+    stage: str
+    requests: int
+    sample: Request | None
+    note: str = ""
+
+    def lines(self) -> list[str]:
+        """The report printed for ``--dry-run``."""
+        if self.sample is None:
+            return [f"{self.stage}: nothing to send ({self.note or 'all done'})"]
+        prompt_tokens = estimate_tokens(self.sample.prompt)
+        lines = [
+            f"{self.stage}: {self.requests} requests{self.note}; each about {prompt_tokens} "
+            f"prompt tokens (estimated) and at most {self.sample.max_tokens} answer tokens; "
+            f"about {self.requests * prompt_tokens:,} prompt tokens and at most "
+            f"{self.requests * self.sample.max_tokens:,} answer tokens in all",
+            "sample prompt:",
+            "-" * 40,
+            self.sample.prompt,
+            "-" * 40,
+        ]
+        return lines
+
+
+def estimate_tokens(text: str) -> int:
+    """About one token per CJK character and per four other characters."""
+    cjk = sum(1 for char in text if is_cjk_char(char))
+    return cjk + math.ceil((len(text) - cjk) / 4)
+
+
+def plan_generate(config: GenerateConfig, seeds: list[SeedTask], template: PromptTemplate) -> Plan:
+    """The first prompt of a generate run and a lower bound on its requests."""
+    path = config.out / INSTRUCTIONS_FILE
+    machine = [record["instruction"] for record in read_jsonl(path)]
+    remaining = max(0, config.num_instructions - len(machine))
+    if remaining == 0:
+        return Plan("generate", 0, None, f"{path} already holds {len(machine)}")
+    per_answer = (
+        config.tasks_per_request if config.prompt_style == "alpaca"
+        else SELF_INSTRUCT_TASKS_PER_ANSWER
+    )
+    _, request = PromptSampler(config, seeds, template, machine).next()
+    note = (f" at least, for {remaining} more instructions at up to {per_answer} per answer "
+            "before filtering")
+    return Plan("generate", math.ceil(remaining / per_answer), request, note)
+
+
+def plan_classify(run_dir: Path, template: PromptTemplate) -> Plan:
+    """One request per instruction not classified yet."""
+    pending = _pending(run_dir, _tasks(run_dir), CLASSIFICATION_FILE)
+    sample = classify_request(template, pending[0]) if pending else None
+    return Plan("classify", len(pending), sample)
+
+
+def plan_instances(
+    run_dir: Path, templates: tuple[PromptTemplate, PromptTemplate], options: InstanceOptions
+) -> Plan:
+    """One request per classified instruction without instances yet."""
+    pending = _pending(run_dir, options.shard.select(_tasks(run_dir)), INSTANCES_FILE)
+    classification = load_classification(run_dir)
+    missing = [task["id"] for task in pending if task["id"] not in classification]
+    if missing:
+        raise UserError(f"{run_dir}: {len(missing)} instructions are not classified yet; run "
+                        f"selfinstruct classify {run_dir} first")
+    sample = None
+    if pending:
+        sample = instance_request(templates, options, classification[pending[0]["id"]],
+                                  pending[0])
+    return Plan("instances", len(pending), sample)
+
+
+def plan_reason(prompts: list[PromptRecord], out_dir: Path, options: ReasonOptions) -> Plan:
+    """One request per sample of each prompt not drawn yet."""
+    done = done_samples(out_dir / REASONING_FILE, out_dir / REJECTED_FILE)
+    pending = [(prompt, sample) for prompt in prompts for sample in range(options.samples)
+               if (prompt.id, sample) not in done]
+    sample = reason_request(options, *pending[0]) if pending else None
+    return Plan("reason", len(pending), sample)
+
+
+def _tasks(run_dir: Path) -> list[dict[str, Any]]:
+    return list(read_jsonl(run_dir / INSTRUCTIONS_FILE))
+
+
+def _pending(run_dir: Path, tasks: list[dict[str, Any]], done_file: str) -> list[dict[str, Any]]:
+    done = {record["id"] for record in read_jsonl(run_dir / done_file)}
+    return [task for task in tasks if task["id"] not in done]
