@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from selfinstruct.parsing import clean_no_input
+
 __all__ = ["Example", "clean_label", "parse_input_first", "parse_output_first", "parse_yes_no"]
 
 
@@ -123,32 +125,6 @@ _LAST_CONJUNCTION = re.compile(r"(?P<left>.*?\S)(?:\s+and\s+|以及|和)(?P<righ
 # A bullet or number in front of a label written on a line of its own under "Class labels:".
 _ITEM_MARKER = re.compile(r"^\s*(?:[-*+•]|[0-9]{1,2}[.)、])\s+")
 
-# What a model writes for "this task has no input"; compared after _normalise_no_input.
-_NO_INPUT_VALUES = frozenset(
-    {
-        "noinput",
-        "noinputrequired",
-        "noinputneeded",
-        "none",
-        "nil",
-        "null",
-        "n/a",
-        "na",
-        "empty",
-        "nothing",
-        "notapplicable",
-        "无",
-        "空",
-        "无输入",
-        "無輸入",
-        "没有输入",
-        "无需输入",
-        "不需要输入",
-        "没有",
-        "不适用",
-    }
-)
-_NO_INPUT_NOISE = re.compile(r"[\s<>()\[\]{}（）【】《》〈〉*`\"'“”‘’.。_\-]")
 
 # The last paragraph of a chat answer that is talking to the user, not part of an example.
 _SIGN_OFF = re.compile(
@@ -230,21 +206,6 @@ def parse_yes_no(text: str) -> bool | None:
 
 
 # ------------------------------------------------------------------------ shared helpers
-
-
-def _normalise_no_input(text: str) -> str:
-    """Lower-case ``text`` and drop brackets, quotes, spaces and dots around a no-input word."""
-    return _NO_INPUT_NOISE.sub("", text.lower())
-
-
-def _clean_input(text: str) -> str:
-    """An input as the model wrote it, or "" when it says the task has no input.
-
-    Text of brackets or quotes alone ("[]", '""') is a real input, an empty list or
-    string, and stays.
-    """
-    normalised = _normalise_no_input(text)
-    return "" if normalised and normalised in _NO_INPUT_VALUES else text
 
 
 def _value(lines: Sequence[str]) -> str:
@@ -394,7 +355,7 @@ def _draft_example(draft: _Draft, headed: bool) -> Example | None:
         output_lines = draft.loose
     elif headed and input_lines is None:
         input_lines = draft.loose
-    example_input = _clean_input(_value(input_lines or []))
+    example_input = clean_no_input(_value(input_lines or []))
     example_output = _value(output_lines or [])
     if not example_input and not example_output:
         return None
@@ -611,7 +572,7 @@ class _Pair:
     def example(self) -> Example | None:
         """The pair as an Example (input, label), or None when it holds nothing."""
         lines = self.input_lines if self.input_lines is not None else self.loose
-        example_input = _clean_input(_value(lines))
+        example_input = clean_no_input(_value(lines))
         label = self.label or ""
         if not example_input and not label:
             return None

@@ -161,27 +161,12 @@ _FIELD_OF_LABEL: dict[str, int] = {
     "輸出": _OUTPUT,
 }
 
-# What a model writes for "this task has no input", normalised by _normalise_no_input.
+# What a model writes for "this task has no input", compared after removing _NO_INPUT_NOISE.
 _NO_INPUT_VALUES = frozenset(
     {
-        "",
-        "noinput",
-        "noinputrequired",
-        "noinputneeded",
-        "none",
-        "nil",
-        "null",
-        "n/a",
-        "empty",
-        "nothing",
-        "无",
-        "空",
-        "无输入",
-        "無輸入",
-        "没有输入",
-        "无需输入",
-        "不需要输入",
-        "没有",
+        "noinput", "noinputrequired", "noinputneeded", "none", "nil", "null", "n/a", "na",
+        "empty", "nothing", "notapplicable", "无", "空", "无输入", "無輸入", "没有输入",
+        "无需输入", "不需要输入", "没有", "不适用",
     }
 )
 _NO_INPUT_NOISE = re.compile(r"[\s<>()\[\]{}（）【】《》〈〉*`\"'“”‘’.。_\-]")
@@ -515,9 +500,15 @@ def _label_applies(label: _Label, block: _Block, numbered: bool) -> bool:
     return label.field_index > block.current
 
 
-def _normalise_no_input(text: str) -> str:
-    """Lower-case ``text`` and drop brackets, quotes, spaces and dots around a no-input word."""
-    return _NO_INPUT_NOISE.sub("", text.lower())
+def clean_no_input(text: str) -> str:
+    """An input as the model wrote it, or "" when it says the task has no input
+    (``<noinput>``, ``None``, ``N/A``, ``<无输入>``…).
+
+    Text of brackets or quotes alone ("[]", '""') is a real input, an empty list or
+    string, and stays.
+    """
+    normalised = _NO_INPUT_NOISE.sub("", text.lower())
+    return "" if normalised and normalised in _NO_INPUT_VALUES else text
 
 
 def _block_candidate(block: _Block) -> Candidate | None:
@@ -526,9 +517,7 @@ def _block_candidate(block: _Block) -> Candidate | None:
     instruction = _clean_instruction(_join_lines(instruction_lines))
     if not instruction:
         return None
-    task_input = "\n".join(input_lines).strip()
-    if _normalise_no_input(task_input) in _NO_INPUT_VALUES:
-        task_input = ""
+    task_input = clean_no_input("\n".join(input_lines).strip())
     return Candidate(instruction, task_input, "\n".join(output_lines).strip())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,6 +50,14 @@ def _requests_line(requests: RequestStats, elapsed: float) -> str:
     )
 
 
+def _rejected_lines(rejected: Counter[str]) -> list[str]:
+    """Rejections by filter, most frequent first (none: no line)."""
+    if not rejected:
+        return []
+    counts = ", ".join(f"{name} {count}" for name, count in rejected.most_common())
+    return [f"rejected: {counts} (see rejected.jsonl)"]
+
+
 def generate_summary(stats: GenerateStats, out: Path) -> list[str]:
     """Human-readable summary lines of a generate run."""
     requests = stats.requests
@@ -57,10 +66,7 @@ def generate_summary(stats: GenerateStats, out: Path) -> list[str]:
         f" from {stats.candidates} candidates in {stats.elapsed:.1f}s",
         _requests_line(requests, stats.elapsed),
     ]
-    if stats.rejected:
-        rejected = ", ".join(f"{name} {count}" for name, count in stats.rejected.most_common())
-        lines.append(f"rejected: {rejected} (see rejected.jsonl)")
-    return lines
+    return lines + _rejected_lines(stats.rejected)
 
 
 def stage_summary(stats: StageStats) -> list[str]:
@@ -71,10 +77,7 @@ def stage_summary(stats: StageStats) -> list[str]:
         f"now) in {stats.elapsed:.1f}s; {stats.gave_up} given up after repeated failures",
         _requests_line(requests, stats.elapsed),
     ]
-    if stats.rejected:
-        rejected = ", ".join(f"{name} {count}" for name, count in stats.rejected.most_common())
-        lines.append(f"rejected: {rejected} (see rejected.jsonl)")
-    return lines
+    return lines + _rejected_lines(stats.rejected)
 
 
 def reason_summary(stats: StageStats, out: Path) -> list[str]:
