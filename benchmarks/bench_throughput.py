@@ -63,7 +63,7 @@ sys.path.insert(0, str(HERE))
 from fake_llm_server import FakeAnswers, load_texts, recombined  # noqa: E402
 
 MODEL = "fake-model"
-#: How the command line is started; ``--runner-proposal`` swaps in runner_proposal.py.
+#: How the command line is started.
 CLI = [sys.executable, "-m", "selfinstruct"]
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -572,19 +572,14 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep run directories here")
     parser.add_argument("--at", nargs="+", metavar="C=LATENCY",
                         help="concurrency=latency pairs (default per plan)")
-    parser.add_argument("--runner-proposal", action="store_true",
-                        help="run the commands with the Runner.run of runner_proposal.py")
     parser.add_argument("--only", nargs="+",
                         choices=("generate", "instances", "reason", "pipeline", "baseline"))
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    if args.runner_proposal:
-        CLI[:] = [sys.executable, str(HERE / "runner_proposal.py")]
     pairs = parse_pairs(args.at) if args.at else plan.concurrency_latency
     parts = set(args.only or ("generate", "instances", "reason", "pipeline", "baseline"))
     texts = load_texts()
-    results: dict[str, Any] = {"machine": machine_info(), "plan": asdict(plan), "runs": [],
-                               "runner_proposal": args.runner_proposal}
+    results: dict[str, Any] = {"machine": machine_info(), "plan": asdict(plan), "runs": []}
     began = time.monotonic()
 
     def show(line: str) -> None:

@@ -86,11 +86,15 @@ class Runner(Generic[J]):
                 # Answers before failures: an answer that arrives together with the failure
                 # that stops the run has been paid for, so it is handled first.
                 finished.sort(key=_is_failure)
+                in_flight.difference_update(finished)  # type: ignore[arg-type]
+                # Refill first, and yield after each answer, so new requests reach the wire
+                # while a burst of CPU-heavy answers is processed (measured in BENCHMARKS.md).
+                self._fill(in_flight, source)
                 for task in finished:
-                    in_flight.discard(task)  # type: ignore[arg-type]
                     job, outcome, epoch = task.result()  # type: ignore[misc]
                     if self._settle(job, outcome, epoch, handle):
                         return
+                    await asyncio.sleep(0)
         finally:
             stopper.cancel()
             for task in in_flight:
