@@ -27,7 +27,7 @@ from selfinstruct.bootstrap import GenerateStats
 from selfinstruct.dedup import count_records, dedup_file
 from selfinstruct.dryrun import plan_generate
 from selfinstruct.errors import StageAborted, UserError
-from selfinstruct.export import export_run
+from selfinstruct.export import ExportResult, export_run
 from selfinstruct.generate import create_run_backend, open_run, resolve_config
 from selfinstruct.instances import InstanceOptions
 from selfinstruct.llm import Backend
@@ -229,6 +229,12 @@ def summary_on_abort(summary: Callable[[Any], list[str]]) -> Iterator[None]:
         for line in summary(err.stats):
             say(line)
         raise
+
+
+def say_exported(result: ExportResult) -> None:
+    """Where the export went and the LLaMA-Factory dataset name to train on."""
+    say(f"exported {result.count} examples to {result.path}; LLaMA-Factory dataset "
+        f"{result.dataset_name!r} registered in {result.dataset_info}")
 
 
 @app.callback()
@@ -493,8 +499,7 @@ def export(
         result = export_run(run_dir, format.value, output,  # type: ignore[arg-type]
                             include_seeds=include_seeds, data=data.value,  # type: ignore[arg-type]
                             think=think.value)  # type: ignore[arg-type]
-        say(f"exported {result.count} examples to {result.path}; LLaMA-Factory dataset "
-            f"{result.dataset_name!r} registered in {result.dataset_info}")
+        say_exported(result)
 
 
 def _run_command(func: Callable[..., None]) -> Callable[..., None]:
@@ -543,8 +548,7 @@ def run_all(
             _classify(out, backend)
             _instances(out, per_task, instance_max_tokens, backend)
         result = export_run(out, format.value, include_seeds=include_seeds)  # type: ignore[arg-type]
-        say(f"exported {result.count} examples to {result.path}; LLaMA-Factory dataset "
-            f"{result.dataset_name!r} registered in {result.dataset_info}")
+        say_exported(result)
 
 
 @app.command()

@@ -17,7 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from selfinstruct.language import ZH_SHARE_THRESHOLD, Language, is_cjk_char, text_length
+from selfinstruct.language import (
+    LENGTH_UNIT,
+    ZH_SHARE_THRESHOLD,
+    Language,
+    is_cjk_char,
+    text_length,
+)
 
 __all__ = [
     "DEFAULT_BLACKLIST",
@@ -90,7 +96,6 @@ _PROGRAM_PREFIXES: tuple[str, ...] = ("write a program", "编写一个程序", "
 # A polite lead a Chinese instruction may start with before the verb.
 _ZH_POLITE_PREFIXES: tuple[str, ...] = ("请你", "请")
 
-_UNITS: dict[Language, str] = {"en": "words", "zh": "characters"}
 
 
 @dataclass(frozen=True)
@@ -193,7 +198,7 @@ def too_short(text: str, settings: FilterSettings) -> str | None:
     """Reject fragments: a few words are rarely a complete, answerable task."""
     length = text_length(text, settings.language)
     if length < settings.min_length:
-        unit = _UNITS[settings.language]
+        unit = LENGTH_UNIT[settings.language]
         return f"{length} {unit}, fewer than the minimum of {settings.min_length}"
     return None
 
@@ -202,7 +207,7 @@ def too_long(text: str, settings: FilterSettings) -> str | None:
     """Reject rambling instructions: usually the model ran an input or an answer into it."""
     length = text_length(text, settings.language)
     if length > settings.max_length:
-        unit = _UNITS[settings.language]
+        unit = LENGTH_UNIT[settings.language]
         return f"{length} {unit}, more than the maximum of {settings.max_length}"
     return None
 

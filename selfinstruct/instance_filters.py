@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from selfinstruct.instance_parsing import Example, clean_label
-from selfinstruct.language import Language, text_length
+from selfinstruct.language import LENGTH_UNIT, Language, text_length
 
 __all__ = [
     "DEFAULT_INSTANCE_LENGTHS",
@@ -42,7 +42,6 @@ __all__ = [
 #: answer; a Chinese character carries about half an English word, hence twice the count.
 DEFAULT_INSTANCE_LENGTHS: dict[Language, tuple[int, int]] = {"en": (300, 500), "zh": (600, 1000)}
 
-_UNITS: dict[Language, str] = {"en": "words", "zh": "characters"}
 _COLONS = (":", "：")
 
 
@@ -91,7 +90,7 @@ def _too_long(text: str, limit: int, what: str, settings: InstanceSettings) -> s
     """The reason ``text`` is over ``limit`` in the language's unit, or None."""
     length = text_length(text, settings.language)
     if length > limit:
-        unit = _UNITS[settings.language]
+        unit = LENGTH_UNIT[settings.language]
         return f"the {what} has {length} {unit}, more than the maximum of {limit}"
     return None
 

@@ -78,7 +78,6 @@ async def instances_run(
         done = {record["id"] for record in read_jsonl(results.path)}
         pending = [task for task in tasks if task["id"] not in done]
         stats = StageStats("instances", total=len(tasks), done_before=len(tasks) - len(pending))
-        stats.done = stats.done_before
 
         def make_request(task: dict[str, Any]) -> Request:
             return instance_request(templates, options, classification[task["id"]], task)

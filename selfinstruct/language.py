@@ -80,6 +80,10 @@ def detect_language(texts: Iterable[str]) -> Language:
     return "en"
 
 
+#: The unit :func:`text_length` counts in, for messages about length limits.
+LENGTH_UNIT: dict[Language, str] = {"en": "words", "zh": "characters"}
+
+
 def text_length(text: str, language: Language) -> int:
     """Length of ``text`` in the unit the length filters use for ``language``.
 

@@ -96,10 +96,11 @@ def run_template(config: dict[str, Any], name: TemplateName) -> PromptTemplate:
 
 def resolve_backend(saved: dict[str, Any], flags: BackendFlags) -> tuple[BackendSpec, Drive]:
     """The backend to use: flags first, then what the run was saved with, then defaults."""
-    urls = flags.urls() or tuple(saved.get("base_urls", ()))
+    given_urls = flags.urls()
+    urls = given_urls or tuple(saved.get("base_urls", ()))
     kind = flags.backend if flags.backend not in (None, "auto") else None
     if kind is None:
-        kind = "openai" if flags.urls() else saved.get("backend") or ("openai" if urls else "local")
+        kind = "openai" if given_urls else saved.get("backend") or ("openai" if urls else "local")
     if kind == "openai" and not urls:
         raise UserError("--backend openai needs --base-url URL (or --base-url-file)")
     same_kind = kind == saved.get("backend")

@@ -81,7 +81,6 @@ async def reason_run(
         ]
         total = len(prompts) * options.samples
         stats = StageStats("reason", total=total, done_before=total - len(pending))
-        stats.done = stats.done_before
 
         def make_request(item: dict[str, Any]) -> Request:
             return reason_request(options, item["prompt"], item["sample"])

@@ -33,8 +33,9 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
 
 def resume_command(argv: Sequence[str]) -> str:
     """The command line that resumes this run: same flags, the key left to the environment."""
-    command = "selfinstruct " + shlex.join(redact_argv(argv))
-    if len(redact_argv(argv)) != len(argv):
+    kept = redact_argv(argv)
+    command = "selfinstruct " + shlex.join(kept)
+    if len(kept) != len(argv):
         command += "  (with the API key in OPENAI_API_KEY)"
     return command
 

@@ -37,7 +37,8 @@ class StageStats:
     stage: str
     total: int
     done_before: int
-    done: int = 0
+    #: Records finished, this session's and earlier ones'; starts at ``done_before``.
+    done: int = field(init=False)
     gave_up: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     #: Stage-specific observations that are not rejections (e.g. answers without a trace).
@@ -45,6 +46,9 @@ class StageStats:
     requests: RequestStats = field(default_factory=RequestStats)
     elapsed: float = 0.0
     interrupted: bool = False
+
+    def __post_init__(self) -> None:
+        self.done = self.done_before
 
     def to_json(self) -> dict[str, Any]:
         """This stage's part of ``stats.json``."""

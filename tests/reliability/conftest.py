@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 
 from selfinstruct import cli
 from selfinstruct.similarity import rouge_l, tokenize
+from tests.conftest import ENGLISH_SEEDS
 
 from .faultserver import MODEL, FaultServer
 
@@ -28,18 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: A key that must never show up anywhere a run writes or prints.
 PLANTED_KEY = "sk-planted-reliability-7c1d9e3f5a"
 
-SEEDS = [
-    "Explain why the sky looks blue during a clear day.",
-    "Suggest three names for a bakery that sells sourdough bread.",
-    "Convert the temperature of 30 degrees Celsius to Fahrenheit.",
-    "Summarize the main causes of the French Revolution in two sentences.",
-    "Write a haiku about autumn leaves falling in a quiet park.",
-    "List five healthy snacks that children enjoy after school.",
-    "Classify the sentiment of this sentence as positive or negative.",
-    "Recommend a strategy for learning vocabulary in a new language.",
-    "Describe how a bill becomes law in a parliamentary democracy.",
-    "Give advice to someone preparing for their first job interview.",
-]
+SEEDS = ENGLISH_SEEDS
 
 
 @pytest.fixture(scope="session")
