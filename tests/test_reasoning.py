@@ -274,3 +274,16 @@ def test_bad_shard(tmp_path, spec):
                                           "--shard", spec])
     assert result.exit_code == 2
     assert "write i/n with 0 <= i < n" in result.output
+
+
+def test_export_cli_think_field_and_data_choice(tmp_path):
+    reason(served("deepseek_api.json", []), tmp_path)
+    result = CliRunner().invoke(cli.app, ["export", str(tmp_path), "-f", "messages",
+                                          "--think", "field"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "export" / "messages.jsonl").read_text().splitlines()[0])
+    assert record["messages"][1] == {"role": "assistant", "content": "42",
+                                     "reasoning_content": "6 × 7 = 42, double-check: 42 / 7 = 6."}
+    result = CliRunner().invoke(cli.app, ["export", str(tmp_path), "--data", "instances"])
+    assert result.exit_code == 2
+    assert "not a run directory" in result.output
