@@ -2,16 +2,17 @@
 
     python benchmarks/bench_client.py [--at C=LATENCY ...] [--requests N]
 
-The figures behind the ``llm/openai.py`` proposal in BENCHMARKS.md: the same
-``Runner`` keeps C requests in flight against ``fake_llm_server.py`` (a separate
-process) with a no-op handler, once per variant, and ``time.process_time()`` of this
-process over the requests is divided by their number. Variants:
+The figures behind the client-CPU section of BENCHMARKS.md: the same ``Runner``
+keeps C requests in flight against ``fake_llm_server.py`` (a separate process) with a
+no-op handler, once per variant, and ``time.process_time()`` of this process over the
+requests is divided by their number. Variants:
 
-* ``OpenAIBackend``: what the pipeline uses today;
-* ``SDK post, raw body``: the SDK's ``client.post(..., cast_to=httpx2.Response)`` and
-  ``json.loads`` (keeps the SDK's retries, auth and timeouts; skips its request
-  transform and response models);
-* ``plain httpx2``: one ``httpx2.AsyncClient``, no SDK at all;
+* ``OpenAIBackend``: what the pipeline uses (the SDK's ``client.post(...,
+  cast_to=httpx2.Response)`` and ``json.loads``: the SDK's retries, auth and timeouts
+  without its request transform and response models);
+* ``SDK create (before)``: ``chat.completions.create`` and the SDK's typed response,
+  as ``OpenAIBackend`` did until the change;
+* ``plain httpx2``: one ``httpx2.AsyncClient``, no SDK at all (a floor);
 * ``OpenAIBackend x8``: eight backends (eight connection pools) used in turn, since
   httpcore scans its whole pool on every request and answer.
 """
@@ -54,18 +55,19 @@ def _completion(raw: bytes) -> Completion:
     return Completion(text=choice["message"]["content"], finish_reason=choice["finish_reason"])
 
 
-class SdkRawBackend:
-    """The SDK's request machinery without its typed layers."""
+class SdkCreateBackend:
+    """What ``OpenAIBackend`` did before: ``chat.completions.create`` and the SDK's
+    response models."""
 
-    name = "sdk-raw"
+    name = "sdk-create"
 
     def __init__(self, base_url: str) -> None:
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY")
 
     async def complete(self, request: Request) -> Completion:
-        response = await self._client.post("/chat/completions", body=_body(request),
-                                           cast_to=httpx2.Response)
-        return _completion(response.content)
+        response = await self._client.chat.completions.create(**_body(request))
+        choice = response.choices[0]
+        return Completion(text=choice.message.content or "", finish_reason=choice.finish_reason)
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -111,7 +113,7 @@ def variants(base_url: str) -> dict[str, Callable[[], Backend]]:
 
     return {
         "OpenAIBackend": plain,
-        "SDK post, raw body": lambda: SdkRawBackend(base_url),  # type: ignore[return-value]
+        "SDK create (before)": lambda: SdkCreateBackend(base_url),  # type: ignore[return-value]
         "plain httpx2": lambda: HttpxBackend(base_url),  # type: ignore[return-value]
         "OpenAIBackend x8": lambda: ShardedBackend([plain() for _ in range(8)]),
     }
@@ -155,7 +157,7 @@ def main() -> None:
                 for name, make in variants(server.base_url).items():
                     cost = asyncio.run(cpu_per_request(make(), concurrency, args.requests,
                                                        prompt))
-                    print(f"C={concurrency} latency {latency}s  {name:20} {cost:.2f} ms CPU "
+                    print(f"C={concurrency} latency {latency}s  {name:30} {cost:.2f} ms CPU "
                           "per request", flush=True)
         finally:
             server.stop()

@@ -395,13 +395,15 @@ class _NoBackend:
         return None
 
 
-def pipeline_cpu(texts: list[str], pool: int, requests: int, workdir: Path) -> dict[str, Any]:
+def pipeline_cpu(texts: list[str], pool: int, requests: int, workdir: Path,
+                 most_similar: int = 0) -> dict[str, Any]:
     """CPU per request of ``Bootstrap``'s own work at a given pool size.
 
     Per request: the next prompt (sample examples, render) and the handling of one
-    answer of 10-20 tasks (parse, heuristic filters, ROUGE-L top-k against the pool,
-    append to instructions.jsonl / rejected.jsonl, grow the pool). The pool grows as
-    tasks are kept, so "at 50,000" means from 50,000 on.
+    answer of 10-20 tasks (parse, heuristic filters, the ROUGE-L filter against the
+    pool, or a top-k search with ``most_similar`` = k, append to instructions.jsonl /
+    rejected.jsonl, grow the pool). The pool grows as tasks are kept, so "at 50,000"
+    means from 50,000 on.
     """
     from selfinstruct.generate import open_run, resolve_config
     from selfinstruct.llm.base import Completion, Usage
@@ -412,7 +414,8 @@ def pipeline_cpu(texts: list[str], pool: int, requests: int, workdir: Path) -> d
     write_pool(run_dir / "instructions.jsonl", texts, pool)
     config, seeds = resolve_config(
         out=run_dir, seeds_path=None, language="en", prompt_style="self-instruct",
-        options={"num_instructions": 10_000_000, "backend": "openai", "model": MODEL},
+        options={"num_instructions": 10_000_000, "backend": "openai", "model": MODEL,
+                 "most_similar": most_similar},
     )
     bootstrap = open_run(config, seeds, _NoBackend(), force=False)  # type: ignore[arg-type]
     answers = FakeAnswers(texts)
@@ -424,17 +427,19 @@ def pipeline_cpu(texts: list[str], pool: int, requests: int, workdir: Path) -> d
         for _ in range(warmup + requests)
     ]
     # Time the similarity search apart: it is the part that grows with the pool.
-    search = bootstrap.index.most_similar_ids
     in_search = [0.0]
 
-    def timed_search(text: str, k: int = 10) -> list[tuple[int, float]]:
-        begin = time.process_time()
-        try:
-            return search(text, k)
-        finally:
-            in_search[0] += time.process_time() - begin
+    def timed(search: Any) -> Any:
+        def wrapper(*args: Any) -> Any:
+            begin = time.process_time()
+            try:
+                return search(*args)
+            finally:
+                in_search[0] += time.process_time() - begin
+        return wrapper
 
-    bootstrap.index.most_similar_ids = timed_search  # type: ignore[method-assign]
+    for name in ("first_above", "most_similar_ids"):
+        setattr(bootstrap.index, name, timed(getattr(bootstrap.index, name)))
     for number, completion in enumerate(completions):
         if number == warmup:
             start, candidates_before, in_search[0] = time.process_time(), \
@@ -447,7 +452,8 @@ def pipeline_cpu(texts: list[str], pool: int, requests: int, workdir: Path) -> d
     stats = bootstrap.stats
     candidates = stats.candidates - candidates_before
     return {
-        "pool": pool, "pool_measured_from": pool_before, "pool_after": len(bootstrap.index),
+        "pool": pool, "most_similar": most_similar, "pool_measured_from": pool_before,
+        "pool_after": len(bootstrap.index),
         "requests": requests,
         "ms_per_request": round(1000 * used / requests, 3),
         "similarity_ms_per_request": round(1000 * in_search[0] / requests, 3),
@@ -588,10 +594,11 @@ def main() -> None:
     with working_dir(args.workdir) as workdir:
         if "pipeline" in parts:
             results["pipeline"] = []
-            for pool in plan.pipeline_pools:
-                row = pipeline_cpu(texts, pool, plan.pipeline_requests, workdir)
+            for pool, most_similar in itertools.product(plan.pipeline_pools, (0, 5)):
+                row = pipeline_cpu(texts, pool, plan.pipeline_requests, workdir, most_similar)
                 results["pipeline"].append(row)
-                show(f"pipeline CPU at pool {pool}: {row['ms_per_request']} ms/request, "
+                show(f"pipeline CPU at pool {pool}, --most-similar {most_similar}: "
+                     f"{row['ms_per_request']} ms/request, "
                      f"{row['similarity_ms_per_request']} of it ROUGE-L "
                      f"({row['candidates_per_request']} candidates, "
                      f"{row['us_per_candidate']} us each; pool {row['pool_measured_from']}"

@@ -31,9 +31,6 @@ from selfinstruct.similarity import SimilarityIndex
 from selfinstruct.stage import failure_record, throughput
 from selfinstruct.store import JsonlAppender, read_jsonl
 
-#: How many of the most similar pool texts each kept instruction records.
-MOST_SIMILAR_K = 5
-
 #: Answers in a row that add nothing to the pool before the run stops. Hundreds of
 #: candidates all rejected means a wrong language, template or filter, or a broken
 #: model, not bad luck; asking again would only spend money, forever.
@@ -254,19 +251,24 @@ class Bootstrap:
         if rejection is not None:
             self._reject(job, candidate.instruction, rejection.filter, rejection.detail)
             return
-        # One top-k search answers both questions: the best score (the filter) and the
-        # most similar texts a kept record shows; a separate max-score search first
-        # would nearly double the cost per candidate, as most candidates are kept.
-        similar = self.index.most_similar_ids(candidate.instruction, k=MOST_SIMILAR_K)
-        score, match = (similar[0][1], similar[0][0]) if similar else (0.0, None)
-        if score > self.config.similarity_threshold:
-            text = self.index.text(match) if match is not None else ""
+        threshold = self.config.similarity_threshold
+        if self.config.most_similar:
+            # One top-k search gives both the filter decision and what the record shows.
+            similar = self.index.most_similar_ids(candidate.instruction, self.config.most_similar)
+            witness = (similar[0][1], similar[0][0]) if similar else None
+            if witness is not None and witness[0] <= threshold:
+                witness = None
+        else:
+            similar = []
+            witness = self.index.first_above(candidate.instruction, threshold)
+        if witness is not None:
+            score, match = witness
             self._reject(job, candidate.instruction, "similarity",
-                         f"ROUGE-L {score:.3f} > {self.config.similarity_threshold} vs {text!r}")
+                         f"ROUGE-L {score:.3f} > {threshold} vs {self.index.text(match)!r}")
             return
-        self._keep(job, candidate, completion, score, similar)
+        self._keep(job, candidate, completion, similar)
 
-    def _keep(self, job: Job, candidate: Candidate, completion: Completion, score: float,
+    def _keep(self, job: Job, candidate: Candidate, completion: Completion,
               similar: list[tuple[int, float]]) -> None:
         record: dict[str, Any] = {
             "id": f"gen_{self.stats.kept:06d}",
@@ -275,12 +277,12 @@ class Bootstrap:
         if self.config.prompt_style == "alpaca":
             record["input"] = candidate.input
             record["output"] = candidate.output
-        record.update(
-            source=completion.model or self.backend.name,
-            request=job.number,
-            max_similarity=score,
-            most_similar={self.index.text(item): value for item, value in similar},
-        )
+        record.update(source=completion.model or self.backend.name, request=job.number)
+        if self.config.most_similar:
+            record.update(
+                max_similarity=similar[0][1] if similar else 0.0,
+                most_similar={self.index.text(item): value for item, value in similar},
+            )
         self._kept_file.write(record)
         self.index.add(candidate.instruction)
         self.machine.append(candidate.instruction)

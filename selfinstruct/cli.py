@@ -251,6 +251,7 @@ def _generate(
     prompt_style: Style,
     similarity_threshold: float,
     tokenizer: TokenizerOption,
+    most_similar: int,
     temperature: float | None,
     top_p: float | None,
     max_tokens: int | None,
@@ -289,6 +290,7 @@ def _generate(
             "num_instructions": num_instructions,
             "similarity_threshold": similarity_threshold,
             "tokenizer": tokenizer.value,
+            "most_similar": most_similar,
             "temperature": temperature,
             "top_p": top_p,
             "max_tokens": max_tokens,
@@ -355,6 +357,10 @@ def generate(
     ] = 0.7,
     tokenizer: Annotated[TokenizerOption, typer.Option(help="ROUGE tokenizer.")]
     = TokenizerOption.multilingual,
+    most_similar: Annotated[
+        int, typer.Option(help="Record the K most similar pool texts and the best score with "
+                          "each kept instruction (costs 2-4x the similarity filter's CPU).")
+    ] = 0,
     temperature: Annotated[float | None, typer.Option(help="Default per prompt style.")] = None,
     top_p: Annotated[float | None, typer.Option(help="Default per prompt style.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Default per prompt style.")] = None,

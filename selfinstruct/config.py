@@ -59,6 +59,7 @@ class GenerateConfig:
     concurrency: int = 8
     similarity_threshold: float = 0.7
     tokenizer: TokenizerName = "multilingual"
+    most_similar: int = 0
     temperature: float = 0.7
     top_p: float = 0.5
     max_tokens: int = 1024
@@ -85,6 +86,7 @@ class GenerateConfig:
             0.0 <= self.similarity_threshold <= 1.0,
             "--similarity-threshold must be between 0 and 1",
         )
+        _check(self.most_similar >= 0, "--most-similar must not be negative")
         _check(self.max_tokens >= 16, "--max-tokens must be at least 16")
         _check(0.0 <= self.temperature <= 2.0, "--temperature must be between 0 and 2")
         _check(0.0 < self.top_p <= 1.0, "--top-p must be in (0, 1]")

@@ -80,8 +80,8 @@ def filter_settings(config: GenerateConfig) -> FilterSettings:
 
 def create_run_backend(config: GenerateConfig, api_key: str | None) -> Backend:
     """The backend ``config`` names (the key is passed through, never stored)."""
-    spec, _ = resolve_backend(config.to_json(), BackendFlags())
-    return create_backend(spec, api_key)
+    spec, drive = resolve_backend(config.to_json(), BackendFlags())
+    return create_backend(spec, api_key, drive.concurrency)
 
 
 def open_run(

@@ -155,7 +155,7 @@ def connect(saved: dict[str, Any], flags: BackendFlags) -> tuple[Backend, StageS
     settings = StageSettings(
         concurrency=drive.concurrency, max_consecutive_failures=drive.max_failures
     )
-    return create_backend(spec, flags.api_key), settings
+    return create_backend(spec, flags.api_key, drive.concurrency), settings
 
 
 def open_stage(run_dir: Path, flags: BackendFlags) -> StageContext:

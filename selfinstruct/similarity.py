@@ -265,17 +265,20 @@ class _TopK:
 
 
 class _Exceeds:
-    """Answers "is anything above the threshold?", stopping at the first yes."""
+    """Answers "is anything above the threshold?", stopping at the first batch with a yes
+    and keeping that batch's best (score, id) as the witness."""
 
     def __init__(self, threshold: float) -> None:
-        self.found = False
+        self.found: tuple[float, int] | None = None
         self._bar = _Bar(threshold, -1)
         self.size = 1
 
     def offer(self, scores: npt.NDArray[np.float64], ids: npt.NDArray[np.int64]) -> bool:
-        """Record whether the batch has a score above the threshold; stop if so."""
-        self.found = bool(np.any(scores > self._bar.score))
-        return self.found
+        """Keep the batch's best text if it is above the threshold, and stop if so."""
+        best = int(np.argmax(scores)) if len(scores) else -1
+        if best >= 0 and scores[best] > self._bar.score:
+            self.found = (float(scores[best]), int(ids[best]))
+        return self.found is not None
 
     def bar(self) -> _Bar:
         """The threshold never moves."""
@@ -325,6 +328,7 @@ class SimilarityIndex:
         self._text_bytes = bytearray()
         self._text_ends: array[int] = array("q")
         self._query_slot = np.zeros(1024, dtype=np.int32)  # token id -> 1 + query slot
+        self._hit_counts = np.zeros(1024, dtype=np.int32)  # scratch: hits per text id
         self._bound_tables: dict[tuple[int, int], npt.NDArray[np.float64]] = {}
         self._last_text: str | None = None
         self._last_tokens: list[str] = []
@@ -466,9 +470,57 @@ class SimilarityIndex:
         """:meth:`exceeds` for an already tokenized candidate."""
         if threshold < 0:  # every score, even that of an empty pool, is >= 0
             return True
-        sink = _Exceeds(threshold)
-        self._search(self._resolve(tokens), sink)
-        return sink.found
+        return self.first_above_tokens(tokens, threshold) is not None
+
+    def first_above(self, text: str, threshold: float) -> tuple[float, int] | None:
+        """A pool text scoring above ``threshold`` as ``(score, id)``, or None if there is
+        none: what :meth:`exceeds` finds, with the evidence a rejection should show.
+
+        As cheap as :meth:`exceeds`; the text is not always the best match (the best of
+        the first batch found above the threshold), so ``score`` may be below
+        :meth:`max_score`. ``threshold`` must be >= 0: texts sharing no token with
+        ``text`` score 0 and are never looked at.
+        """
+        return self.first_above_tokens(self._tokens_of(text), threshold)
+
+    def first_above_tokens(self, tokens: Sequence[str],
+                           threshold: float) -> tuple[float, int] | None:
+        """:meth:`first_above` for an already tokenized candidate."""
+        if threshold < 0:
+            raise ValueError(f"threshold must be >= 0, got {threshold}")
+        query = self._resolve(tokens)
+        if query.length > _WORD_BITS:
+            sink = _Exceeds(threshold)
+            self._search(query, sink)
+            return sink.found
+        return self._first_above_compiled(query, threshold)
+
+    def _first_above_compiled(self, query: _Query, threshold: float) -> tuple[float, int] | None:
+        """:meth:`first_above` through the compiled kernel (queries of <= 64 tokens): the
+        same postings left out and the same bound as :meth:`_search`, counted and
+        verified in one compiled call."""
+        # Imported on first use: numba costs ~0.2 s to import (and compiles the kernel
+        # once per install), which commands that never filter should not pay.
+        from selfinstruct import similarity_kernel
+
+        if not query.counts:
+            return None
+        used, skipped = _drop_common(self._features(query), query.length, threshold,
+                                     len(self) // 32)
+        need = _hits_needed(query.length, skipped, threshold)
+        if len(used) < need:
+            return None
+        if len(self._hit_counts) < len(self):
+            self._hit_counts = np.zeros(2 * len(self), dtype=np.int32)
+        if len(self._query_slot) < len(self._words):
+            self._query_slot = np.zeros(len(self._words) * 2, dtype=np.int32)
+        found, score = similarity_kernel.first_above(
+            np.frombuffer(b"".join(used), dtype=np.int32), need, skipped,
+            np.array(query.token_ids, dtype=np.int32), threshold,
+            self._lengths.values, self._starts.values, self._tokens.values,
+            self._hit_counts, self._query_slot,
+        )
+        return None if found < 0 else (score, found)
 
     # -- scoring: the search -------------------------------------------------------
 
@@ -509,7 +561,7 @@ class SimilarityIndex:
         bar = sink.bar()
         used, skipped = _drop_common(self._features(query), query.length, bar.score,
                                      len(self) // 32)
-        ids, bounds = self._bounded_candidates(query, used, skipped)
+        ids, bounds = self._bounded_candidates(query, used, skipped, bar)
         batch = _FIRST_BATCH
         if ids is None and bar.score <= 0 and bounds.size > batch:
             # At least ``sink.size`` texts, or the bar stays at 0 and nothing is pruned.
@@ -546,18 +598,20 @@ class SimilarityIndex:
         features.sort(key=len)
         return features
 
-    def _bounded_candidates(self, query: _Query, used: list[array[int]],
-                            skipped: int) -> tuple[npt.NDArray[np.int64] | None,
-                                                   npt.NDArray[np.float64]]:
+    def _bounded_candidates(self, query: _Query, used: list[array[int]], skipped: int,
+                            bar: _Bar) -> tuple[npt.NDArray[np.int64] | None,
+                                                npt.NDArray[np.float64]]:
         """Texts in the ``used`` postings and an upper bound on each one's score, as
         (ids, bounds), or (None, bounds indexed by id) when most of the pool is hit.
 
         The bound is F1 with the LCS replaced by min(hits + skipped, len(text), len(query))
         (the multiset overlap is >= LCS), evaluated with the exact float formula, so a
         bound can never be below the true score. Texts with no hits get a bound that is 0
-        (``skipped == 0``) or below the bar (see :func:`_drop_common`).
+        (``skipped == 0``) or below the bar (see :func:`_drop_common`). With a fixed bar
+        (a threshold), texts with too few hits to clear it are left out while counting.
         """
-        ids, hits = _count_hits(used, len(self))
+        need = _hits_needed(query.length, skipped, bar.score) if bar.tie_id < 0 else 1
+        ids, hits = _count_hits(used, len(self), need)
         lengths = self._lengths.values
         lengths = lengths[: len(hits)] if ids is None else lengths[ids]
         table = self._bound_table(query.length, skipped)
@@ -682,13 +736,31 @@ def _drop_common(features: list[array[int]], query_length: int, bar: float,
     return kept, skipped
 
 
-def _count_hits(postings: list[array[int]],
-                pool_size: int) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.int64]]:
-    """How many of ``postings`` hold each id: (distinct ids ascending, counts) when the
-    postings are short, else (None, counts indexed by id) to skip a costly ``nonzero``."""
-    if not postings:
+def _hits_needed(query_length: int, skipped: int, bar: float) -> int:
+    """The fewest hits a text needs for its bound to be above ``bar``.
+
+    With ``o = min(hits + skipped, query_length)`` the bound is highest for a text of
+    exactly ``o`` tokens: F1(o, query_length, o), which grows with ``o``.
+    """
+    for hits in range(1, query_length + 1):
+        overlap = min(hits + skipped, query_length)
+        if _fmeasure(overlap, query_length, overlap) > bar:
+            return hits
+    return query_length + 1
+
+
+def _count_hits(postings: list[array[int]], pool_size: int,
+                need: int = 1) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.int64]]:
+    """How many of ``postings`` hold each id, for the ids in at least ``need`` of them:
+    (those ids ascending, their counts) when that is cheap, else (None, counts indexed
+    by id, ``need`` ignored) to skip a costly ``nonzero`` when most of the pool is hit."""
+    if len(postings) < need:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     hits = np.frombuffer(b"".join(postings), dtype=np.int32)
+    if need > 1:  # dense counts; only the few ids with enough hits are kept
+        counts = np.bincount(hits)
+        ids = np.flatnonzero(counts >= need)
+        return ids, counts[ids]
     if len(hits) * 8 < pool_size:
         ids, counts = np.unique(hits, return_counts=True)
         return ids.astype(np.int64), counts.astype(np.int64)

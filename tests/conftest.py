@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from selfinstruct.llm.base import BackendError, Completion, Request, Usage
+from selfinstruct.similarity import SimilarityIndex
 
 Script = Callable[[Request, int], Completion | BackendError]
 
@@ -68,6 +69,15 @@ ENGLISH_SEEDS = [
     "Describe how a bill becomes law in a parliamentary democracy.",
     "Give advice to someone preparing for their first job interview.",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_similarity_kernel() -> None:
+    """Compile the ROUGE-L kernel (or load numba's cache) once, before any test: the
+    first call on a fresh checkout takes seconds, which would trip hypothesis deadlines."""
+    index = SimilarityIndex()
+    index.add("warm up the kernel")
+    assert index.first_above("warm up the kernel", 0.5) == (1.0, 0)
 
 
 @pytest.fixture

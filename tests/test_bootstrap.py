@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def test_stops_at_exactly_n(tmp_path, seed_file):
     assert len(backend.requests) == 3  # 5 + 5 + 2 of the third answer
     assert [r["id"] for r in records] == [f"gen_{i:06d}" for i in range(12)]
     for record in records:
-        assert set(record) >= {"id", "instruction", "source", "max_similarity", "most_similar"}
+        assert set(record) == {"id", "instruction", "source", "request"}  # no --most-similar
         assert record["source"] == "fake-model"
     saved = json.loads((tmp_path / "run" / "stats.json").read_text())["generate"]
     assert saved["kept"] == 12
@@ -124,8 +125,10 @@ def test_resume_refuses_changed_threshold(tmp_path, seed_file):
     assert run(forced).kept == 4
 
 
-def test_every_kept_instruction_passes_the_similarity_filter(tmp_path, seed_file):
-    """Near-copies of seeds and of each other are rejected; the pool stays novel."""
+@pytest.mark.parametrize("most_similar", [0, 3])
+def test_every_kept_instruction_passes_the_similarity_filter(tmp_path, seed_file, most_similar):
+    """Near-copies of seeds and of each other are rejected; the pool stays novel. With
+    --most-similar K each record shows its exact best score and K closest texts."""
     texts = distinct_texts(30, seed=5)
 
     def script(request: Request, number: int) -> Completion:
@@ -134,19 +137,31 @@ def test_every_kept_instruction_passes_the_similarity_filter(tmp_path, seed_file
         return numbered_answer(9, picks)
 
     out = tmp_path / "run"
-    run(open_bootstrap(out, seed_file, FakeBackend(script), n=20))
+    run(open_bootstrap(out, seed_file, FakeBackend(script), n=20, most_similar=most_similar))
     records = read_lines(out / "instructions.jsonl")
     assert len(records) == 20
-    pool = [tokenize(t) for t in ENGLISH_SEEDS]
+    pool = list(ENGLISH_SEEDS)
     for record in records:
         tokens = tokenize(record["instruction"])
-        best = max(rouge_l(tokens, other) for other in pool)
-        assert best <= 0.7
-        assert record["max_similarity"] == pytest.approx(best)
-        pool.append(tokens)
+        scores = sorted(((rouge_l(tokens, tokenize(text)), -i, text)
+                         for i, text in enumerate(pool)), reverse=True)
+        assert scores[0][0] <= 0.7
+        if most_similar:
+            assert record["max_similarity"] == scores[0][0]
+            assert record["most_similar"] == {text: score for score, _, text in scores[:3]
+                                              if score > 0}
+        else:
+            assert "max_similarity" not in record and "most_similar" not in record
+        pool.append(record["instruction"])
     rejected = read_lines(out / "rejected.jsonl")
     assert {r["filter"] for r in rejected} == {"similarity"}
     assert any(r["candidate"] in ENGLISH_SEEDS for r in rejected)
+    for record in rejected:  # the evidence shown is a real pool text above the threshold
+        score, text = re.fullmatch(r"ROUGE-L (\S+) > 0\.7 vs (.*)", record["detail"]).groups()
+        assert float(score) > 0.7
+        assert text[1:-1] in pool
+        assert round(rouge_l(tokenize(record["candidate"]), tokenize(text[1:-1])), 3) == \
+            float(score)
 
 
 def test_heuristic_filters_and_truncation_are_recorded(tmp_path, seed_file):

@@ -86,8 +86,6 @@ def check_run(out: Path, n: int) -> list[dict]:
     assert len({r["instruction"] for r in kept}) == n
     for record in kept:
         assert record["instruction"].strip()
-        assert 0.0 <= record["max_similarity"] <= 0.7
-        assert isinstance(record["most_similar"], dict)
     stats = json.loads((out / "stats.json").read_text())["generate"]
     assert stats["kept"] == n
     assert stats["requests"]["succeeded"] >= 1

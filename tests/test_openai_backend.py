@@ -9,7 +9,8 @@ from collections.abc import Callable
 import httpx2
 import pytest
 
-from selfinstruct.llm.base import BackendError, Request
+from selfinstruct.llm import openai as openai_backend
+from selfinstruct.llm.base import BackendError, Completion, Request
 from selfinstruct.llm.openai import OpenAIBackend
 
 Handler = Callable[[httpx2.Request], httpx2.Response]
@@ -136,12 +137,23 @@ def test_server_errors_exhaust_retries_then_fail_retryably():
     [
         ({**chat_body("x"), "choices": []}, "the server answered with no choices"),
         (chat_body(None), "the server answered with no content"),
+        ({**chat_body("x"), "choices": ["x"]}, "malformed response: choices are"),
+        ({**chat_body("x"), "choices": [{"message": "x"}]}, "a choice without a message"),
+        ([chat_body("x")], "malformed response: .* is not an object"),
     ],
 )
 def test_empty_answers_are_retryable_failures(body, message):
     with pytest.raises(BackendError, match=message) as err:
         complete(backend(lambda request: httpx2.Response(200, json=body)))
     assert err.value.retryable
+
+
+def test_odd_usage_and_model_fields_fall_back_to_defaults():
+    body = {**chat_body("ok"), "usage": {"prompt_tokens": None, "completion_tokens": "7"},
+            "model": None}
+    result = complete(backend(lambda request: httpx2.Response(200, json=body)))
+    assert (result.text, result.model) == ("ok", "m")
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (0, 0)
 
 
 def test_unreachable_server():
@@ -151,3 +163,31 @@ def test_unreachable_server():
     with pytest.raises(BackendError, match=r"cannot reach http://127.0.0.1:9/v1") as err:
         complete(backend(handler, max_retries=0))
     assert err.value.retryable
+
+
+def test_requests_take_turns_over_one_connection_pool_per_32_slots(monkeypatch):
+    """At C=65 three pools (clients) share the requests in turn, none idle."""
+    served: list[int] = []
+
+    def pool(number: int) -> httpx2.AsyncClient:
+        def handler(request: httpx2.Request) -> httpx2.Response:
+            served.append(number)
+            return httpx2.Response(200, json=chat_body("Task 9: x"))
+
+        return httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+
+    made = iter(range(10))
+    monkeypatch.setattr(openai_backend, "_DeadlineClient", lambda timeout: pool(next(made)))
+    b = OpenAIBackend(base_url="http://127.0.0.1:9/v1", model="m", api_key=None,
+                      concurrency=65)
+
+    async def burst() -> list[Completion]:
+        try:
+            return await asyncio.gather(*(b.complete(Request(prompt="hi")) for _ in range(9)))
+        finally:
+            await b.aclose()
+
+    assert [c.text for c in asyncio.run(burst())] == ["Task 9: x"] * 9
+    assert sorted(served) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    single = OpenAIBackend(base_url=None, model="m", api_key=None, concurrency=32)
+    assert len(single._clients) == 1

@@ -156,6 +156,11 @@ def test_index_on_texts_matches_rouge_score(pool: list[str], query: str,
     assert index.most_similar(query, k=5) == [(pool[i], s) for i, s in ranking[:5]]
     for threshold in (0.0, 0.5, 0.7, best):
         assert index.exceeds(query, threshold) == (best > threshold)
+        witness = index.first_above(query, threshold)
+        assert (witness is not None) == (best > threshold)
+        if witness is not None:  # a real pool text, scored exactly, above the threshold
+            score, found = witness
+            assert threshold < score == rouge_l(tokenize(query, tokenizer), pool_tokens[found])
 
 
 @given(st.lists(token_lists("abcde", max_size=90), max_size=20), token_lists("abcdef", 140))
@@ -256,6 +261,9 @@ def test_empty_pool_and_empty_queries() -> None:
     assert index.max_score("dog") == 0.0
     assert index.max_score_with_match("dog") == (0.0, None)
     assert index.exceeds("", 0.0) is False
+    assert index.first_above("the cat", 0.0) == (1.0, 0)
+    with pytest.raises(ValueError, match="threshold must be >= 0"):
+        index.first_above("the cat", -0.5)
 
 
 def test_ids_texts_and_tokens_round_trip() -> None:

@@ -41,10 +41,12 @@ class BackendSpec:
     engine: EngineOptions = field(default_factory=EngineOptions)
 
 
-def create_backend(spec: BackendSpec, api_key: str | None = None) -> Backend:
-    """Build the backend ``spec`` names; optional dependencies are imported only here."""
+def create_backend(spec: BackendSpec, api_key: str | None = None,
+                   concurrency: int = 1) -> Backend:
+    """Build the backend ``spec`` names, sized for ``concurrency`` requests in flight;
+    optional dependencies are imported only here."""
     if spec.kind == "openai":
-        return _openai(spec, api_key)
+        return _openai(spec, api_key, concurrency)
     if spec.kind == "vllm":
         from selfinstruct.llm.vllm import VLLMBackend
 
@@ -54,7 +56,7 @@ def create_backend(spec: BackendSpec, api_key: str | None = None) -> Backend:
     return LocalBackend(Path(spec.model) if spec.model else None, api=spec.api, seed=spec.seed)
 
 
-def _openai(spec: BackendSpec, api_key: str | None) -> Backend:
+def _openai(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend:
     from selfinstruct.llm.balance import BalancedBackend
     from selfinstruct.llm.openai import OpenAIBackend
 
@@ -62,7 +64,7 @@ def _openai(spec: BackendSpec, api_key: str | None) -> Backend:
     retries = spec.max_retries if len(urls) == 1 else min(spec.max_retries, BALANCED_MAX_RETRIES)
     servers = [
         OpenAIBackend(base_url=url, model=spec.model, api_key=api_key, api=spec.api,
-                      timeout=spec.timeout, max_retries=retries)
+                      timeout=spec.timeout, max_retries=retries, concurrency=concurrency)
         for url in urls
     ]
     return servers[0] if len(servers) == 1 else BalancedBackend(servers)

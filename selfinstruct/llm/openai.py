@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx2
 import openai
-from openai.types import CompletionChoice
-from openai.types.chat import ChatCompletionMessage
-from openai.types.chat.chat_completion import Choice as ChatChoice
 
 from selfinstruct.llm.base import Api, BackendError, Completion, Request, Usage
 
@@ -27,9 +24,6 @@ _FATAL_STATUSES = {400: "the server rejected the request", 401: "the API key was
                    403: "the API key may not use this model",
                    404: "the model or endpoint was not found",
                    422: "the server rejected the request"}
-
-C = TypeVar("C")
-
 
 class _DeadlineClient(openai.DefaultAsyncHttpxClient):
     """The SDK's default HTTP client, with one deadline on the whole of each attempt.
@@ -54,8 +48,15 @@ class _DeadlineClient(openai.DefaultAsyncHttpxClient):
             ) from None
 
 
+#: Requests in flight per connection pool: httpcore looks at every connection of its
+#: pool on each request and answer, so one pool for C=256 costs ~1 ms more CPU per
+#: request than eight of 32 (BENCHMARKS.md, "client CPU").
+SLOTS_PER_POOL = 32
+
+
 class OpenAIBackend:
-    """Sends requests to one OpenAI-compatible endpoint through ``openai.AsyncOpenAI``."""
+    """Sends requests to one OpenAI-compatible endpoint through ``openai.AsyncOpenAI``
+    clients: one per :data:`SLOTS_PER_POOL` requests in flight, used in turn."""
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class OpenAIBackend:
         api: Api = "chat",
         timeout: float = 600.0,
         max_retries: int = 5,
+        concurrency: int = 1,
         http_client: Any = None,
     ) -> None:
         self.name = f"openai:{model}"
@@ -73,14 +75,19 @@ class OpenAIBackend:
         self.api = api
         self.base_url = base_url
         self._api_key = api_key
-        self._client = openai.AsyncOpenAI(
-            base_url=base_url,
-            # Local servers (vLLM, llama.cpp, Ollama) accept any key; the client needs one.
-            api_key=api_key or "EMPTY",
-            timeout=timeout,
-            max_retries=max_retries,
-            http_client=http_client or _DeadlineClient(timeout),
-        )
+        pools = 1 if http_client else max(1, -(-concurrency // SLOTS_PER_POOL))
+        self._clients = [
+            openai.AsyncOpenAI(
+                base_url=base_url,
+                # Local servers (vLLM, llama.cpp, Ollama) accept any key; the client needs one.
+                api_key=api_key or "EMPTY",
+                timeout=timeout,
+                max_retries=max_retries,
+                http_client=http_client or _DeadlineClient(timeout),
+            )
+            for _ in range(pools)
+        ]
+        self._turn = 0
 
     async def complete(self, request: Request) -> Completion:
         """Send ``request`` on the chosen API; map every failure to :class:`BackendError`.
@@ -114,17 +121,11 @@ class OpenAIBackend:
             raise BackendError(
                 f"cannot reach {self.base_url or 'the API'}: {detail}", retryable=True
             ) from None
-        except openai.APIResponseValidationError as err:
-            raise BackendError(f"malformed response: {err}", retryable=True) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            # A 200 whose body is cut short, or only keep-alive whitespace.
-            raise BackendError(
-                f"malformed response: the body is not JSON ({err})", retryable=True
-            ) from None
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
-        await self._client.close()
+        """Close the HTTP connection pools."""
+        for client in self._clients:
+            await client.close()
 
     def _sampling_args(self, request: Request) -> dict[str, Any]:
         args: dict[str, Any] = {
@@ -140,47 +141,53 @@ class OpenAIBackend:
         return args
 
     async def _chat(self, request: Request) -> Completion:
-        extra: dict[str, Any] = {}
-        if request.enable_thinking is not None:
-            extra["extra_body"] = {
-                "chat_template_kwargs": {"enable_thinking": request.enable_thinking}
-            }
-        response = await self._client.chat.completions.create(
-            messages=[{"role": "user", "content": request.prompt}],
+        body: dict[str, Any] = {
+            "messages": [{"role": "user", "content": request.prompt}],
             **self._sampling_args(request),
-            **extra,
-        )
-        choice = _first_choice(response, ChatChoice)
-        message = choice.message
-        if not isinstance(message, ChatCompletionMessage):
+        }
+        if request.enable_thinking is not None:
+            body["chat_template_kwargs"] = {"enable_thinking": request.enable_thinking}
+        response = await self._post("/chat/completions", body)
+        choice = _first_choice(response)
+        message = choice.get("message")
+        if not isinstance(message, dict):
             raise BackendError("malformed response: a choice without a message", retryable=True)
-        extra = message.model_extra or {}
-        reasoning = extra.get("reasoning_content") or extra.get("reasoning")
-        text = message.content if isinstance(message.content, str) else ""
+        reasoning = _text(message.get("reasoning_content")) or _text(message.get("reasoning"))
+        text = _text(message.get("content"))
         if not text.strip() and not reasoning:
             raise BackendError("the server answered with no content", retryable=True)
-        return Completion(
-            text=text,
-            finish_reason=choice.finish_reason,
-            reasoning=reasoning,
-            usage=_usage(response.usage),
-            model=response.model or self.model,
-        )
+        return _completion(response, choice, text, reasoning or None, self.model)
 
     async def _completions(self, request: Request) -> Completion:
-        response = await self._client.completions.create(
-            prompt=request.prompt, **self._sampling_args(request)
-        )
-        choice = _first_choice(response, CompletionChoice)
-        text = choice.text if isinstance(choice.text, str) else ""
+        response = await self._post("/completions",
+                                    {"prompt": request.prompt, **self._sampling_args(request)})
+        choice = _first_choice(response)
+        text = _text(choice.get("text"))
         if not text.strip():
             raise BackendError("the server answered with no content", retryable=True)
-        return Completion(
-            text=text,
-            finish_reason=choice.finish_reason,
-            usage=_usage(response.usage),
-            model=response.model or self.model,
-        )
+        return _completion(response, choice, text, None, self.model)
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST through the SDK (its auth, retries, backoff, ``Retry-After`` and status
+        errors) but read the JSON ourselves: the SDK's request transform and response
+        models cost about a millisecond of CPU per request, a third of the client's work
+        (BENCHMARKS.md, "client CPU")."""
+        self._turn += 1
+        client = self._clients[self._turn % len(self._clients)]
+        response = await client.post(path, body=body, cast_to=httpx2.Response)
+        try:
+            data = json.loads(response.content)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            if "json" not in response.headers.get("content-type", ""):
+                raise BackendError(f"malformed response: not JSON: {response.text[:200]!r}",
+                                   retryable=True) from None
+            # A 200 whose body is cut short, or only keep-alive whitespace.
+            raise BackendError(f"malformed response: the body is not JSON ({err})",
+                               retryable=True) from None
+        if not isinstance(data, dict):
+            raise BackendError(f"malformed response: {str(data)[:200]!r} is not an object",
+                               retryable=True)
+        return data
 
     def _status_error(self, err: openai.APIStatusError) -> BackendError:
         status = err.status_code
@@ -198,31 +205,41 @@ class OpenAIBackend:
         return BackendError(f"HTTP {status}: {detail}", retryable=True)
 
 
-def _first_choice(response: object, kind: type[C]) -> C:
-    """The first choice of a parsed response; any other shape is a retryable failure.
-
-    The client parses leniently (servers differ in the fields they send), so a body of
-    the wrong shape arrives here as a half-built object, or as plain text when it was
-    not JSON at all.
-    """
-    if isinstance(response, str):
-        raise BackendError(f"malformed response: not JSON: {response[:200]!r}", retryable=True)
-    choices = getattr(response, "choices", None)
+def _first_choice(response: dict[str, Any]) -> dict[str, Any]:
+    """The first choice of a response; any other shape is a retryable failure."""
+    choices = response.get("choices")
     if not choices:
         raise BackendError("the server answered with no choices", retryable=True)
-    if not isinstance(choices, list) or not isinstance(choices[0], kind):
+    if not isinstance(choices, list) or not isinstance(choices[0], dict):
         raise BackendError(f"malformed response: choices are {str(choices)[:200]!r}",
                            retryable=True)
     return choices[0]
 
 
-def _usage(usage: Any) -> Usage:
-    if usage is None:
-        return Usage()
-    return Usage(
-        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+def _text(value: object) -> str:
+    """A text field as a string; servers send null (or worse) for "nothing"."""
+    return value if isinstance(value, str) else ""
+
+
+def _completion(response: dict[str, Any], choice: dict[str, Any], text: str,
+                reasoning: str | None, model: str) -> Completion:
+    finish = choice.get("finish_reason")
+    return Completion(
+        text=text,
+        finish_reason=finish if isinstance(finish, str) else None,
+        reasoning=reasoning,
+        usage=_usage(response.get("usage")),
+        model=_text(response.get("model")) or model,
     )
+
+
+def _usage(usage: object) -> Usage:
+    """Token counts, 0 where the server sends none (or something that is not a count)."""
+    if not isinstance(usage, dict):
+        return Usage()
+    counts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
+    prompt, completion = (value if isinstance(value, int) else 0 for value in counts)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
 
 
 def _error_detail(err: openai.APIStatusError) -> str:
