@@ -71,27 +71,36 @@ class Runner(Generic[J]):
         handle: Callable[[J, Completion], bool],
         stop: asyncio.Event,
     ) -> None:
-        """Run until ``handle`` says done, ``source`` runs dry, or ``stop`` is set."""
+        """Run until ``handle`` says done, ``source`` runs dry, or ``stop`` is set.
+
+        Finished requests announce themselves on a queue (a done-callback set once per
+        request), so each answer costs O(1) however many requests are in flight;
+        ``asyncio.wait`` over the in-flight set would cost O(C) per wake-up.
+        """
         in_flight: set[asyncio.Task[Outcome[J]]] = set()
+        finished: asyncio.Queue[asyncio.Task[Outcome[J]] | None] = asyncio.Queue()
         stopper = asyncio.ensure_future(stop.wait())
+        stopper.add_done_callback(lambda _: finished.put_nowait(None))
         try:
             while not stop.is_set():
-                self._fill(in_flight, source)
+                self._fill(in_flight, source, finished)
                 if not in_flight:
                     return
-                done, _ = await asyncio.wait(
-                    {*in_flight, stopper}, return_when=asyncio.FIRST_COMPLETED
-                )
-                finished = [task for task in done if task is not stopper]
+                batch = [await finished.get()]
+                while not finished.empty():
+                    batch.append(finished.get_nowait())
+                done = [task for task in batch if task is not None]  # None: stop was set
                 # Answers before failures: an answer that arrives together with the failure
                 # that stops the run has been paid for, so it is handled first.
-                finished.sort(key=_is_failure)
-                in_flight.difference_update(finished)  # type: ignore[arg-type]
+                done.sort(key=_is_failure)
+                in_flight.difference_update(done)
                 # Refill first, and yield after each answer, so new requests reach the wire
                 # while a burst of CPU-heavy answers is processed (measured in BENCHMARKS.md).
-                self._fill(in_flight, source)
-                for task in finished:
-                    job, outcome, epoch = task.result()  # type: ignore[misc]
+                # (Not before the first: the answer that completes the run would start one
+                # more request, only to cancel it.)
+                self._fill(in_flight, source, finished)
+                for task in done:
+                    job, outcome, epoch = task.result()
                     if self._settle(job, outcome, epoch, handle):
                         return
                     await asyncio.sleep(0)
@@ -105,12 +114,15 @@ class Runner(Generic[J]):
         self,
         in_flight: set[asyncio.Task[Outcome[J]]],
         source: Callable[[], tuple[J, Request] | None],
+        finished: asyncio.Queue[asyncio.Task[Outcome[J]] | None],
     ) -> None:
         while len(in_flight) < self.concurrency:
             work = source()
             if work is None:
                 return
-            in_flight.add(asyncio.create_task(self._send(*work)))
+            task = asyncio.create_task(self._send(*work))
+            task.add_done_callback(finished.put_nowait)
+            in_flight.add(task)
 
     async def _send(self, job: J, request: Request) -> Outcome[J]:
         delay = self._resume_at - time.monotonic()

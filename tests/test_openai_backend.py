@@ -165,8 +165,8 @@ def test_unreachable_server():
     assert err.value.retryable
 
 
-def test_requests_take_turns_over_one_connection_pool_per_32_slots(monkeypatch):
-    """At C=65 three pools (clients) share the requests in turn, none idle."""
+def test_requests_take_turns_over_one_connection_pool_per_8_slots(monkeypatch):
+    """At C=17 three pools (clients) share the requests in turn, none idle."""
     served: list[int] = []
 
     def pool(number: int) -> httpx2.AsyncClient:
@@ -177,9 +177,10 @@ def test_requests_take_turns_over_one_connection_pool_per_32_slots(monkeypatch):
         return httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
 
     made = iter(range(10))
-    monkeypatch.setattr(openai_backend, "_DeadlineClient", lambda timeout: pool(next(made)))
+    monkeypatch.setattr(openai_backend, "_DeadlineClient",
+                        lambda timeout, tls: pool(next(made)))
     b = OpenAIBackend(base_url="http://127.0.0.1:9/v1", model="m", api_key=None,
-                      concurrency=65)
+                      concurrency=17)
 
     async def burst() -> list[Completion]:
         try:
@@ -189,5 +190,5 @@ def test_requests_take_turns_over_one_connection_pool_per_32_slots(monkeypatch):
 
     assert [c.text for c in asyncio.run(burst())] == ["Task 9: x"] * 9
     assert sorted(served) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    single = OpenAIBackend(base_url=None, model="m", api_key=None, concurrency=32)
+    single = OpenAIBackend(base_url=None, model="m", api_key=None, concurrency=8)
     assert len(single._clients) == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Any
 
 import httpx2
@@ -34,8 +35,8 @@ class _DeadlineClient(openai.DefaultAsyncHttpxClient):
     gets that long; running out is a ``ReadTimeout``, retried like any other timeout.
     """
 
-    def __init__(self, deadline: float) -> None:
-        super().__init__(timeout=deadline)
+    def __init__(self, deadline: float, tls: ssl.SSLContext) -> None:
+        super().__init__(timeout=deadline, verify=tls)
         self._deadline = deadline
 
     async def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
@@ -48,10 +49,11 @@ class _DeadlineClient(openai.DefaultAsyncHttpxClient):
             ) from None
 
 
-#: Requests in flight per connection pool: httpcore looks at every connection of its
-#: pool on each request and answer, so one pool for C=256 costs ~1 ms more CPU per
-#: request than eight of 32 (BENCHMARKS.md, "client CPU").
-SLOTS_PER_POOL = 32
+#: Requests in flight per connection pool. httpcore checks every idle connection of its
+#: pool (a socket poll each) whenever a request starts or ends, so CPU per request grows
+#: with the pool: at C=256, one pool costs ~2.2 ms per request, pools of 8 ~1.0-1.3 ms
+#: (BENCHMARKS.md, "client CPU").
+SLOTS_PER_POOL = 8
 
 
 class OpenAIBackend:
@@ -75,7 +77,14 @@ class OpenAIBackend:
         self.api = api
         self.base_url = base_url
         self._api_key = api_key
-        pools = 1 if http_client else max(1, -(-concurrency // SLOTS_PER_POOL))
+        if http_client is not None:
+            transports = [http_client]
+        else:
+            # What each client would build for itself (the same trust settings), built
+            # once: loading the CA bundle takes ~20 ms, and C=256 makes 32 clients.
+            tls = httpx2.create_ssl_context()
+            pools = max(1, -(-concurrency // SLOTS_PER_POOL))
+            transports = [_DeadlineClient(timeout, tls) for _ in range(pools)]
         self._clients = [
             openai.AsyncOpenAI(
                 base_url=base_url,
@@ -83,9 +92,9 @@ class OpenAIBackend:
                 api_key=api_key or "EMPTY",
                 timeout=timeout,
                 max_retries=max_retries,
-                http_client=http_client or _DeadlineClient(timeout),
+                http_client=transport,
             )
-            for _ in range(pools)
+            for transport in transports
         ]
         self._turn = 0
 
