@@ -7,14 +7,15 @@ keeps C requests in flight against ``fake_llm_server.py`` (a separate process) w
 no-op handler, once per variant, and ``time.process_time()`` of this process over the
 requests is divided by their number. Variants:
 
-* ``OpenAIBackend``: what the pipeline uses (the SDK's ``client.post(...,
-  cast_to=httpx2.Response)`` and ``json.loads``: the SDK's retries, auth and timeouts
-  without its request transform and response models);
-* ``SDK create (before)``: ``chat.completions.create`` and the SDK's typed response,
-  as ``OpenAIBackend`` did until the change;
-* ``plain httpx2``: one ``httpx2.AsyncClient``, no SDK at all (a floor);
-* ``OpenAIBackend x8``: eight backends (eight connection pools) used in turn, since
-  httpcore scans its whole pool on every request and answer.
+* ``OpenAIBackend``: what the pipeline uses: the SDK's ``client.post(...,
+  cast_to=httpx2.Response)`` and ``json.loads`` (the SDK's retries, auth and timeouts
+  without its request transform and response models), one connection pool (one SDK
+  client) per 8 requests in flight, used in turn;
+* ``OpenAIBackend, one pool``: the same with a single client, since httpcore checks
+  every idle connection of its pool whenever a request starts or ends;
+* ``SDK create, one pool (before)``: ``chat.completions.create`` and the SDK's typed
+  response, as ``OpenAIBackend`` did until the change;
+* ``plain httpx2, one pool``: one ``httpx2.AsyncClient``, no SDK at all (a floor).
 """
 
 from __future__ import annotations
@@ -89,33 +90,16 @@ class HttpxBackend:
         await self._client.aclose()
 
 
-class ShardedBackend:
-    """Several backends, each with its own connection pool, used in turn."""
-
-    name = "sharded"
-
-    def __init__(self, backends: list[Backend]) -> None:
-        self._backends = backends
-        self._turn = 0
-
-    async def complete(self, request: Request) -> Completion:
-        self._turn += 1
-        return await self._backends[self._turn % len(self._backends)].complete(request)
-
-    async def aclose(self) -> None:
-        for backend in self._backends:
-            await backend.aclose()
-
-
-def variants(base_url: str) -> dict[str, Callable[[], Backend]]:
-    def plain() -> Backend:
-        return OpenAIBackend(base_url=base_url, model=MODEL, api_key=None)
+def variants(base_url: str, concurrency: int) -> dict[str, Callable[[], Backend]]:
+    def ours(concurrency: int) -> Backend:
+        return OpenAIBackend(base_url=base_url, model=MODEL, api_key=None,
+                             concurrency=concurrency)
 
     return {
-        "OpenAIBackend": plain,
-        "SDK create (before)": lambda: SdkCreateBackend(base_url),  # type: ignore[return-value]
-        "plain httpx2": lambda: HttpxBackend(base_url),  # type: ignore[return-value]
-        "OpenAIBackend x8": lambda: ShardedBackend([plain() for _ in range(8)]),
+        "OpenAIBackend": lambda: ours(concurrency),
+        "OpenAIBackend, one pool": lambda: ours(1),
+        "SDK create, one pool (before)": lambda: SdkCreateBackend(base_url),  # type: ignore[return-value]
+        "plain httpx2, one pool": lambda: HttpxBackend(base_url),  # type: ignore[return-value]
     }
 
 
@@ -154,7 +138,7 @@ def main() -> None:
         try:
             for concurrency, latency in parse_pairs(args.at):
                 server.reset(latency)
-                for name, make in variants(server.base_url).items():
+                for name, make in variants(server.base_url, concurrency).items():
                     cost = asyncio.run(cpu_per_request(make(), concurrency, args.requests,
                                                        prompt))
                     print(f"C={concurrency} latency {latency}s  {name:30} {cost:.2f} ms CPU "

@@ -175,6 +175,30 @@ def test_index_on_long_and_repetitive_token_lists(pool: list[list[str]],
     assert index.max_score_tokens(query) == (ranking[0][1] if ranking else 0.0)
     assert index.max_score_with_match_tokens(query) == (
         (ranking[0][1], ranking[0][0]) if ranking else (0.0, None))
+    best = ranking[0][1] if ranking else 0.0
+    for threshold in (0.0, 0.3, 0.6, best):  # compiled up to 64 tokens, numpy beyond
+        witness = index.first_above_tokens(query, threshold)
+        assert (witness is not None) == (best > threshold)
+        if witness is not None:
+            assert threshold < witness[0] == rouge_l(query, pool[witness[1]])
+
+
+@pytest.mark.parametrize("length", [1, 63, 64, 65])
+def test_first_above_at_the_word_boundary(length: int) -> None:
+    """64 tokens fill the compiled LCS's one word exactly; 65 take the numpy path."""
+    rng = random.Random(length)
+    pool = [[rng.choice("abcdefgh") for _ in range(rng.randint(1, 90))] for _ in range(300)]
+    index = SimilarityIndex()
+    for tokens in pool:
+        index.add_tokens(tokens)
+    for _ in range(20):
+        query = [rng.choice("abcdefgh") for _ in range(length)]
+        best = max(rouge_l(query, tokens) for tokens in pool)
+        for threshold in (0.2, 0.5, 0.8, best):
+            witness = index.first_above_tokens(query, threshold)
+            assert (witness is not None) == (best > threshold)
+            if witness is not None:
+                assert threshold < witness[0] == rouge_l(query, pool[witness[1]])
 
 
 @given(st.lists(token_lists("ab", max_size=6), max_size=30), token_lists("ab", max_size=6))
