@@ -359,7 +359,8 @@ def generate(
     = TokenizerOption.multilingual,
     most_similar: Annotated[
         int, typer.Option(help="Record the K most similar pool texts and the best score with "
-                          "each kept instruction (costs 2-4x the similarity filter's CPU).")
+                          "each kept instruction (a full top-K search per candidate: about "
+                          "6x the CPU per answer at a 50,000 pool).")
     ] = 0,
     temperature: Annotated[float | None, typer.Option(help="Default per prompt style.")] = None,
     top_p: Annotated[float | None, typer.Option(help="Default per prompt style.")] = None,

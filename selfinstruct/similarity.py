@@ -476,10 +476,10 @@ class SimilarityIndex:
         """A pool text scoring above ``threshold`` as ``(score, id)``, or None if there is
         none: what :meth:`exceeds` finds, with the evidence a rejection should show.
 
-        As cheap as :meth:`exceeds`; the text is not always the best match (the best of
-        the first batch found above the threshold), so ``score`` may be below
-        :meth:`max_score`. ``threshold`` must be >= 0: texts sharing no token with
-        ``text`` score 0 and are never looked at.
+        As cheap as :meth:`exceeds`; the text is the first found above the threshold
+        (texts are scored best bound first), not always the best match, so ``score``
+        may be below :meth:`max_score`. ``threshold`` must be >= 0: texts sharing no
+        token with ``text`` score 0 and are never looked at.
         """
         return self.first_above_tokens(self._tokens_of(text), threshold)
 

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from selfinstruct import cli
 from selfinstruct.llm.base import BackendError, Completion
-from tests.conftest import FakeBackend
-from tests.test_bootstrap import stream_script
+from tests.conftest import FakeBackend, numbered_answer
+from tests.test_bootstrap import distinct_texts, stream_script
 
 runner = CliRunner()
 
@@ -57,6 +57,27 @@ def test_generate_writes_the_run_directory(tmp_path, seed_file, fake):
     assert backends[0].closed
 
 
+def test_most_similar_flag_adds_the_closest_pool_texts(tmp_path, seed_file, fake):
+    texts = iter(distinct_texts(50, seed=3))
+
+    def script(request, number: int) -> Completion:  # tasks sharing "for a young child"
+        return numbered_answer(9, [f"{next(texts)} for a young child" for _ in range(3)])
+
+    fake(script)
+    out = tmp_path / "run"
+    result = invoke("generate", "--seeds", str(seed_file), "-o", str(out), "-n", "4",
+                    "--base-url", "http://127.0.0.1:1/v1", "--model", "m", "--most-similar", "2")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "instructions.jsonl").read_text().splitlines()]
+    kept = [record["instruction"] for record in records]
+    for earlier, record in enumerate(records):
+        assert len(record["most_similar"]) == 2
+        assert record["max_similarity"] == max(record["most_similar"].values())
+        if earlier:  # an earlier task shares four words: closer than any seed
+            assert next(iter(record["most_similar"])) in kept[:earlier]
+    assert json.loads((out / "config.json").read_text())["most_similar"] == 2
+
+
 def test_fatal_backend_error_is_one_line(tmp_path, seed_file, fake):
     fake(lambda request, n: BackendError("HTTP 401: the API key was refused", retryable=False))
     result = invoke("generate", "--seeds", str(seed_file), "-o", str(tmp_path / "r"), "-n", "3",
@@ -87,6 +108,7 @@ def test_base_url_needs_model(tmp_path):
         (["-n", "0"], "-n must be at least 1"),
         (["--concurrency", "0"], "--concurrency must be at least 1"),
         (["--similarity-threshold", "1.5"], "--similarity-threshold must be between 0 and 1"),
+        (["--most-similar", "-1"], "--most-similar must not be negative"),
     ],
 )
 def test_bad_flag_values(tmp_path, seed_file, fake, flags, message):
