@@ -78,6 +78,34 @@ def test_most_similar_flag_adds_the_closest_pool_texts(tmp_path, seed_file, fake
     assert json.loads((out / "config.json").read_text())["most_similar"] == 2
 
 
+def test_base_url_file_and_machine_examples_through_the_cli(tmp_path, seed_file, monkeypatch):
+    """Two servers from a file (comments and blank lines skipped) reach the run config;
+    --machine-examples 0 keeps kept instructions out of every prompt."""
+    configs = []
+    backend = FakeBackend(stream_script(per_answer=2))
+
+    def create(config, api_key):
+        configs.append(config)
+        return backend
+
+    monkeypatch.setattr(cli, "create_run_backend", create)
+    servers = tmp_path / "servers.txt"
+    servers.write_text("# two nodes\nhttp://127.0.0.1:1/v1\n\nhttp://127.0.0.1:2/v1\n")
+    out = tmp_path / "run"
+    result = invoke("generate", "--seeds", str(seed_file), "-o", str(out), "-n", "6",
+                    "--base-url-file", str(servers), "--model", "m", "--machine-examples", "0",
+                    "--concurrency", "1")
+    assert result.exit_code == 0, result.output
+    [config] = configs
+    assert config.base_urls == ("http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1")
+    assert config.num_machine_examples == 0
+    kept = [json.loads(line)["instruction"]
+            for line in (out / "instructions.jsonl").read_text().splitlines()]
+    assert len(kept) == 6 and len(backend.requests) == 3
+    for request in backend.requests:
+        assert not any(text in request.prompt for text in kept)
+
+
 def test_fatal_backend_error_is_one_line(tmp_path, seed_file, fake):
     fake(lambda request, n: BackendError("HTTP 401: the API key was refused", retryable=False))
     result = invoke("generate", "--seeds", str(seed_file), "-o", str(tmp_path / "r"), "-n", "3",
