@@ -252,14 +252,13 @@ class Bootstrap:
             self._reject(job, candidate.instruction, rejection.filter, rejection.detail)
             return
         threshold = self.config.similarity_threshold
+        similar: list[tuple[int, float]] = []
         if self.config.most_similar:
             # One top-k search gives both the filter decision and what the record shows.
             similar = self.index.most_similar_ids(candidate.instruction, self.config.most_similar)
-            witness = (similar[0][1], similar[0][0]) if similar else None
-            if witness is not None and witness[0] <= threshold:
-                witness = None
+            above = bool(similar) and similar[0][1] > threshold
+            witness = (similar[0][1], similar[0][0]) if above else None
         else:
-            similar = []
             witness = self.index.first_above(candidate.instruction, threshold)
         if witness is not None:
             score, match = witness

@@ -505,8 +505,7 @@ class SimilarityIndex:
 
         if not query.counts:
             return None
-        used, skipped = _drop_common(self._features(query), query.length, threshold,
-                                     len(self) // 32)
+        used, skipped = self._postings_to_count(query, threshold)
         need = _hits_needed(query.length, skipped, threshold)
         if len(used) < need:
             return None
@@ -559,8 +558,7 @@ class SimilarityIndex:
         if not query.counts:
             return
         bar = sink.bar()
-        used, skipped = _drop_common(self._features(query), query.length, bar.score,
-                                     len(self) // 32)
+        used, skipped = self._postings_to_count(query, bar.score)
         ids, bounds = self._bounded_candidates(query, used, skipped, bar)
         batch = _FIRST_BATCH
         if ids is None and bar.score <= 0 and bounds.size > batch:
@@ -584,6 +582,11 @@ class SimilarityIndex:
             keep = sink.bar().passes(bounds, ids)
             ids, bounds = ids[keep], bounds[keep]
             batch = min(batch * _BATCH_GROWTH, _MAX_BATCH)
+
+    def _postings_to_count(self, query: _Query, bar: float) -> tuple[list[array[int]], int]:
+        """The query's postings worth counting, and how many common ones were left out
+        (only postings over 1/32 of the pool, only while provably safe for ``bar``)."""
+        return _drop_common(self._features(query), query.length, bar, len(self) // 32)
 
     def _features(self, query: _Query) -> list[array[int]]:
         """The posting list of each (token, k-th occurrence) in the query, rarest first."""

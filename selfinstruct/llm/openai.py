@@ -51,8 +51,8 @@ class _DeadlineClient(openai.DefaultAsyncHttpxClient):
 
 #: Requests in flight per connection pool. httpcore checks every idle connection of its
 #: pool (a socket poll each) whenever a request starts or ends, so CPU per request grows
-#: with the pool: at C=256, one pool costs ~2.2 ms per request, pools of 8 ~1.0-1.3 ms
-#: (BENCHMARKS.md, "client CPU").
+#: with the pool: at C=256, one pool costs 2.2-2.8 ms per request, pools of 8 1.0-1.4 ms
+#: (BENCHMARKS.md, "Client CPU per request").
 SLOTS_PER_POOL = 8
 
 
@@ -179,8 +179,8 @@ class OpenAIBackend:
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST through the SDK (its auth, retries, backoff, ``Retry-After`` and status
         errors) but read the JSON ourselves: the SDK's request transform and response
-        models cost about a millisecond of CPU per request, a third of the client's work
-        (BENCHMARKS.md, "client CPU")."""
+        models cost ~0.7 ms of CPU per request, 30% of the client's work (BENCHMARKS.md,
+        "Client CPU per request")."""
         self._turn += 1
         client = self._clients[self._turn % len(self._clients)]
         response = await client.post(path, body=body, cast_to=httpx2.Response)
