@@ -12,13 +12,14 @@ worst it leaves a torn last line, which the next run repairs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 import jsonlines
 
@@ -34,6 +35,21 @@ def _write_error(path: Path, err: OSError) -> UserError:
         "intact. Free some disk space or make the directory writable, then run the "
         "same command again"
     )
+
+
+def _sync(fp: IO[Any]) -> None:
+    """Flush ``fp`` to stable storage where its file can be synced.
+
+    A file that cannot be synced (a pipe, a terminal, a device such as ``/dev/full``)
+    answers ``fsync`` with EINVAL or ENOTSUP; its bytes were already handed over by
+    ``flush``, so that answer is not a failed write and must not stop a run.
+    """
+    fp.flush()
+    try:
+        os.fsync(fp.fileno())
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
 
 
 @contextlib.contextmanager
@@ -131,8 +147,7 @@ class JsonlAppender:
             return
         try:
             try:
-                self._fp.flush()
-                os.fsync(self._fp.fileno())
+                _sync(self._fp)
             finally:
                 self._writer.close()
                 self._fp.close()
@@ -158,8 +173,7 @@ def write_atomic(path: Path, write: Callable[[TextIO], object]) -> None:
     with _writing(path):
         with tmp.open("w", encoding="utf-8") as fp:
             write(fp)
-            fp.flush()
-            os.fsync(fp.fileno())
+            _sync(fp)
         os.replace(tmp, path)
 
 

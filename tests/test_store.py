@@ -25,6 +25,25 @@ def test_appends_are_on_disk_before_close(tmp_path):
     appender.close()
 
 
+
+def test_a_file_that_cannot_be_synced_is_written_and_closed(tmp_path):
+    # /dev/null accepts writes but answers fsync with EINVAL, as pipes and /dev/full do.
+    path = tmp_path / "a.jsonl"
+    path.symlink_to("/dev/null")
+    with JsonlAppender(path) as appender:
+        appender.write({"n": 1})
+
+
+def test_a_write_to_a_full_disk_is_one_clear_error(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.symlink_to("/dev/full")
+    appender = JsonlAppender(path)
+    with pytest.raises(UserError, match=r"a.jsonl: cannot write \(No space left on device\)"):
+        appender.write({"n": 1})
+    appender.close()
+    appender = JsonlAppender(path)
+    appender.close()
+
 def test_torn_partial_line_is_dropped(tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": 3, "b": "hal')

@@ -184,6 +184,7 @@ def test_a_full_disk_is_a_clear_error_and_damages_nothing(server: FaultServer, s
     (out / "rejected.jsonl").rename(tmp_path / "rejected.jsonl")
     (out / "rejected.jsonl").symlink_to("/dev/full")
     args[args.index("6")] = "30"
+    server.push("duds")  # the first answer of the next run is rejected, so it is written
     result = run_cli(*args)
     assert result.returncode == 2
     assert_one_clear_error(result.stderr, "rejected.jsonl: cannot write (No space left on device)",
