@@ -15,15 +15,9 @@ from typing import Any
 from selfinstruct.instance_parsing import parse_yes_no
 from selfinstruct.llm.base import Backend, Completion, Request
 from selfinstruct.prompts import PromptTemplate
-from selfinstruct.rundir import (
-    CLASSIFICATION_FILE,
-    FAILURES_FILE,
-    INSTRUCTIONS_FILE,
-    REJECTED_FILE,
-    save_stats,
-)
-from selfinstruct.stage import StageSettings, StageStats, run_stage
-from selfinstruct.store import JsonlAppender, read_jsonl
+from selfinstruct.rundir import CLASSIFICATION_FILE, INSTRUCTIONS_FILE
+from selfinstruct.stage import StageSettings, StageStats, run_stage, stage_files
+from selfinstruct.store import read_jsonl
 
 #: Room for "Yes", "是", or a short "No, because…" that the parser still reads.
 CLASSIFY_MAX_TOKENS = 32
@@ -39,10 +33,8 @@ async def classify_run(
 ) -> StageStats:
     """Classify every instruction of ``run_dir`` not classified yet."""
     tasks = list(read_jsonl(run_dir / INSTRUCTIONS_FILE))
-    with JsonlAppender(run_dir / CLASSIFICATION_FILE) as results, JsonlAppender(
-        run_dir / REJECTED_FILE
-    ) as rejected, JsonlAppender(run_dir / FAILURES_FILE) as failures:
-        done = {record["id"] for record in read_jsonl(results.path)}
+    with stage_files(run_dir, CLASSIFICATION_FILE) as files:
+        done = {record["id"] for record in read_jsonl(files.results.path)}
         pending = [task for task in tasks if task["id"] not in done]
         stats = StageStats("classify", total=len(tasks), done_before=len(tasks) - len(pending))
 
@@ -54,11 +46,11 @@ async def classify_run(
             if answer is None:
                 # Input-first is the safe default for a task we cannot place.
                 stats.rejected["unparsed_answer"] += 1
-                rejected.write(
+                files.rejected.write(
                     {"stage": "classify", "id": task["id"], "filter": "unparsed_answer",
                      "detail": completion.text.strip()[:500]}
                 )
-            results.write(
+            files.results.write(
                 {
                     "id": task["id"],
                     "is_classification": bool(answer),
@@ -67,13 +59,10 @@ async def classify_run(
                 }
             )
 
-        try:
-            return await run_stage(
-                pending, backend=backend, settings=settings, make_request=make_request,
-                handle=handle, failures=failures, stats=stats, stop=stop, progress=progress,
-            )
-        finally:
-            save_stats(run_dir, "classify", stats.to_json())
+        return await run_stage(
+            pending, backend=backend, settings=settings, make_request=make_request,
+            handle=handle, files=files, stats=stats, stop=stop, progress=progress,
+        )
 
 
 def classify_request(template: PromptTemplate, task: dict[str, Any]) -> Request:

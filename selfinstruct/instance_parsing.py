@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from selfinstruct.field_labels import INPUT, OUTPUT, index_of_word, label_pattern
 from selfinstruct.parsing import clean_no_input
 
 __all__ = ["Example", "clean_label", "parse_input_first", "parse_output_first", "parse_yes_no"]
@@ -77,25 +78,21 @@ _EXAMPLE_HEADER = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 
+# The fields of an example, in the order input-first writes them.
+_FIELDS = (INPUT, OUTPUT)
+_FIELD_OF_LABEL = index_of_word(_FIELDS)
+_INPUT = _FIELDS.index(INPUT)
+
 _FIELD_LABEL = re.compile(
     rf"""
     {_LINE_START}
-    (?P<label>input|output|输入|输出|輸入|輸出)
+    (?P<label>{label_pattern(_FIELDS)})
     (?:[ \t]*{_NUM})?
     {_LABEL_COLON}
     (?P<rest>.*?)[ \t]*$
     """,
     re.IGNORECASE | re.VERBOSE,
 )
-_INPUT, _OUTPUT = 0, 1
-_FIELD_OF_LABEL: dict[str, int] = {
-    "input": _INPUT,
-    "输入": _INPUT,
-    "輸入": _INPUT,
-    "output": _OUTPUT,
-    "输出": _OUTPUT,
-    "輸出": _OUTPUT,
-}
 
 _LABEL_LIST = re.compile(
     rf"""

@@ -22,16 +22,10 @@ from selfinstruct.instance_filters import InstanceSettings, filter_instances
 from selfinstruct.instance_parsing import Example, parse_input_first, parse_output_first
 from selfinstruct.llm.base import Backend, Completion, Request
 from selfinstruct.prompts import PromptTemplate
-from selfinstruct.rundir import (
-    FAILURES_FILE,
-    INSTANCES_FILE,
-    INSTRUCTIONS_FILE,
-    REJECTED_FILE,
-    save_stats,
-)
+from selfinstruct.rundir import INSTANCES_FILE, INSTRUCTIONS_FILE
 from selfinstruct.shard import EVERYTHING, Shard
-from selfinstruct.stage import StageSettings, StageStats, run_stage
-from selfinstruct.store import JsonlAppender, read_jsonl
+from selfinstruct.stage import StageSettings, StageStats, run_stage, stage_files
+from selfinstruct.store import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -72,10 +66,8 @@ async def instances_run(
             f"{run_dir}: {len(unclassified)} instructions are not classified yet; run "
             f"selfinstruct classify {run_dir} first"
         )
-    with JsonlAppender(run_dir / INSTANCES_FILE) as results, JsonlAppender(
-        run_dir / REJECTED_FILE
-    ) as rejected, JsonlAppender(run_dir / FAILURES_FILE) as failures:
-        done = {record["id"] for record in read_jsonl(results.path)}
+    with stage_files(run_dir, INSTANCES_FILE) as files:
+        done = {record["id"] for record in read_jsonl(files.results.path)}
         pending = [task for task in tasks if task["id"] not in done]
         stats = StageStats("instances", total=len(tasks), done_before=len(tasks) - len(pending))
 
@@ -84,7 +76,7 @@ async def instances_run(
 
         def reject(task: dict[str, Any], example: Example, name: str, detail: str) -> None:
             stats.rejected[name] += 1
-            rejected.write(
+            files.rejected.write(
                 {"stage": "instances", "id": task["id"], "filter": name, "detail": detail,
                  "input": example.input, "output": example.output}
             )
@@ -115,15 +107,12 @@ async def instances_run(
             }
             if labels is not None:
                 record["labels"] = labels
-            results.write(record)
+            files.results.write(record)
 
-        try:
-            return await run_stage(
-                pending, backend=backend, settings=settings, make_request=make_request,
-                handle=handle, failures=failures, stats=stats, stop=stop, progress=progress,
-            )
-        finally:
-            save_stats(run_dir, "instances", stats.to_json())
+        return await run_stage(
+            pending, backend=backend, settings=settings, make_request=make_request,
+            handle=handle, files=files, stats=stats, stop=stop, progress=progress,
+        )
 
 
 def instance_request(

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from selfinstruct.field_labels import INPUT, INSTRUCTION, OUTPUT, index_of_word, label_pattern
 from selfinstruct.language import is_cjk_char
 
 __all__ = ["Candidate", "parse_alpaca_tasks", "parse_numbered_list"]
@@ -115,13 +116,18 @@ _WRAPPERS: tuple[tuple[str, str], ...] = (
     ("『", "』"),
 )
 
+# Fields of an Alpaca task, in the order a model writes them.
+_FIELDS = (INSTRUCTION, INPUT, OUTPUT)
+_INSTRUCTION = _FIELDS.index(INSTRUCTION)
+_FIELD_OF_LABEL = index_of_word(_FIELDS)
+
 _ALPACA_LABEL = re.compile(
     rf"""
     ^[ \t]*(?:\#{{1,6}}[ \t]*)?
     (?:{_EMPH}[ \t]*)?
     (?:(?P<num>{_NUM})[ \t]*[.．)）、]?[ \t]*)?
     (?:{_EMPH}[ \t]*)?
-    (?P<label>instruction|input|output|指令|输入|輸入|输出|輸出)
+    (?P<label>{label_pattern(_FIELDS)})
     (?:[ \t]*(?P<num_after>{_NUM}))?
     (?:[ \t]*{_EMPH})?
     [ \t]*[:：]
@@ -147,19 +153,6 @@ _ALPACA_TASK_HEADING = re.compile(
     """,
     re.IGNORECASE | re.VERBOSE,
 )
-
-# Fields of an Alpaca task, in the order a model writes them.
-_INSTRUCTION, _INPUT, _OUTPUT = 0, 1, 2
-_FIELD_OF_LABEL: dict[str, int] = {
-    "instruction": _INSTRUCTION,
-    "指令": _INSTRUCTION,
-    "input": _INPUT,
-    "输入": _INPUT,
-    "輸入": _INPUT,
-    "output": _OUTPUT,
-    "输出": _OUTPUT,
-    "輸出": _OUTPUT,
-}
 
 # What a model writes for "this task has no input", compared after removing _NO_INPUT_NOISE.
 _NO_INPUT_VALUES = frozenset(

@@ -22,15 +22,9 @@ from typing import Any
 from selfinstruct.answers import matches_reference
 from selfinstruct.llm.base import Backend, Completion, Request
 from selfinstruct.prompt_sources import PromptRecord
-from selfinstruct.rundir import (
-    FAILURES_FILE,
-    PASS_RATES_FILE,
-    REASONING_FILE,
-    REJECTED_FILE,
-    save_stats,
-)
-from selfinstruct.stage import StageSettings, StageStats, run_stage
-from selfinstruct.store import JsonlAppender, read_jsonl, write_atomic
+from selfinstruct.rundir import PASS_RATES_FILE, REASONING_FILE, REJECTED_FILE
+from selfinstruct.stage import StageSettings, StageStats, run_stage, stage_files
+from selfinstruct.store import read_jsonl, write_atomic
 from selfinstruct.thinking import split_thinking
 from selfinstruct.trace_filters import Trace, TraceSettings, check_trace
 
@@ -69,10 +63,8 @@ async def reason_run(
     progress: Callable[[StageStats], None] | None = None,
 ) -> StageStats:
     """Draw every missing sample of every prompt; resumable by ``(id, sample)``."""
-    with JsonlAppender(out_dir / REASONING_FILE) as kept, JsonlAppender(
-        out_dir / REJECTED_FILE
-    ) as rejected, JsonlAppender(out_dir / FAILURES_FILE) as failures:
-        done = done_samples(kept.path, rejected.path)
+    with stage_files(out_dir, REASONING_FILE) as files:
+        done = done_samples(files.results.path, files.rejected.path)
         pending = [
             {"id": prompt.id, "sample": sample, "prompt": prompt}
             for prompt in prompts
@@ -108,19 +100,18 @@ async def reason_run(
                 if not record["correct"]:
                     verdict = ("wrong_answer", f"the answer does not match {prompt.reference!r}")
             if verdict is None:
-                kept.write(record)
+                files.results.write(record)
                 return
             name, detail = verdict
             stats.rejected[name] += 1
-            rejected.write({"stage": "reason", "filter": name, "detail": detail, **record})
+            files.rejected.write({"stage": "reason", "filter": name, "detail": detail, **record})
 
         try:
             return await run_stage(
                 pending, backend=backend, settings=settings, make_request=make_request,
-                handle=handle, failures=failures, stats=stats, stop=stop, progress=progress,
+                handle=handle, files=files, stats=stats, stop=stop, progress=progress,
             )
         finally:
-            save_stats(out_dir, "reason", stats.to_json())
             if any(prompt.reference is not None for prompt in prompts):
                 write_pass_rates(out_dir)
 

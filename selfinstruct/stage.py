@@ -1,6 +1,6 @@
 """Run one request per record over a list of records, resumably.
 
-The stages after the pool (classify, instances, and later reasoning) all have this
+The stages after the pool (classify, instances and reason) all have this
 shape: a list of records, a prompt per record, an answer to turn into output records.
 Records already answered in an earlier session are skipped by the caller; here a
 request that fails is recorded and the record is tried again later, up to a bound, so
@@ -10,14 +10,17 @@ one bad moment of the server costs a retry, not a hole in the data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
+from selfinstruct.rundir import FAILURES_FILE, REJECTED_FILE, save_stats
 from selfinstruct.runner import RequestStats, Runner
 from selfinstruct.store import JsonlAppender
 
@@ -78,6 +81,28 @@ def throughput(requests: RequestStats, elapsed: float) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
+class StageFiles:
+    """Where a stage appends: its results, its rejections and its failed requests, all
+    in one directory, which also holds its ``stats.json``."""
+
+    directory: Path
+    results: JsonlAppender
+    rejected: JsonlAppender
+    failures: JsonlAppender
+
+
+@contextlib.contextmanager
+def stage_files(directory: Path, results_file: str) -> Iterator[StageFiles]:
+    """Open a stage's three files (each repaired after a crash) and close them all."""
+    with contextlib.ExitStack() as stack:
+        results, rejected, failures = (
+            stack.enter_context(JsonlAppender(directory / name))
+            for name in (results_file, REJECTED_FILE, FAILURES_FILE)
+        )
+        yield StageFiles(directory, results, rejected, failures)
+
+
+@dataclass(frozen=True)
 class StageSettings:
     """How hard to push the backend, and how often to retry one record."""
 
@@ -93,12 +118,16 @@ async def run_stage(
     settings: StageSettings,
     make_request: Callable[[dict[str, Any]], Request],
     handle: Callable[[dict[str, Any], Completion], None],
-    failures: JsonlAppender,
+    files: StageFiles,
     stats: StageStats,
     stop: asyncio.Event,
     progress: Callable[[StageStats], None] | None = None,
 ) -> StageStats:
-    """Send every pending record once (retrying failures), calling ``handle`` per answer."""
+    """Send every pending record once (retrying failures), calling ``handle`` per answer.
+
+    The stage's part of ``stats.json`` is saved however the run ends, so an interrupted
+    session still leaves its counts for the next one to add to.
+    """
     queue = deque(WorkItem(record) for record in pending)
     started = time.monotonic()
 
@@ -117,7 +146,7 @@ async def run_stage(
 
     def on_failure(item: WorkItem, error: BackendError) -> None:
         item.attempts += 1
-        failures.write(failure_record(stats.stage, item.record.get("id"), error))
+        files.failures.write(failure_record(stats.stage, item.record.get("id"), error))
         if item.attempts < settings.max_attempts:
             queue.append(item)
         else:
@@ -138,6 +167,7 @@ async def run_stage(
         raise StageAborted(err, stats) from None
     finally:
         stats.elapsed = time.monotonic() - started
+        save_stats(files.directory, stats.stage, stats.to_json())
     return stats
 
 

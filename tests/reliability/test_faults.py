@@ -283,6 +283,8 @@ def test_answers_that_never_add_anything_stop_the_run(server: FaultServer, seeds
     assert result.exit_code == 2
     assert_one_clear_error(result.output, "the last 100 answers added no new instruction",
                            "too_short", "check --language, the prompt template")
-    assert 100 <= server.count() <= 104
+    # Beyond the 100th: the 4 in flight, and up to 3 answers that came back with it,
+    # whose slots were refilled before they were read.
+    assert 100 <= server.count() <= 100 + 4 + 3
     assert "kept 0 new instructions (0/6" in flat(result.output)
     assert stats(out)["generate"]["interrupted"] is True
