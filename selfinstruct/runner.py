@@ -1,11 +1,12 @@
 """Keep C requests in flight and hand each answer to the stage as soon as it arrives.
 
-There is no batch barrier: the moment one request returns, its answer is processed (on
-the event loop, so processing never interleaves) and the next request goes out. HTTP
-retries with backoff belong to the backend; what the runner adds is the run-level view:
-a failed request is recorded and replaced, a burst of failures slows the sending down,
-too many failures in a row or an error that can never succeed stops the run with one
-clear message, and a stop request (Ctrl-C, enough results) cancels what is in flight.
+There is no batch barrier: the moment one request returns, the next one goes out and
+its answer is queued to be processed (on the event loop, so processing never
+interleaves). HTTP retries with backoff belong to the backend; what the runner adds is
+the run-level view: a failed request is recorded and replaced, a burst of failures slows
+the sending down, too many failures in a row or an error that can never succeed stops
+the run with one clear message, and a stop request (Ctrl-C, enough results) cancels
+what is in flight, after handling the answers that have already arrived.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, Union
 
 from selfinstruct.errors import UserError
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
@@ -24,6 +25,10 @@ J = TypeVar("J")
 #: What a request task returns: its job, the answer or failure, and the failure epoch
 #: (how many failures had been counted) when it was sent.
 Outcome = tuple[J, Completion | BackendError, int]
+
+#: What a slot tells the loop: an outcome, a worker that ended (it found no more work, or
+#: failed), or None (the stop event was set).
+_Report = Union[Outcome[J], "asyncio.Task[None]", None]
 
 #: Longest pause before sending again after consecutive failures, in seconds.
 MAX_BACKOFF = 30.0
@@ -64,6 +69,14 @@ class Runner(Generic[J]):
         self._consecutive_failures = 0
         self._epoch = 0
         self._resume_at = 0.0
+        # The state of one run(): the slots, what they report, and the work taken but
+        # not handled yet (in flight, or answered and waiting in the queue).
+        self._source: Callable[[], tuple[J, Request] | None] = lambda: None
+        self._workers: set[asyncio.Task[None]] = set()
+        self._finished: asyncio.Queue[_Report[J]] = asyncio.Queue()
+        self._unsettled = 0
+        self._most_unsettled = 2 * concurrency
+        self._room = asyncio.Event()
 
     async def run(
         self,
@@ -73,56 +86,101 @@ class Runner(Generic[J]):
     ) -> None:
         """Run until ``handle`` says done, ``source`` runs dry, or ``stop`` is set.
 
-        Finished requests announce themselves on a queue (a done-callback set once per
-        request), so each answer costs O(1) however many requests are in flight;
-        ``asyncio.wait`` over the in-flight set would cost O(C) per wake-up.
+        Each of the C slots is a worker task that sends a request, queues the outcome and
+        takes its next job from ``source`` itself, without waiting for its answer to be
+        handled. So when a burst of answers arrives together, every slot's next request
+        is on the wire while the burst is still being handled, and bursts spread out
+        instead of coming back together every round (BENCHMARKS.md, C=256). The answers
+        are handled here, one at a time, from the queue: O(1) per answer whatever C is.
+
+        A slot takes new work only while fewer than 2C jobs are taken and not yet
+        handled: when handling falls behind (a CPU-bound client), the slots wait rather
+        than pile up answers. When ``stop`` is set, the answers that have arrived are
+        still handled, since they have been paid for; only what is in flight is cancelled.
         """
-        in_flight: set[asyncio.Task[Outcome[J]]] = set()
-        finished: asyncio.Queue[asyncio.Task[Outcome[J]] | None] = asyncio.Queue()
+        self._source = source
+        self._workers, self._finished, self._unsettled = set(), asyncio.Queue(), 0
+        self._room.set()
         stopper = asyncio.ensure_future(stop.wait())
-        stopper.add_done_callback(lambda _: finished.put_nowait(None))
+        stopper.add_done_callback(lambda _: self._finished.put_nowait(None))
         try:
             while not stop.is_set():
-                self._fill(in_flight, source, finished)
-                if not in_flight:
+                self._spawn()
+                if not self._workers and self._finished.empty():
                     return
-                batch = [await finished.get()]
-                while not finished.empty():
-                    batch.append(finished.get_nowait())
-                done = [task for task in batch if task is not None]  # None: stop was set
-                # Answers before failures: an answer that arrives together with the failure
-                # that stops the run has been paid for, so it is handled first.
-                done.sort(key=_is_failure)
-                in_flight.difference_update(done)
-                # Refill first, and yield after each answer, so new requests reach the wire
-                # while a burst of CPU-heavy answers is processed (measured in BENCHMARKS.md).
-                # (Not before the first: the answer that completes the run would start one
-                # more request, only to cancel it.)
-                self._fill(in_flight, source, finished)
-                for task in done:
-                    job, outcome, epoch = task.result()
-                    if self._settle(job, outcome, epoch, handle):
-                        return
-                    await asyncio.sleep(0)
+                batch = [await self._finished.get()]
+                if await self._settle_all(batch, handle):
+                    return
+            await self._cancel_workers()
+            await self._settle_all([], handle)
         finally:
             stopper.cancel()
-            for task in in_flight:
-                task.cancel()
-            await asyncio.gather(stopper, *in_flight, return_exceptions=True)
+            await self._cancel_workers()
+            await asyncio.gather(stopper, return_exceptions=True)
 
-    def _fill(
-        self,
-        in_flight: set[asyncio.Task[Outcome[J]]],
-        source: Callable[[], tuple[J, Request] | None],
-        finished: asyncio.Queue[asyncio.Task[Outcome[J]] | None],
-    ) -> None:
-        while len(in_flight) < self.concurrency:
-            work = source()
+    async def _settle_all(
+        self, batch: list[_Report[J]], handle: Callable[[J, Completion], bool]
+    ) -> bool:
+        """Settle ``batch`` and whatever else is queued; True when ``handle`` says done."""
+        while not self._finished.empty():
+            batch.append(self._finished.get_nowait())
+        outcomes = _outcomes(batch, self._workers)
+        # Answers before failures: an answer that arrives together with the failure that
+        # stops the run has been paid for, so it is handled first.
+        outcomes.sort(key=_is_failure)
+        for job, outcome, epoch in outcomes:
+            self._unsettled -= 1
+            if self._unsettled < self._most_unsettled:
+                self._room.set()
+            if self._settle(job, outcome, epoch, handle):
+                return True
+            await asyncio.sleep(0)
+        return False
+
+    async def _cancel_workers(self) -> None:
+        """Cancel every slot and its request in flight; wait until they have ended."""
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers.clear()
+
+    def _spawn(self) -> None:
+        """Start a worker for each free slot that has work (a retry may have brought some)."""
+        while len(self._workers) < self.concurrency and self._unsettled < self._most_unsettled:
+            work = self._take()
             if work is None:
                 return
-            task = asyncio.create_task(self._send(*work))
-            task.add_done_callback(finished.put_nowait)
-            in_flight.add(task)
+            worker = asyncio.create_task(self._work(work))
+            worker.add_done_callback(self._finished.put_nowait)
+            self._workers.add(worker)
+
+    def _take(self) -> tuple[J, Request] | None:
+        """The next job from the source, counted as taken and not yet handled."""
+        work = self._source()
+        if work is not None:
+            self._unsettled += 1
+        return work
+
+    async def _work(self, work: tuple[J, Request] | None) -> None:
+        """One slot: send, queue the outcome, take the next job, until there is none.
+
+        Before taking the next job the slot yields once, so that a lone answer is handled
+        first (it may complete the run, and then no request goes out only to be
+        cancelled), while in a burst the slot sends again after the first answer of the
+        burst is handled, not the last. After a failure the slot ends instead: the loop
+        starts it again once the failure is counted, so the next request waits out the
+        backoff it sets.
+        """
+        while work is not None:
+            outcome = await self._send(*work)
+            self._finished.put_nowait(outcome)
+            if _is_failure(outcome):
+                return
+            await asyncio.sleep(0)
+            while self._unsettled >= self._most_unsettled:
+                self._room.clear()
+                await self._room.wait()
+            work = self._take()
 
     async def _send(self, job: J, request: Request) -> Outcome[J]:
         delay = self._resume_at - time.monotonic()
@@ -174,6 +232,23 @@ class Runner(Generic[J]):
         self._resume_at = max(self._resume_at, time.monotonic() + backoff)
 
 
-def _is_failure(task: asyncio.Future[Any]) -> bool:
+def _outcomes(batch: list[_Report[J]], workers: set[asyncio.Task[None]]) -> list[Outcome[J]]:
+    """The answers and failures of ``batch``; forget the workers that have ended.
+
+    A worker that ended with an error (a bug in a backend or a source) raises it here;
+    one cancelled when the run stopped is just forgotten.
+    """
+    outcomes: list[Outcome[J]] = []
+    for event in batch:
+        if isinstance(event, asyncio.Task):
+            workers.discard(event)
+            if not event.cancelled():
+                event.result()
+        elif event is not None:
+            outcomes.append(event)
+    return outcomes
+
+
+def _is_failure(outcome: Outcome[Any]) -> bool:
     """Whether a finished request failed (the sort key that puts answers first)."""
-    return isinstance(task.result()[1], BackendError)
+    return isinstance(outcome[1], BackendError)

@@ -1,9 +1,10 @@
-"""The runner never drops an answer that has arrived, even when a failure that arrives
-with it stops the run."""
+"""The runner keeps every slot busy, never drops an answer that has arrived (even when a
+failure that arrives with it stops the run) and never hangs on a bug."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -107,10 +108,139 @@ def test_finished_slots_are_refilled_during_a_burst_and_stop_cancels_the_rest():
         await asyncio.wait_for(run, 1)
 
     asyncio.run(scenario())
-    # Answers 0 and 4 came together: both replacements were on the wire before the second
-    # of them was handled (the first never waits for a request that might be cancelled).
+    # A lone answer is handled before its slot sends again (it might have ended the run).
+    # When answers come back together (0 and 4), both slots send again right after the
+    # first of them is handled: no slot waits for the rest of a burst to be handled.
     assert seen_at_handle[0] == (2, 4)
-    assert [job for job, _ in seen_at_handle[1:]] in ([0, 4], [4, 0])
-    assert seen_at_handle[2][1] == 7
+    assert sorted(job for job, _ in seen_at_handle[1:]) == [0, 4]
+    assert [gates for _, gates in seen_at_handle[1:]] == [5, 7]
     assert backend.cancelled == 4 and backend.in_flight == 0
     assert runner.stats.succeeded == 3 and runner.stats.sent == 7
+
+
+class BrokenBackend:
+    """Fails with an error that is not a BackendError: a bug, not a server problem."""
+
+    name = "broken"
+
+    async def complete(self, request: Request) -> Completion:
+        await asyncio.sleep(0)
+        raise RuntimeError(f"bug on {request.prompt}")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_a_bug_in_a_backend_is_raised_not_hung_on():
+    runner: Runner[int] = Runner(BrokenBackend(), concurrency=3, max_consecutive_failures=5,
+                                 on_failure=lambda job, error: None)
+    counter = iter(range(1000))
+
+    def source() -> tuple[int, Request]:
+        number = next(counter)
+        return number, Request(str(number))
+
+    async def scenario() -> None:
+        await asyncio.wait_for(runner.run(source, lambda job, c: False, asyncio.Event()), 5)
+
+    with pytest.raises(RuntimeError, match="bug on"):
+        asyncio.run(scenario())
+
+
+def test_slots_start_again_when_work_comes_back():
+    # A source that runs dry while requests are in flight, then has work again (a retry):
+    # the slots that ended start again, and every job is sent.
+    backend = GatedBackend()
+    runner: Runner[int] = Runner(backend, concurrency=2, max_consecutive_failures=5,
+                                 on_failure=lambda job, error: None)
+    waiting = [0, 1, 2]
+    handled: list[int] = []
+
+    def source() -> tuple[int, Request] | None:
+        return (waiting[0], Request(str(waiting.pop(0)))) if waiting else None
+
+    def handle(job: int, completion: Completion) -> bool:
+        handled.append(job)
+        if job == 0:
+            waiting.extend([10, 11])  # work that appears only once an answer is handled
+        return False
+
+    async def scenario() -> None:
+        run = asyncio.create_task(runner.run(source, handle, asyncio.Event()))
+        for _ in range(50):
+            await asyncio.sleep(0.005)
+            for gate in backend.gates:
+                gate.set()
+        await asyncio.wait_for(run, 1)
+
+    asyncio.run(scenario())
+    assert sorted(handled) == [0, 1, 2, 10, 11]
+    assert runner.stats.sent == 5 and backend.in_flight == 0
+
+
+def test_answers_that_arrive_while_stopping_are_handled():
+    backend = GatedBackend()
+    runner: Runner[int] = Runner(backend, concurrency=4, max_consecutive_failures=5,
+                                 on_failure=lambda job, error: None)
+    counter = iter(range(1000))
+    stop = asyncio.Event()
+    handled: list[int] = []
+
+    def source() -> tuple[int, Request]:
+        number = next(counter)
+        return number, Request(str(number))
+
+    def handle(job: int, completion: Completion) -> bool:
+        handled.append(job)
+        if job == 0:
+            stop.set()  # Ctrl-C while the other three answers come in
+            for gate in backend.gates[1:4]:
+                gate.set()
+        return False
+
+    async def scenario() -> None:
+        run = asyncio.create_task(runner.run(source, handle, stop))
+        await asyncio.sleep(0.01)
+        backend.gates[0].set()
+        await asyncio.wait_for(run, 1)
+
+    asyncio.run(scenario())
+    assert sorted(handled) == [0, 1, 2, 3]
+    assert backend.in_flight == 0 and runner.stats.succeeded == 4
+
+
+class InstantBackend:
+    """Answers at once; counts the requests it was sent."""
+
+    name = "instant"
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def complete(self, request: Request) -> Completion:
+        self.sent += 1
+        await asyncio.sleep(0)
+        return Completion(text=request.prompt)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_slots_wait_when_handling_falls_behind():
+    backend = InstantBackend()
+    runner: Runner[int] = Runner(backend, concurrency=3, max_consecutive_failures=5,
+                                 on_failure=lambda job, error: None)
+    jobs = list(range(60))
+    backlog: list[int] = []
+
+    def source() -> tuple[int, Request] | None:
+        return (jobs[0], Request(str(jobs.pop(0)))) if jobs else None
+
+    def handle(job: int, completion: Completion) -> bool:
+        time.sleep(0.002)  # handling is slower than the server
+        backlog.append(backend.sent - len(backlog))
+        return False
+
+    asyncio.run(asyncio.wait_for(runner.run(source, handle, asyncio.Event()), 10))
+    assert len(backlog) == 60
+    assert max(backlog) <= 2 * 3  # taken and not yet handled: never more than 2C
