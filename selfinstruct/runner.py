@@ -75,6 +75,7 @@ class Runner(Generic[J]):
         self._workers: set[asyncio.Task[None]] = set()
         self._finished: asyncio.Queue[_Report[J]] = asyncio.Queue()
         self._unsettled = 0
+        self._stopping = False
         self._most_unsettled = 2 * concurrency
         self._room = asyncio.Event()
 
@@ -100,6 +101,7 @@ class Runner(Generic[J]):
         """
         self._source = source
         self._workers, self._finished, self._unsettled = set(), asyncio.Queue(), 0
+        self._stopping = False
         self._room.set()
         stopper = asyncio.ensure_future(stop.wait())
         stopper.add_done_callback(lambda _: self._finished.put_nowait(None))
@@ -139,6 +141,7 @@ class Runner(Generic[J]):
 
     async def _cancel_workers(self) -> None:
         """Cancel every slot and its request in flight; wait until they have ended."""
+        self._stopping = True
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -174,7 +177,9 @@ class Runner(Generic[J]):
         while work is not None:
             outcome = await self._send(*work)
             self._finished.put_nowait(outcome)
-            if _is_failure(outcome):
+            # A cancel can be lost: before Python 3.12, asyncio.wait_for (the deadline on
+            # each attempt) returns an answer that arrives together with the cancel.
+            if _is_failure(outcome) or self._stopping:
                 return
             await asyncio.sleep(0)
             while self._unsettled >= self._most_unsettled:

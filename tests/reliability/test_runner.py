@@ -244,3 +244,47 @@ def test_slots_wait_when_handling_falls_behind():
     asyncio.run(asyncio.wait_for(runner.run(source, handle, asyncio.Event()), 10))
     assert len(backlog) == 60
     assert max(backlog) <= 2 * 3  # taken and not yet handled: never more than 2C
+
+
+class LostCancelBackend:
+    """Answers instead of being cancelled, as asyncio.wait_for before Python 3.12 does
+    when the answer and the cancel arrive together."""
+
+    name = "lost-cancel"
+
+    async def complete(self, request: Request) -> Completion:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            return Completion(text=request.prompt)
+        return Completion(text=request.prompt)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.timeout(20)  # a slot that keeps running hangs the run's clean-up
+def test_a_lost_cancel_does_not_keep_a_slot_running():
+    runner: Runner[int] = Runner(LostCancelBackend(), concurrency=3, max_consecutive_failures=5,
+                                 on_failure=lambda job, error: None)
+    counter = iter(range(1000))
+    stop = asyncio.Event()
+    handled: list[int] = []
+
+    def source() -> tuple[int, Request]:
+        number = next(counter)
+        return number, Request(str(number))
+
+    def handle(job: int, completion: Completion) -> bool:
+        handled.append(job)
+        return False
+
+    async def scenario() -> None:
+        run = asyncio.create_task(runner.run(source, handle, stop))
+        await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(run, 2)
+
+    asyncio.run(scenario())
+    # The three answers that came back instead of the cancel are kept; nothing more is sent.
+    assert sorted(handled) == [0, 1, 2] and runner.stats.sent == 3
