@@ -4,13 +4,41 @@ failure that arrives with it stops the run) and never hangs on a bug."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections.abc import Callable
 
 import pytest
 
 from selfinstruct.errors import UserError
-from selfinstruct.llm.base import BackendError, Completion, Request
+from selfinstruct.llm.base import Backend, BackendError, Completion, Request
 from selfinstruct.runner import Runner
+
+
+def runner_for(backend: Backend, concurrency: int) -> Runner[int]:
+    """A runner over ``backend`` that ignores failures."""
+    return Runner(backend, concurrency=concurrency, max_consecutive_failures=5,
+                  on_failure=lambda job, error: None)
+
+
+def endless_source() -> Callable[[], tuple[int, Request]]:
+    """Jobs 0, 1, 2, ... whose prompt is their number."""
+    counter = itertools.count()
+
+    def source() -> tuple[int, Request]:
+        number = next(counter)
+        return number, Request(str(number))
+
+    return source
+
+
+def list_source(jobs: list[int]) -> Callable[[], tuple[int, Request] | None]:
+    """The jobs of ``jobs`` in order (more may be appended while it runs), then None."""
+
+    def source() -> tuple[int, Request] | None:
+        return (jobs[0], Request(str(jobs.pop(0)))) if jobs else None
+
+    return source
 
 
 class SameMomentBackend:
@@ -30,14 +58,11 @@ class SameMomentBackend:
 
 @pytest.mark.parametrize("order", ["failure first", "answer first"])
 def test_an_answer_arriving_with_a_fatal_failure_is_handled(order):
-    prompts = ["1", "2"] if order == "failure first" else ["2", "1"]
+    source = list_source([1, 2] if order == "failure first" else [2, 1])
     handled: list[int] = []
     failed: list[int] = []
     runner: Runner[int] = Runner(SameMomentBackend(), concurrency=2, max_consecutive_failures=5,
                                  on_failure=lambda job, error: failed.append(job))
-
-    def source() -> tuple[int, Request] | None:
-        return (int(prompts[0]), Request(prompts.pop(0))) if prompts else None
 
     def handle(job: int, completion: Completion) -> bool:
         handled.append(job)
@@ -78,15 +103,10 @@ class GatedBackend:
 
 def test_finished_slots_are_refilled_during_a_burst_and_stop_cancels_the_rest():
     backend = GatedBackend()
-    runner: Runner[int] = Runner(backend, concurrency=4, max_consecutive_failures=5,
-                                 on_failure=lambda job, error: None)
-    counter = iter(range(1000))
+    runner = runner_for(backend, 4)
+    source = endless_source()
     seen_at_handle: list[tuple[int, int]] = []
     stop = asyncio.Event()
-
-    def source() -> tuple[int, Request]:
-        number = next(counter)
-        return number, Request(str(number))
 
     def handle(job: int, completion: Completion) -> bool:
         assert completion.text == str(job)
@@ -132,13 +152,8 @@ class BrokenBackend:
 
 
 def test_a_bug_in_a_backend_is_raised_not_hung_on():
-    runner: Runner[int] = Runner(BrokenBackend(), concurrency=3, max_consecutive_failures=5,
-                                 on_failure=lambda job, error: None)
-    counter = iter(range(1000))
-
-    def source() -> tuple[int, Request]:
-        number = next(counter)
-        return number, Request(str(number))
+    runner = runner_for(BrokenBackend(), 3)
+    source = endless_source()
 
     async def scenario() -> None:
         await asyncio.wait_for(runner.run(source, lambda job, c: False, asyncio.Event()), 5)
@@ -151,13 +166,10 @@ def test_slots_start_again_when_work_comes_back():
     # A source that runs dry while requests are in flight, then has work again (a retry):
     # the slots that ended start again, and every job is sent.
     backend = GatedBackend()
-    runner: Runner[int] = Runner(backend, concurrency=2, max_consecutive_failures=5,
-                                 on_failure=lambda job, error: None)
+    runner = runner_for(backend, 2)
     waiting = [0, 1, 2]
+    source = list_source(waiting)
     handled: list[int] = []
-
-    def source() -> tuple[int, Request] | None:
-        return (waiting[0], Request(str(waiting.pop(0)))) if waiting else None
 
     def handle(job: int, completion: Completion) -> bool:
         handled.append(job)
@@ -180,15 +192,10 @@ def test_slots_start_again_when_work_comes_back():
 
 def test_answers_that_arrive_while_stopping_are_handled():
     backend = GatedBackend()
-    runner: Runner[int] = Runner(backend, concurrency=4, max_consecutive_failures=5,
-                                 on_failure=lambda job, error: None)
-    counter = iter(range(1000))
+    runner = runner_for(backend, 4)
+    source = endless_source()
     stop = asyncio.Event()
     handled: list[int] = []
-
-    def source() -> tuple[int, Request]:
-        number = next(counter)
-        return number, Request(str(number))
 
     def handle(job: int, completion: Completion) -> bool:
         handled.append(job)
@@ -228,13 +235,9 @@ class InstantBackend:
 
 def test_slots_wait_when_handling_falls_behind():
     backend = InstantBackend()
-    runner: Runner[int] = Runner(backend, concurrency=3, max_consecutive_failures=5,
-                                 on_failure=lambda job, error: None)
-    jobs = list(range(60))
+    runner = runner_for(backend, 3)
+    source = list_source(list(range(60)))
     backlog: list[int] = []
-
-    def source() -> tuple[int, Request] | None:
-        return (jobs[0], Request(str(jobs.pop(0)))) if jobs else None
 
     def handle(job: int, completion: Completion) -> bool:
         time.sleep(0.002)  # handling is slower than the server
@@ -265,15 +268,10 @@ class LostCancelBackend:
 
 @pytest.mark.timeout(20)  # a slot that keeps running hangs the run's clean-up
 def test_a_lost_cancel_does_not_keep_a_slot_running():
-    runner: Runner[int] = Runner(LostCancelBackend(), concurrency=3, max_consecutive_failures=5,
-                                 on_failure=lambda job, error: None)
-    counter = iter(range(1000))
+    runner = runner_for(LostCancelBackend(), 3)
+    source = endless_source()
     stop = asyncio.Event()
     handled: list[int] = []
-
-    def source() -> tuple[int, Request]:
-        number = next(counter)
-        return number, Request(str(number))
 
     def handle(job: int, completion: Completion) -> bool:
         handled.append(job)
