@@ -11,6 +11,7 @@ exactly N kept instructions; a resumed run continues from what the run directory
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import Counter
@@ -24,12 +25,12 @@ from selfinstruct.filters import FilterSettings, check_instruction
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
 from selfinstruct.parsing import Candidate, parse_alpaca_tasks, parse_numbered_list
 from selfinstruct.prompts import PromptTemplate, render_alpaca, render_self_instruct
-from selfinstruct.rundir import FAILURES_FILE, INSTRUCTIONS_FILE, REJECTED_FILE, save_stats
+from selfinstruct.rundir import INSTRUCTIONS_FILE, save_stats
 from selfinstruct.runner import RequestStats, Runner
 from selfinstruct.seeds import SeedTask
 from selfinstruct.similarity import SimilarityIndex
-from selfinstruct.stage import failure_record, throughput
-from selfinstruct.store import JsonlAppender, read_jsonl
+from selfinstruct.stage import failure_record, stage_files, throughput
+from selfinstruct.store import read_jsonl
 
 #: Answers in a row that add nothing to the pool before the run stops. Hundreds of
 #: candidates all rejected means a wrong language, template or filter, or a broken
@@ -156,10 +157,9 @@ class Bootstrap:
         self.index = SimilarityIndex(tokenizer=config.tokenizer)
         for seed in seeds:
             self.index.add(seed.instruction)
-        self._kept_file = JsonlAppender(self.out / INSTRUCTIONS_FILE)
-        self._rejected_file = JsonlAppender(self.out / REJECTED_FILE)
-        self._failures_file = JsonlAppender(self.out / FAILURES_FILE)
-        self.machine = [record["instruction"] for record in read_jsonl(self._kept_file.path)]
+        self._open_files = contextlib.ExitStack()
+        self._files = self._open_files.enter_context(stage_files(self.out, INSTRUCTIONS_FILE))
+        self.machine = [record["instruction"] for record in read_jsonl(self._files.results.path)]
         for text in self.machine:
             self.index.add(text)
         self.stats = GenerateStats(target=config.num_instructions, kept_before=len(self.machine))
@@ -200,8 +200,7 @@ class Bootstrap:
 
     def close(self) -> None:
         """Flush every run file and write ``stats.json``."""
-        for appender in (self._kept_file, self._rejected_file, self._failures_file):
-            appender.close()
+        self._open_files.close()
         save_stats(self.out, "generate", self.stats.to_json())
 
     def _done(self) -> bool:
@@ -282,18 +281,18 @@ class Bootstrap:
                 max_similarity=similar[0][1] if similar else 0.0,
                 most_similar={self.index.text(item): value for item, value in similar},
             )
-        self._kept_file.write(record)
+        self._files.results.write(record)
         self.index.add(candidate.instruction)
         self.machine.append(candidate.instruction)
         self.stats.kept += 1
 
     def _reject(self, job: Job, text: str, name: str, detail: str) -> None:
         self.stats.rejected[name] += 1
-        self._rejected_file.write(
+        self._files.rejected.write(
             {"stage": "generate", "candidate": text, "filter": name, "detail": detail,
              "request": job.number}
         )
 
     def _record_failure(self, job: Job, error: BackendError) -> None:
-        self._failures_file.write(failure_record("generate", job.number, error))
+        self._files.failures.write(failure_record("generate", job.number, error))
 

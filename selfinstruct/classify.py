@@ -16,7 +16,7 @@ from selfinstruct.instance_parsing import parse_yes_no
 from selfinstruct.llm.base import Backend, Completion, Request
 from selfinstruct.prompts import PromptTemplate
 from selfinstruct.rundir import CLASSIFICATION_FILE, INSTRUCTIONS_FILE
-from selfinstruct.stage import StageSettings, StageStats, run_stage, stage_files
+from selfinstruct.stage import StageSettings, StageStats, run_stage, stage_files, unfinished
 from selfinstruct.store import read_jsonl
 
 #: Room for "Yes", "是", or a short "No, because…" that the parser still reads.
@@ -34,8 +34,7 @@ async def classify_run(
     """Classify every instruction of ``run_dir`` not classified yet."""
     tasks = list(read_jsonl(run_dir / INSTRUCTIONS_FILE))
     with stage_files(run_dir, CLASSIFICATION_FILE) as files:
-        done = {record["id"] for record in read_jsonl(files.results.path)}
-        pending = [task for task in tasks if task["id"] not in done]
+        pending = unfinished(tasks, files.results.path)
         stats = StageStats("classify", total=len(tasks), done_before=len(tasks) - len(pending))
 
         def make_request(task: dict[str, Any]) -> Request:

@@ -13,23 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.bootstrap import PromptSampler
-from selfinstruct.classify import classify_request, load_classification
+from selfinstruct.classify import classify_request
 from selfinstruct.config import GenerateConfig
-from selfinstruct.errors import UserError
-from selfinstruct.instances import InstanceOptions, instance_request
+from selfinstruct.instances import InstanceOptions, classification_of, instance_request
 from selfinstruct.language import is_cjk_char
 from selfinstruct.llm.base import Request
 from selfinstruct.prompt_sources import PromptRecord
 from selfinstruct.prompts import PromptTemplate
-from selfinstruct.reasoning import ReasonOptions, done_samples, reason_request
-from selfinstruct.rundir import (
-    CLASSIFICATION_FILE,
-    INSTANCES_FILE,
-    INSTRUCTIONS_FILE,
-    REASONING_FILE,
-    REJECTED_FILE,
-)
+from selfinstruct.reasoning import ReasonOptions, reason_request, undrawn
+from selfinstruct.rundir import CLASSIFICATION_FILE, INSTANCES_FILE, INSTRUCTIONS_FILE
 from selfinstruct.seeds import SeedTask
+from selfinstruct.stage import unfinished
 from selfinstruct.store import read_jsonl
 
 #: Tasks a self-instruct answer usually adds: the list runs to about 16 from 9.
@@ -88,7 +82,7 @@ def plan_generate(config: GenerateConfig, seeds: list[SeedTask], template: Promp
 
 def plan_classify(run_dir: Path, template: PromptTemplate) -> Plan:
     """One request per instruction not classified yet."""
-    pending = _pending(run_dir, _tasks(run_dir), CLASSIFICATION_FILE)
+    pending = unfinished(_tasks(run_dir), run_dir / CLASSIFICATION_FILE)
     sample = classify_request(template, pending[0]) if pending else None
     return Plan("classify", len(pending), sample)
 
@@ -97,12 +91,9 @@ def plan_instances(
     run_dir: Path, templates: tuple[PromptTemplate, PromptTemplate], options: InstanceOptions
 ) -> Plan:
     """One request per classified instruction without instances yet."""
-    pending = _pending(run_dir, options.shard.select(_tasks(run_dir)), INSTANCES_FILE)
-    classification = load_classification(run_dir)
-    missing = [task["id"] for task in pending if task["id"] not in classification]
-    if missing:
-        raise UserError(f"{run_dir}: {len(missing)} instructions are not classified yet; run "
-                        f"selfinstruct classify {run_dir} first")
+    tasks = options.shard.select(_tasks(run_dir))
+    classification = classification_of(run_dir, tasks)
+    pending = unfinished(tasks, run_dir / INSTANCES_FILE)
     sample = None
     if pending:
         sample = instance_request(templates, options, classification[pending[0]["id"]],
@@ -112,17 +103,10 @@ def plan_instances(
 
 def plan_reason(prompts: list[PromptRecord], out_dir: Path, options: ReasonOptions) -> Plan:
     """One request per sample of each prompt not drawn yet."""
-    done = done_samples(out_dir / REASONING_FILE, out_dir / REJECTED_FILE)
-    pending = [(prompt, sample) for prompt in prompts for sample in range(options.samples)
-               if (prompt.id, sample) not in done]
+    pending = undrawn(prompts, options.samples, out_dir)
     sample = reason_request(options, *pending[0]) if pending else None
     return Plan("reason", len(pending), sample)
 
 
 def _tasks(run_dir: Path) -> list[dict[str, Any]]:
     return list(read_jsonl(run_dir / INSTRUCTIONS_FILE))
-
-
-def _pending(run_dir: Path, tasks: list[dict[str, Any]], done_file: str) -> list[dict[str, Any]]:
-    done = {record["id"] for record in read_jsonl(run_dir / done_file)}
-    return [task for task in tasks if task["id"] not in done]

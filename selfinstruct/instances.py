@@ -24,7 +24,7 @@ from selfinstruct.llm.base import Backend, Completion, Request
 from selfinstruct.prompts import PromptTemplate
 from selfinstruct.rundir import INSTANCES_FILE, INSTRUCTIONS_FILE
 from selfinstruct.shard import EVERYTHING, Shard
-from selfinstruct.stage import StageSettings, StageStats, run_stage, stage_files
+from selfinstruct.stage import StageSettings, StageStats, run_stage, stage_files, unfinished
 from selfinstruct.store import read_jsonl
 
 
@@ -59,16 +59,9 @@ async def instances_run(
     ``templates`` is ``(input_first, output_first)``.
     """
     tasks = options.shard.select(list(read_jsonl(run_dir / INSTRUCTIONS_FILE)))
-    classification = load_classification(run_dir)
-    unclassified = [task["id"] for task in tasks if task["id"] not in classification]
-    if unclassified:
-        raise UserError(
-            f"{run_dir}: {len(unclassified)} instructions are not classified yet; run "
-            f"selfinstruct classify {run_dir} first"
-        )
+    classification = classification_of(run_dir, tasks)
     with stage_files(run_dir, INSTANCES_FILE) as files:
-        done = {record["id"] for record in read_jsonl(files.results.path)}
-        pending = [task for task in tasks if task["id"] not in done]
+        pending = unfinished(tasks, files.results.path)
         stats = StageStats("instances", total=len(tasks), done_before=len(tasks) - len(pending))
 
         def make_request(task: dict[str, Any]) -> Request:
@@ -113,6 +106,19 @@ async def instances_run(
             pending, backend=backend, settings=settings, make_request=make_request,
             handle=handle, files=files, stats=stats, stop=stop, progress=progress,
         )
+
+
+def classification_of(run_dir: Path, tasks: list[dict[str, Any]]) -> dict[str, bool]:
+    """``id -> is_classification`` of the run; an error unless all of ``tasks`` have one,
+    since the instance prompt depends on it."""
+    classification = load_classification(run_dir)
+    unclassified = [task["id"] for task in tasks if task["id"] not in classification]
+    if unclassified:
+        raise UserError(
+            f"{run_dir}: {len(unclassified)} instructions are not classified yet; run "
+            f"selfinstruct classify {run_dir} first"
+        )
+    return classification
 
 
 def instance_request(

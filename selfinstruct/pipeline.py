@@ -235,8 +235,7 @@ def dry_run_stage(
     else:
         templates = (run_template(config, "input-first"), run_template(config, "output-first"))
         plan = plan_instances(run_dir, templates, options or InstanceOptions())
-    return [f"would send to {spec.kind}:{spec.model or 'embedded model'} "
-            f"({drive.concurrency} in flight)", *plan.lines()]
+    return [_destination(spec, drive), *plan.lines()]
 
 
 def dry_run_reason(
@@ -253,8 +252,13 @@ def dry_run_reason(
     spec, drive = resolve_backend({}, flags)
     prompts = shard.select(load_prompts(source, field=field, reference_field=reference_field))
     plan = plan_reason(prompts, out_dir or source, options)
-    return [f"would send to {spec.kind}:{spec.model or 'embedded model'} "
-            f"({drive.concurrency} in flight)", *plan.lines()]
+    return [_destination(spec, drive), *plan.lines()]
+
+
+def _destination(spec: BackendSpec, drive: Drive) -> str:
+    """The first line of a ``--dry-run``: which backend would get the requests."""
+    return (f"would send to {spec.kind}:{spec.model or 'embedded model'} "
+            f"({drive.concurrency} in flight)")
 
 
 async def classify_stage(

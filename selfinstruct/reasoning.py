@@ -64,12 +64,9 @@ async def reason_run(
 ) -> StageStats:
     """Draw every missing sample of every prompt; resumable by ``(id, sample)``."""
     with stage_files(out_dir, REASONING_FILE) as files:
-        done = done_samples(files.results.path, files.rejected.path)
         pending = [
             {"id": prompt.id, "sample": sample, "prompt": prompt}
-            for prompt in prompts
-            for sample in range(options.samples)
-            if (prompt.id, sample) not in done
+            for prompt, sample in undrawn(prompts, options.samples, out_dir)
         ]
         total = len(prompts) * options.samples
         stats = StageStats("reason", total=total, done_before=total - len(pending))
@@ -128,14 +125,18 @@ def reason_request(options: ReasonOptions, prompt: PromptRecord, sample: int) ->
     )
 
 
-def done_samples(kept: Path, rejected: Path) -> set[tuple[str, int]]:
-    keys = {(record["id"], record["sample"]) for record in read_jsonl(kept)}
-    keys.update(
+def undrawn(prompts: Sequence[PromptRecord], samples: int,
+            out_dir: Path) -> list[tuple[PromptRecord, int]]:
+    """Each ``(prompt, sample)`` with no kept or rejected trace in ``out_dir`` yet: what a
+    resumed run still has to draw (and what its ``--dry-run`` counts)."""
+    done = {(record["id"], record["sample"]) for record in read_jsonl(out_dir / REASONING_FILE)}
+    done.update(
         (record["id"], record["sample"])
-        for record in read_jsonl(rejected)
+        for record in read_jsonl(out_dir / REJECTED_FILE)
         if record.get("stage") == "reason"
     )
-    return keys
+    return [(prompt, sample) for prompt in prompts for sample in range(samples)
+            if (prompt.id, sample) not in done]
 
 
 def write_pass_rates(out_dir: Path) -> None:

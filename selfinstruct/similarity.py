@@ -245,21 +245,20 @@ class _TopK:
     """Collects the best ``k`` (score, id) pairs, ordered by score desc, then id asc."""
 
     def __init__(self, k: int) -> None:
-        self.k = k
         self.size = k
         self.items: list[tuple[float, int]] = []
 
     def offer(self, scores: npt.NDArray[np.float64], ids: npt.NDArray[np.int64]) -> bool:
         """Merge a scored batch (ids never offered before); never asks to stop early."""
-        order = np.lexsort((ids, -scores))[: self.k]
+        order = np.lexsort((ids, -scores))[: self.size]
         merged = self.items + [(float(scores[i]), int(ids[i])) for i in order if scores[i] > 0]
         merged.sort(key=lambda item: (-item[0], item[1]))
-        self.items = merged[: self.k]
+        self.items = merged[: self.size]
         return False
 
     def bar(self) -> _Bar:
         """Until k texts are found anything with a positive score counts; then the k-th."""
-        if len(self.items) < self.k:
+        if len(self.items) < self.size:
             return _Bar(0.0, -1)
         return _Bar(*self.items[-1])
 
@@ -511,13 +510,11 @@ class SimilarityIndex:
             return None
         if len(self._hit_counts) < len(self):
             self._hit_counts = np.zeros(2 * len(self), dtype=np.int32)
-        if len(self._query_slot) < len(self._words):
-            self._query_slot = np.zeros(len(self._words) * 2, dtype=np.int32)
         found, score = similarity_kernel.first_above(
             np.frombuffer(b"".join(used), dtype=np.int32), need, skipped,
             np.array(query.token_ids, dtype=np.int32), threshold,
             self._lengths.values, self._starts.values, self._tokens.values,
-            self._hit_counts, self._query_slot,
+            self._hit_counts, self._slot_scratch(),
         )
         return None if found < 0 else (score, found)
 
@@ -690,14 +687,19 @@ class SimilarityIndex:
         words = query.length // _WORD_BITS + 1  # one spare bit per lane for the carry
         return _lcs_lanes(_slot_masks(query, words)[slots.T], query.length)
 
+    def _slot_scratch(self) -> npt.NDArray[np.int32]:
+        """The zeroed ``token id -> query slot`` array, grown to the vocabulary (its users
+        set the query's tokens and clear them again)."""
+        if len(self._query_slot) < len(self._words):
+            self._query_slot = np.zeros(len(self._words) * 2, dtype=np.int32)
+        return self._query_slot
+
     def _matching_slots(self, query: _Query, ids: npt.NDArray[np.int64],
                         lengths: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
         """(texts, steps) matrix: for each text, 1 + the query slot of each of its tokens
         that occurs in the query, in text order, then zeros (slot = index among the
         query's distinct known tokens)."""
-        if len(self._query_slot) < len(self._words):
-            self._query_slot = np.zeros(len(self._words) * 2, dtype=np.int32)
-        slot_of = self._query_slot
+        slot_of = self._slot_scratch()
         distinct = list(query.counts)
         slot_of[distinct] = np.arange(1, len(distinct) + 1, dtype=np.int32)
         try:

@@ -22,7 +22,7 @@ from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
 from selfinstruct.rundir import FAILURES_FILE, REJECTED_FILE, save_stats
 from selfinstruct.runner import RequestStats, Runner
-from selfinstruct.store import JsonlAppender
+from selfinstruct.store import JsonlAppender, read_jsonl
 
 
 @dataclass
@@ -100,6 +100,13 @@ def stage_files(directory: Path, results_file: str) -> Iterator[StageFiles]:
             for name in (results_file, REJECTED_FILE, FAILURES_FILE)
         )
         yield StageFiles(directory, results, rejected, failures)
+
+
+def unfinished(records: Sequence[dict[str, Any]], results: Path) -> list[dict[str, Any]]:
+    """The records whose id is not in ``results`` yet: what a resumed stage still has to
+    send (and what its ``--dry-run`` counts)."""
+    done = {record["id"] for record in read_jsonl(results)}
+    return [record for record in records if record["id"] not in done]
 
 
 @dataclass(frozen=True)

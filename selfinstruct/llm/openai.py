@@ -26,6 +26,7 @@ _FATAL_STATUSES = {400: "the server rejected the request", 401: "the API key was
                    404: "the model or endpoint was not found",
                    422: "the server rejected the request"}
 
+
 class _DeadlineClient(openai.DefaultAsyncHttpxClient):
     """The SDK's default HTTP client, with one deadline on the whole of each attempt.
 
