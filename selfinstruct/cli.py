@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -237,9 +238,21 @@ def say_exported(result: ExportResult) -> None:
         f"{result.dataset_name!r} registered in {result.dataset_info}")
 
 
+class _SayHandler(logging.Handler):
+    """The library's notes (``logging``, level INFO and up) as report lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        say(record.getMessage())
+
+
 @app.callback()
 def selfinstruct() -> None:
     """Grow instruction-tuning data from seed tasks with an LLM."""
+    logger = logging.getLogger("selfinstruct")
+    if not any(isinstance(handler, _SayHandler) for handler in logger.handlers):
+        logger.addHandler(_SayHandler(logging.INFO))
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def _generate(

