@@ -40,7 +40,7 @@ from bench_throughput import FakeServer, parse_pairs  # noqa: E402
 
 from selfinstruct.llm.base import Backend, Completion, Request  # noqa: E402
 from selfinstruct.llm.openai import OpenAIBackend  # noqa: E402
-from selfinstruct.runner import Runner  # noqa: E402
+from selfinstruct.stages.runner import Runner  # noqa: E402
 
 MODEL = "fake-model"
 

@@ -325,7 +325,7 @@ def bench_generate(server: FakeServer, workdir: Path, template: Path, concurrenc
 
 def make_config(workdir: Path) -> Path:
     """A run's ``config.json`` as ``generate`` would save it, for the later stages."""
-    from selfinstruct.generate import resolve_config
+    from selfinstruct.stages.generate_setup import resolve_config
 
     config, _ = resolve_config(
         out=workdir, seeds_path=None, language="en", prompt_style="self-instruct",
@@ -405,8 +405,8 @@ def pipeline_cpu(texts: list[str], pool: int, requests: int, workdir: Path,
     rejected.jsonl, grow the pool). The pool grows as tasks are kept, so "at 50,000"
     means from 50,000 on.
     """
-    from selfinstruct.generate import open_run, resolve_config
     from selfinstruct.llm.base import Completion, Usage
+    from selfinstruct.stages.generate_setup import open_run, resolve_config
 
     run_dir = workdir / f"pipeline-{pool}"
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -1,5 +1,5 @@
 """``python -m selfinstruct`` runs the CLI."""
 
-from selfinstruct.cli import main
+from selfinstruct.cli.commands import main
 
 main()

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from selfinstruct.errors import UserError
 from selfinstruct.llm.base import Api
-from selfinstruct.prompts import PromptStyle
+from selfinstruct.runs.templates import PromptStyle
 
 BackendName = Literal["local", "openai", "vllm"]
 TokenizerName = Literal["multilingual", "rouge"]

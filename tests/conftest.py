@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from selfinstruct.llm.base import BackendError, Completion, Request, Usage
-from selfinstruct.similarity import SimilarityIndex
+from selfinstruct.similarity.index import SimilarityIndex
 
 Script = Callable[[Request, int], Completion | BackendError]
 

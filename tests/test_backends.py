@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from selfinstruct import cli
+from selfinstruct.cli import commands as cli
 from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendSpec, EngineOptions, create_backend
 from selfinstruct.llm.balance import BalancedBackend
 from selfinstruct.llm.base import BackendError, Completion, Request
-from selfinstruct.pipeline import BackendFlags, resolve_backend
+from selfinstruct.stages.pipeline import BackendFlags, resolve_backend
 from tests.conftest import FakeBackend
 from tests.test_bootstrap import distinct_texts
 

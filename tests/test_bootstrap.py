@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from selfinstruct.bootstrap import Bootstrap
 from selfinstruct.errors import UserError
-from selfinstruct.generate import open_run, resolve_config
 from selfinstruct.llm.base import BackendError, Completion, Request
-from selfinstruct.similarity import rouge_l, tokenize
+from selfinstruct.similarity.index import rouge_l, tokenize
+from selfinstruct.stages.generate import Bootstrap
+from selfinstruct.stages.generate_setup import open_run, resolve_config
 from tests.conftest import ENGLISH_SEEDS, FakeBackend, numbered_answer
 
 VERBS = ["Explain", "Describe", "Compare", "Summarize", "Evaluate", "Outline", "Discuss"]
@@ -243,7 +243,7 @@ def test_fatal_error_stops_at_once(tmp_path, seed_file):
 
 
 def test_all_requests_failing_stops_after_bounded_count(tmp_path, seed_file, monkeypatch):
-    monkeypatch.setattr("selfinstruct.runner.MAX_BACKOFF", 0.0)
+    monkeypatch.setattr("selfinstruct.stages.runner.MAX_BACKOFF", 0.0)
     backend = FakeBackend(lambda r, n: BackendError("connection refused", retryable=True))
     with pytest.raises(UserError, match=r"4 requests in a row failed.*connection refused"):
         run(open_bootstrap(tmp_path / "run", seed_file, backend, n=5, max_consecutive_failures=4))

@@ -8,7 +8,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from selfinstruct import cli
+from selfinstruct.cli import commands as cli
 from selfinstruct.llm.base import BackendError, Completion
 from tests.conftest import FakeBackend, numbered_answer
 from tests.test_bootstrap import distinct_texts, stream_script

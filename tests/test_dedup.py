@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from rouge_score import rouge_scorer
 
-from selfinstruct.dedup import DedupSummary, count_records, dedup_file, iter_records
 from selfinstruct.errors import UserError
-from selfinstruct.similarity import tokenize
+from selfinstruct.similarity.index import tokenize
+from selfinstruct.stages.dedup import DedupSummary, count_records, dedup_file, iter_records
 
 
 def write_jsonl(path: Path, records: list[Any]) -> Path:

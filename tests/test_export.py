@@ -7,7 +7,7 @@ import json
 import pytest
 
 from selfinstruct.errors import UserError
-from selfinstruct.export import (
+from selfinstruct.stages.export import (
     TrainingExample,
     dataset_info_entry,
     export_run,

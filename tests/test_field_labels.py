@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from selfinstruct.field_labels import FIELD_OF_WORD, INPUT, INSTRUCTION, OUTPUT, label_pattern
-from selfinstruct.instance_parsing import Example, parse_input_first
-from selfinstruct.parsing import Candidate, parse_alpaca_tasks
+from selfinstruct.text.instances import Example, parse_input_first
+from selfinstruct.text.labels import FIELD_OF_WORD, INPUT, INSTRUCTION, OUTPUT, label_pattern
+from selfinstruct.text.tasks import Candidate, parse_alpaca_tasks
 
 
 def words(field: str) -> list[str]:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfinstruct.filters import (
+from selfinstruct.filters.instructions import (
     DEFAULT_BLACKLIST,
     INSTRUCTION_FILTERS,
     FilterSettings,

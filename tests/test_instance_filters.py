@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfinstruct.instance_filters import (
+from selfinstruct.filters.instances import (
     DEFAULT_INSTANCE_LENGTHS,
     EXAMPLE_FILTERS,
     InstanceRejection,
@@ -18,7 +18,7 @@ from selfinstruct.instance_filters import (
     output_equals_input,
     output_too_long,
 )
-from selfinstruct.instance_parsing import Example
+from selfinstruct.text.instances import Example
 
 EN = InstanceSettings.for_language("en")
 ZH = InstanceSettings.for_language("zh")

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfinstruct.instance_parsing import (
+from selfinstruct.text.instances import (
     Example,
     clean_label,
     parse_input_first,

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfinstruct.parsing import Candidate, parse_alpaca_tasks, parse_numbered_list
+from selfinstruct.text.tasks import Candidate, parse_alpaca_tasks, parse_numbered_list
 
 # --------------------------------------------------------------- realistic fixtures
 

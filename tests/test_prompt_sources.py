@@ -7,7 +7,7 @@ import json
 import pytest
 
 from selfinstruct.errors import UserError
-from selfinstruct.prompt_sources import PromptRecord, load_prompts
+from selfinstruct.runs.inputs import PromptRecord, load_prompts
 
 
 def test_alpaca_jsonl_with_reference(tmp_path):

@@ -11,16 +11,16 @@ import httpx2
 import pytest
 from typer.testing import CliRunner
 
-from selfinstruct import cli
-from selfinstruct.answers import as_number, last_boxed, matches_reference
-from selfinstruct.export import TrainingExample, export_run, to_records
+from selfinstruct.cli import commands as cli
+from selfinstruct.filters.traces import Trace, TraceSettings, check_trace
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.openai import OpenAIBackend
-from selfinstruct.prompt_sources import PromptRecord
-from selfinstruct.reasoning import ReasonOptions, reason_run
-from selfinstruct.stage import StageSettings
-from selfinstruct.thinking import Thought, split_thinking
-from selfinstruct.trace_filters import Trace, TraceSettings, check_trace
+from selfinstruct.runs.inputs import PromptRecord
+from selfinstruct.stages.export import TrainingExample, export_run, to_records
+from selfinstruct.stages.per_record import StageSettings
+from selfinstruct.stages.reason import ReasonOptions, reason_run
+from selfinstruct.text.answers import as_number, last_boxed, matches_reference
+from selfinstruct.text.thinking import Thought, split_thinking
 from tests.conftest import FakeBackend
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reasoning"
@@ -220,7 +220,7 @@ def test_reason_cli_on_an_alpaca_file(tmp_path, monkeypatch):
     ]))
     backend = FakeBackend(lambda r, n: Completion(text="<think>ok so</think>fine",
                                                   finish_reason="stop"))
-    monkeypatch.setattr("selfinstruct.pipeline.create_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend", lambda *a, **k: backend)
     out = tmp_path / "out"
     result = CliRunner().invoke(cli.app, ["reason", str(source), "-o", str(out),
                                           "--samples", "2", "--base-url", "http://x/v1",
@@ -258,7 +258,7 @@ def test_reason_shards_split_the_prompts(tmp_path, monkeypatch, spec, ids):
     source.write_text("".join(json.dumps({"instruction": f"Question {i}?"}) + "\n"
                               for i in range(5)))
     backend = FakeBackend(lambda r, n: Completion(text="<think>t</think>a", finish_reason="stop"))
-    monkeypatch.setattr("selfinstruct.pipeline.create_backend", lambda *a, **k: backend)
+    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend", lambda *a, **k: backend)
     out = tmp_path / "out"
     args = ["reason", str(source), "-o", str(out), "--base-url", "http://x/v1", "--model", "m"]
     result = CliRunner().invoke(cli.app, [*args, *(["--shard", spec] if spec else [])])

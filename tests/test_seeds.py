@@ -9,7 +9,7 @@ import pytest
 
 from selfinstruct.errors import UserError
 from selfinstruct.language import detect_language
-from selfinstruct.seeds import Instance, bundled_seed_path, load_seeds
+from selfinstruct.runs.seeds import Instance, bundled_seed_path, load_seeds
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 from rouge_score.tokenizers import DefaultTokenizer
 
-from selfinstruct import similarity
-from selfinstruct.similarity import SimilarityIndex, lcs_length, rouge_l, tokenize
+from selfinstruct.similarity import index as similarity
+from selfinstruct.similarity.index import SimilarityIndex, lcs_length, rouge_l, tokenize
 
 ROUGE_TOKENIZER = DefaultTokenizer(use_stemmer=False)
 TOKENIZER_NAMES = ["multilingual", "rouge"]

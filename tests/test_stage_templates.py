@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from selfinstruct.instance_parsing import (
+from selfinstruct.language import is_cjk_char
+from selfinstruct.text.instances import (
     Example,
     parse_input_first,
     parse_output_first,
     parse_yes_no,
 )
-from selfinstruct.language import is_cjk_char
 
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from selfinstruct import cli
+from selfinstruct.cli import commands as cli
 from selfinstruct.llm.base import BackendError, Completion, Request
 from tests.conftest import FakeBackend
 from tests.test_bootstrap import distinct_texts
@@ -55,7 +55,7 @@ def fake(monkeypatch):
         return backend
 
     monkeypatch.setattr(cli, "create_run_backend", create)
-    monkeypatch.setattr("selfinstruct.pipeline.create_backend", create)
+    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend", create)
     return backends
 
 
@@ -112,8 +112,8 @@ def test_stages_resume_and_retry_failures(tmp_path, seed_file, fake, monkeypatch
             return BackendError("HTTP 502: bad gateway", retryable=True)
         return answer(request, number)
 
-    monkeypatch.setattr("selfinstruct.runner.MAX_BACKOFF", 0.0)
-    monkeypatch.setattr("selfinstruct.pipeline.create_backend",
+    monkeypatch.setattr("selfinstruct.stages.runner.MAX_BACKOFF", 0.0)
+    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
                         lambda *a, **k: FakeBackend(flaky))
     result = runner.invoke(cli.app, ["classify", str(out)])
     assert result.exit_code == 0, result.output
@@ -153,15 +153,15 @@ def test_a_record_that_keeps_failing_is_given_up_then_retried_next_time(
             return BackendError("HTTP 500: boom", retryable=True)
         return answer(request, number)
 
-    monkeypatch.setattr("selfinstruct.runner.MAX_BACKOFF", 0.0)
-    monkeypatch.setattr("selfinstruct.pipeline.create_backend",
+    monkeypatch.setattr("selfinstruct.stages.runner.MAX_BACKOFF", 0.0)
+    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
                         lambda *a, **k: FakeBackend(broken_for_one))
     result = runner.invoke(cli.app, ["classify", str(out)])
     assert result.exit_code == 0, result.output
     assert "classify: 2/3 done (2 now) in" in " ".join(result.output.split())
     assert "1 given up after repeated failures" in result.output
     assert len([r for r in read(out / "failures.jsonl") if r["stage"] == "classify"]) == 3
-    monkeypatch.setattr("selfinstruct.pipeline.create_backend",
+    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
                         lambda *a, **k: FakeBackend(answer))
     result = runner.invoke(cli.app, ["classify", str(out)])
     assert "classify: 3/3 done (1 now)" in " ".join(result.output.split())
@@ -190,7 +190,7 @@ def test_chinese_pipeline(tmp_path, monkeypatch):
                      "把下面这句话改写得更正式一些。\n用三句话总结唐朝由盛转衰的原因。\n",
                      encoding="utf-8")
     monkeypatch.setattr(cli, "create_run_backend", lambda *a, **k: FakeBackend(chinese_answer))
-    monkeypatch.setattr("selfinstruct.pipeline.create_backend",
+    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
                         lambda *a, **k: FakeBackend(chinese_answer))
     out = tmp_path / "run"
     result = runner.invoke(cli.app, ["run", "--seeds", str(seeds), "-o", str(out), "-n", "4",
@@ -268,8 +268,8 @@ def test_stats_and_summaries_report_rates(tmp_path, seed_file, fake):
 
 
 def test_throughput_counts_answers_and_completion_tokens():
-    from selfinstruct.runner import RequestStats
-    from selfinstruct.stage import throughput
+    from selfinstruct.stages.per_record import throughput
+    from selfinstruct.stages.runner import RequestStats
 
     requests = RequestStats(sent=12, succeeded=10, failed=2, prompt_tokens=999,
                             completion_tokens=500)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from selfinstruct.errors import UserError
-from selfinstruct.store import (
+from selfinstruct.runs.store import (
     JsonlAppender,
     read_json,
     read_jsonl,
@@ -101,7 +101,7 @@ def test_atomic_json(tmp_path):
 
 
 def test_stats_add_up_over_resumed_sessions(tmp_path):
-    from selfinstruct.rundir import save_stats
+    from selfinstruct.runs.layout import save_stats
 
     first = {"kept": 3, "requests": {"sent": 4, "failed": 1}, "rejected": {"similarity": 2},
              "elapsed_seconds": 1.5, "interrupted": True}

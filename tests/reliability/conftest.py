@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from selfinstruct import cli
-from selfinstruct.similarity import rouge_l, tokenize
+from selfinstruct.cli import commands as cli
+from selfinstruct.similarity.index import rouge_l, tokenize
 from tests.conftest import ENGLISH_SEEDS
 
 from .faultserver import MODEL, FaultServer

@@ -12,7 +12,7 @@ import pytest
 
 from selfinstruct.errors import UserError
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
-from selfinstruct.runner import Runner
+from selfinstruct.stages.runner import Runner
 
 
 def runner_for(backend: Backend, concurrency: int) -> Runner[int]:

@@ -16,16 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.classify import load_classification
 from selfinstruct.errors import UserError
-from selfinstruct.instance_filters import InstanceSettings, filter_instances
-from selfinstruct.instance_parsing import Example, parse_input_first, parse_output_first
+from selfinstruct.filters.instances import InstanceSettings, filter_instances
 from selfinstruct.llm.base import Backend, Completion, Request
-from selfinstruct.prompts import PromptTemplate
-from selfinstruct.rundir import INSTANCES_FILE, INSTRUCTIONS_FILE
-from selfinstruct.shard import EVERYTHING, Shard
-from selfinstruct.stage import StageSettings, StageStats, run_stage, stage_files, unfinished
-from selfinstruct.store import read_jsonl
+from selfinstruct.runs.layout import INSTANCES_FILE, INSTRUCTIONS_FILE
+from selfinstruct.runs.shard import EVERYTHING, Shard
+from selfinstruct.runs.store import read_jsonl
+from selfinstruct.runs.templates import PromptTemplate
+from selfinstruct.stages.classify import load_classification
+from selfinstruct.stages.per_record import (
+    StageSettings,
+    StageStats,
+    run_stage,
+    stage_files,
+    unfinished,
+)
+from selfinstruct.text.instances import Example, parse_input_first, parse_output_first
 
 
 @dataclass(frozen=True)

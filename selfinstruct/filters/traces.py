@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from selfinstruct.language import Language, detect_language
-from selfinstruct.similarity import tokenize
-from selfinstruct.thinking import Thought
+from selfinstruct.similarity.index import tokenize
+from selfinstruct.text.thinking import Thought
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.answers import matches_reference
+from selfinstruct.filters.traces import Trace, TraceSettings, check_trace
 from selfinstruct.llm.base import Backend, Completion, Request
-from selfinstruct.prompt_sources import PromptRecord
-from selfinstruct.rundir import PASS_RATES_FILE, REASONING_FILE, REJECTED_FILE
-from selfinstruct.stage import StageSettings, StageStats, run_stage, stage_files
-from selfinstruct.store import read_jsonl, write_atomic
-from selfinstruct.thinking import split_thinking
-from selfinstruct.trace_filters import Trace, TraceSettings, check_trace
+from selfinstruct.runs.inputs import PromptRecord
+from selfinstruct.runs.layout import PASS_RATES_FILE, REASONING_FILE, REJECTED_FILE
+from selfinstruct.runs.store import read_jsonl, write_atomic
+from selfinstruct.stages.per_record import StageSettings, StageStats, run_stage, stage_files
+from selfinstruct.text.answers import matches_reference
+from selfinstruct.text.thinking import split_thinking
 
 
 @dataclass(frozen=True)

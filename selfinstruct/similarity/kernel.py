@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from selfinstruct import similarity
+from selfinstruct.similarity import index as similarity
 
 #: rouge_score's F1: the very function the numpy path and the reference use, compiled.
 _fmeasure = njit(cache=True, nogil=True)(similarity._fmeasure)

@@ -15,20 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.classify import classify_run
-from selfinstruct.dryrun import plan_classify, plan_instances, plan_reason
 from selfinstruct.errors import UserError
-from selfinstruct.instance_filters import InstanceSettings
-from selfinstruct.instances import InstanceOptions, instances_run
+from selfinstruct.filters.instances import InstanceSettings
+from selfinstruct.filters.traces import TraceSettings
 from selfinstruct.llm import Backend, BackendSpec, EngineOptions, create_backend
-from selfinstruct.prompt_sources import PromptRecord, load_prompts
-from selfinstruct.prompts import PromptTemplate, TemplateName, load_template
-from selfinstruct.reasoning import ReasonOptions, reason_run
-from selfinstruct.rundir import load_run_config, save_config_section
-from selfinstruct.shard import EVERYTHING, Shard
-from selfinstruct.stage import StageSettings, StageStats
-from selfinstruct.store import prepare_out_dir
-from selfinstruct.trace_filters import TraceSettings
+from selfinstruct.runs.inputs import PromptRecord, load_prompts
+from selfinstruct.runs.layout import load_run_config, save_config_section
+from selfinstruct.runs.shard import EVERYTHING, Shard
+from selfinstruct.runs.store import prepare_out_dir
+from selfinstruct.runs.templates import PromptTemplate, TemplateName, load_template
+from selfinstruct.stages.classify import classify_run
+from selfinstruct.stages.dryrun import plan_classify, plan_instances, plan_reason
+from selfinstruct.stages.instances import InstanceOptions, instances_run
+from selfinstruct.stages.per_record import StageSettings, StageStats
+from selfinstruct.stages.reason import ReasonOptions, reason_run
 
 
 @dataclass(frozen=True)

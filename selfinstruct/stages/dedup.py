@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from selfinstruct.errors import UserError
-from selfinstruct.records import iter_objects, json_type
-from selfinstruct.similarity import TOKENIZERS, SimilarityIndex
+from selfinstruct.runs.readers import iter_objects, json_type
+from selfinstruct.similarity.index import TOKENIZERS, SimilarityIndex
 
 __all__ = ["DedupSummary", "Record", "count_records", "dedup_file", "iter_records"]
 

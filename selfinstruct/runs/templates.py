@@ -15,8 +15,8 @@ from typing import Literal
 
 from selfinstruct.errors import UserError
 from selfinstruct.language import Language
-from selfinstruct.resources import data_dir
-from selfinstruct.seeds import Instance, SeedTask
+from selfinstruct.runs.bundled import data_dir
+from selfinstruct.runs.seeds import Instance, SeedTask
 
 PromptStyle = Literal["self-instruct", "alpaca"]
 TemplateName = Literal["self-instruct", "alpaca", "classify", "input-first", "output-first"]

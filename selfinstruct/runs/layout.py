@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import UserError
-from selfinstruct.store import read_json, write_json_atomic
+from selfinstruct.runs.store import read_json, write_json_atomic
 
 CONFIG_FILE = "config.json"
 INSTRUCTIONS_FILE = "instructions.jsonl"

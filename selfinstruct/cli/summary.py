@@ -7,11 +7,11 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from selfinstruct.bootstrap import GenerateStats
-from selfinstruct.rundir import REASONING_FILE
-from selfinstruct.runner import RequestStats
-from selfinstruct.stage import StageStats, throughput
-from selfinstruct.store import read_jsonl
+from selfinstruct.runs.layout import REASONING_FILE
+from selfinstruct.runs.store import read_jsonl
+from selfinstruct.stages.generate import GenerateStats
+from selfinstruct.stages.per_record import StageStats, throughput
+from selfinstruct.stages.runner import RequestStats
 
 #: Flags whose value must never be echoed back (a resume hint is often pasted in chats).
 SECRET_FLAGS = ("--api-key",)

@@ -16,10 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from selfinstruct.errors import UserError
-from selfinstruct.reasoning import user_message
-from selfinstruct.rundir import INSTANCES_FILE, INSTRUCTIONS_FILE, REASONING_FILE, load_run_config
-from selfinstruct.seeds import load_seeds
-from selfinstruct.store import read_json, read_jsonl, write_atomic, write_json_atomic
+from selfinstruct.runs.layout import (
+    INSTANCES_FILE,
+    INSTRUCTIONS_FILE,
+    REASONING_FILE,
+    load_run_config,
+)
+from selfinstruct.runs.seeds import load_seeds
+from selfinstruct.runs.store import read_json, read_jsonl, write_atomic, write_json_atomic
+from selfinstruct.stages.reason import user_message
 
 ExportFormat = Literal["alpaca", "sharegpt", "messages"]
 ExportData = Literal["auto", "instances", "reasoning"]

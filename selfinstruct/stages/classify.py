@@ -12,12 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.instance_parsing import parse_yes_no
 from selfinstruct.llm.base import Backend, Completion, Request
-from selfinstruct.prompts import PromptTemplate
-from selfinstruct.rundir import CLASSIFICATION_FILE, INSTRUCTIONS_FILE
-from selfinstruct.stage import StageSettings, StageStats, run_stage, stage_files, unfinished
-from selfinstruct.store import read_jsonl
+from selfinstruct.runs.layout import CLASSIFICATION_FILE, INSTRUCTIONS_FILE
+from selfinstruct.runs.store import read_jsonl
+from selfinstruct.runs.templates import PromptTemplate
+from selfinstruct.stages.per_record import (
+    StageSettings,
+    StageStats,
+    run_stage,
+    stage_files,
+    unfinished,
+)
+from selfinstruct.text.instances import parse_yes_no
 
 #: Room for "Yes", "是", or a short "No, because…" that the parser still reads.
 CLASSIFY_MAX_TOKENS = 32

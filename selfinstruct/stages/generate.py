@@ -21,16 +21,16 @@ from typing import Any
 
 from selfinstruct.config import GenerateConfig
 from selfinstruct.errors import StageAborted, UserError
-from selfinstruct.filters import FilterSettings, check_instruction
+from selfinstruct.filters.instructions import FilterSettings, check_instruction
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
-from selfinstruct.parsing import Candidate, parse_alpaca_tasks, parse_numbered_list
-from selfinstruct.prompts import PromptTemplate, render_alpaca, render_self_instruct
-from selfinstruct.rundir import INSTRUCTIONS_FILE, save_stats
-from selfinstruct.runner import RequestStats, Runner
-from selfinstruct.seeds import SeedTask
-from selfinstruct.similarity import SimilarityIndex
-from selfinstruct.stage import failure_record, stage_files, throughput
-from selfinstruct.store import read_jsonl
+from selfinstruct.runs.layout import INSTRUCTIONS_FILE, save_stats
+from selfinstruct.runs.seeds import SeedTask
+from selfinstruct.runs.store import read_jsonl
+from selfinstruct.runs.templates import PromptTemplate, render_alpaca, render_self_instruct
+from selfinstruct.similarity.index import SimilarityIndex
+from selfinstruct.stages.per_record import failure_record, stage_files, throughput
+from selfinstruct.stages.runner import RequestStats, Runner
+from selfinstruct.text.tasks import Candidate, parse_alpaca_tasks, parse_numbered_list
 
 #: Answers in a row that add nothing to the pool before the run stops. Hundreds of
 #: candidates all rejected means a wrong language, template or filter, or a broken

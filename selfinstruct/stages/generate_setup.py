@@ -12,17 +12,17 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.bootstrap import Bootstrap
 from selfinstruct.config import STYLE_DEFAULTS, GenerateConfig, check_resume, file_sha256
 from selfinstruct.errors import UserError
-from selfinstruct.filters import FilterSettings
+from selfinstruct.filters.instructions import FilterSettings
 from selfinstruct.language import Language, detect_language
 from selfinstruct.llm import Backend, create_backend
-from selfinstruct.pipeline import BackendFlags, resolve_backend
-from selfinstruct.prompts import PromptStyle, load_template
-from selfinstruct.rundir import CONFIG_FILE
-from selfinstruct.seeds import SeedTask, bundled_seed_path, load_seeds
-from selfinstruct.store import prepare_out_dir, read_json, write_json_atomic
+from selfinstruct.runs.layout import CONFIG_FILE
+from selfinstruct.runs.seeds import SeedTask, bundled_seed_path, load_seeds
+from selfinstruct.runs.store import prepare_out_dir, read_json, write_json_atomic
+from selfinstruct.runs.templates import PromptStyle, load_template
+from selfinstruct.stages.generate import Bootstrap
+from selfinstruct.stages.pipeline import BackendFlags, resolve_backend
 
 #: How many seed examples each style shows when --seed-examples is not given.
 STYLE_SEED_EXAMPLES = {"self-instruct": 6, "alpaca": 3}

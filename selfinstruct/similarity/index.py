@@ -500,7 +500,7 @@ class SimilarityIndex:
         verified in one compiled call."""
         # Imported on first use: numba costs ~0.2 s to import (and compiles the kernel
         # once per install), which commands that never filter should not pay.
-        from selfinstruct import similarity_kernel
+        from selfinstruct.similarity import kernel as similarity_kernel
 
         if not query.counts:
             return None

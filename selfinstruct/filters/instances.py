@@ -18,8 +18,8 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from selfinstruct.instance_parsing import Example, clean_label
 from selfinstruct.language import LENGTH_UNIT, Language, text_length
+from selfinstruct.text.instances import Example, clean_label
 
 __all__ = [
     "DEFAULT_INSTANCE_LENGTHS",

@@ -12,19 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.bootstrap import PromptSampler
-from selfinstruct.classify import classify_request
 from selfinstruct.config import GenerateConfig
-from selfinstruct.instances import InstanceOptions, classification_of, instance_request
 from selfinstruct.language import is_cjk_char
 from selfinstruct.llm.base import Request
-from selfinstruct.prompt_sources import PromptRecord
-from selfinstruct.prompts import PromptTemplate
-from selfinstruct.reasoning import ReasonOptions, reason_request, undrawn
-from selfinstruct.rundir import CLASSIFICATION_FILE, INSTANCES_FILE, INSTRUCTIONS_FILE
-from selfinstruct.seeds import SeedTask
-from selfinstruct.stage import unfinished
-from selfinstruct.store import read_jsonl
+from selfinstruct.runs.inputs import PromptRecord
+from selfinstruct.runs.layout import CLASSIFICATION_FILE, INSTANCES_FILE, INSTRUCTIONS_FILE
+from selfinstruct.runs.seeds import SeedTask
+from selfinstruct.runs.store import read_jsonl
+from selfinstruct.runs.templates import PromptTemplate
+from selfinstruct.stages.classify import classify_request
+from selfinstruct.stages.generate import PromptSampler
+from selfinstruct.stages.instances import InstanceOptions, classification_of, instance_request
+from selfinstruct.stages.per_record import unfinished
+from selfinstruct.stages.reason import ReasonOptions, reason_request, undrawn
 
 #: Tasks a self-instruct answer usually adds: the list runs to about 16 from 9.
 SELF_INSTRUCT_TASKS_PER_ANSWER = 8

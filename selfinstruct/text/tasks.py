@@ -21,8 +21,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from selfinstruct.field_labels import INPUT, INSTRUCTION, OUTPUT, index_of_word, label_pattern
 from selfinstruct.language import is_cjk_char
+from selfinstruct.text.labels import INPUT, INSTRUCTION, OUTPUT, index_of_word, label_pattern
 
 __all__ = ["Candidate", "parse_alpaca_tasks", "parse_numbered_list"]
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
-from selfinstruct.rundir import FAILURES_FILE, REJECTED_FILE, save_stats
-from selfinstruct.runner import RequestStats, Runner
-from selfinstruct.store import JsonlAppender, read_jsonl
+from selfinstruct.runs.layout import FAILURES_FILE, REJECTED_FILE, save_stats
+from selfinstruct.runs.store import JsonlAppender, read_jsonl
+from selfinstruct.stages.runner import RequestStats, Runner
 
 
 @dataclass

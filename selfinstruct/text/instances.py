@@ -17,7 +17,7 @@ Three answers are parsed here, one per prompt in ``prompts/<lang>/``:
 
 Model output is untrusted: the parsers are lenient about shape, never raise, and return
 nothing when they find nothing. Whether an example is *good* (not empty, not a
-duplicate, a listed label) is for :mod:`selfinstruct.instance_filters`, which records
+duplicate, a listed label) is for :mod:`selfinstruct.filters.instances`, which records
 why it dropped one; so an example with an input but no output is returned, not skipped.
 """
 
@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from selfinstruct.field_labels import INPUT, OUTPUT, index_of_word, label_pattern
-from selfinstruct.parsing import clean_no_input
+from selfinstruct.text.labels import INPUT, OUTPUT, index_of_word, label_pattern
+from selfinstruct.text.tasks import clean_no_input
 
 __all__ = ["Example", "clean_label", "parse_input_first", "parse_output_first", "parse_yes_no"]
 

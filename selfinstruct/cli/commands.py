@@ -24,15 +24,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from selfinstruct.bootstrap import GenerateStats
-from selfinstruct.dedup import count_records, dedup_file
-from selfinstruct.dryrun import plan_generate
+from selfinstruct.cli.summary import generate_summary, reason_summary, resume_command, stage_summary
 from selfinstruct.errors import StageAborted, UserError
-from selfinstruct.export import ExportResult, export_run
-from selfinstruct.generate import create_run_backend, open_run, resolve_config
-from selfinstruct.instances import InstanceOptions
+from selfinstruct.filters.traces import TraceSettings
 from selfinstruct.llm import Backend
-from selfinstruct.pipeline import (
+from selfinstruct.runs.shard import EVERYTHING, Shard
+from selfinstruct.stages.dedup import count_records, dedup_file
+from selfinstruct.stages.dryrun import plan_generate
+from selfinstruct.stages.export import ExportResult, export_run
+from selfinstruct.stages.generate import GenerateStats
+from selfinstruct.stages.generate_setup import create_run_backend, open_run, resolve_config
+from selfinstruct.stages.instances import InstanceOptions
+from selfinstruct.stages.per_record import StageStats
+from selfinstruct.stages.pipeline import (
     BackendFlags,
     classify_stage,
     dry_run_reason,
@@ -44,11 +48,7 @@ from selfinstruct.pipeline import (
     resolve_backend,
     run_template,
 )
-from selfinstruct.reasoning import ReasonOptions
-from selfinstruct.report import generate_summary, reason_summary, resume_command, stage_summary
-from selfinstruct.shard import EVERYTHING, Shard
-from selfinstruct.stage import StageStats
-from selfinstruct.trace_filters import TraceSettings
+from selfinstruct.stages.reason import ReasonOptions
 
 app = typer.Typer(
     help="Grow instruction-tuning data from seed tasks with an LLM.",

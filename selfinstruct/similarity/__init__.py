@@ -1,0 +1,1 @@
+"""Pure: ROUGE-L tokenizers, the exact similarity index and its compiled kernel."""
