@@ -298,7 +298,7 @@ def _generate(
         out=out,
         seeds_path=seeds,
         language=language.value,
-        prompt_style=prompt_style.value,  # type: ignore[arg-type]
+        prompt_style=prompt_style.value,
         options={
             "num_instructions": num_instructions,
             "similarity_threshold": similarity_threshold,
@@ -516,9 +516,9 @@ def export(
 ) -> None:
     """Write training data (alpaca, sharegpt, messages) and its dataset_info.json entry."""
     with reported_errors():
-        result = export_run(run_dir, format.value, output,  # type: ignore[arg-type]
-                            include_seeds=include_seeds, data=data.value,  # type: ignore[arg-type]
-                            think=think.value)  # type: ignore[arg-type]
+        result = export_run(run_dir, format.value, output,
+                            include_seeds=include_seeds, data=data.value,
+                            think=think.value)
         say_exported(result)
 
 
@@ -567,7 +567,7 @@ def run_all(
         if kwargs["prompt_style"] != Style.alpaca:
             _classify(out, backend)
             _instances(out, per_task, instance_max_tokens, backend)
-        result = export_run(out, format.value, include_seeds=include_seeds)  # type: ignore[arg-type]
+        result = export_run(out, format.value, include_seeds=include_seeds)
         say_exported(result)
 
 
@@ -611,7 +611,7 @@ def reason(
         options = ReasonOptions(samples=samples, max_tokens=max_tokens, temperature=temperature,
                                 top_p=top_p, enable_thinking=enable_thinking, seed=seed)
         traces = TraceSettings(
-            language=None if language == LanguageOption.auto else language.value,  # type: ignore[arg-type]
+            language=None if language == LanguageOption.auto else language.value,
             max_reasoning_chars=max_reasoning_chars,
         )
         if dry_run:

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, TextIO
+from typing import IO, Any, BinaryIO, TextIO
 
 import jsonlines
 
@@ -82,7 +82,7 @@ def repair_torn_tail(path: Path) -> int:
         return size - start
 
 
-def _last_line_start(fp: Any, size: int) -> int:
+def _last_line_start(fp: BinaryIO, size: int) -> int:
     """Offset just after the last newline before ``size`` (0 when there is none)."""
     block = 65536
     end = size

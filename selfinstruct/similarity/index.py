@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, Protocol
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -178,17 +178,21 @@ else:  # pragma: no cover - exercised only on numpy 1.x
     def _popcount(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
         """Set bits per uint64 word (byte lookup table for numpy 1.x)."""
         as_bytes = np.ascontiguousarray(words).view(np.uint8).reshape(-1, 8)
-        return _BYTE_POPCOUNT[as_bytes].sum(axis=1)
+        counts: npt.NDArray[np.int64] = _BYTE_POPCOUNT[as_bytes].sum(axis=1)
+        return counts
 
 
-class _GrowableArray:
+_Scalar = TypeVar("_Scalar", bound=np.generic)
+
+
+class _GrowableArray(Generic[_Scalar]):
     """A 1-D numpy array with amortised appends, so per-text storage stays compact.
 
     Python lists of ints would cost ~36 bytes per token; this costs 4–8.
     """
 
-    def __init__(self, dtype: type[np.generic], capacity: int = 1024) -> None:
-        self._data = np.zeros(capacity, dtype=dtype)
+    def __init__(self, dtype: type[_Scalar], capacity: int = 1024) -> None:
+        self._data: npt.NDArray[_Scalar] = np.zeros(capacity, dtype=dtype)
         self._size = 0
 
     def extend(self, values: Sequence[int]) -> None:
@@ -202,7 +206,7 @@ class _GrowableArray:
         self._size = end
 
     @property
-    def values(self) -> npt.NDArray[np.generic]:
+    def values(self) -> npt.NDArray[_Scalar]:
         """A view of the filled part (do not keep it across appends)."""
         return self._data[: self._size]
 
@@ -843,7 +847,8 @@ def _lcs_lanes(masks: npt.NDArray[np.uint64], query_length: int) -> npt.NDArray[
         u = v & int.from_bytes(raw[j * step_bytes:(j + 1) * step_bytes], "little")
         v = ((v + u) | (v ^ u)) & low
     state = np.frombuffer(v.to_bytes(step_bytes, "little"), dtype=np.uint64)
-    return query_length - _popcount(state.reshape(count, words)).sum(axis=1)
+    distances: npt.NDArray[np.int64] = _popcount(state.reshape(count, words)).sum(axis=1)
+    return query_length - distances
 
 
 def _lcs_numpy(masks: npt.NDArray[np.uint64], query_length: int) -> npt.NDArray[np.int64]:
