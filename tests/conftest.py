@@ -1,52 +1,14 @@
-"""Shared test helpers: a scripted fake backend and small seed files."""
+"""Shared test helpers: the library's fake backend, scripted answers and small seed files."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from selfinstruct.llm.base import BackendError, Completion, Request, Usage
+from selfinstruct.llm.base import Completion, Usage
 from selfinstruct.similarity.index import SimilarityIndex
-
-Script = Callable[[Request, int], Completion | BackendError]
-
-
-class FakeBackend:
-    """Answers each request with ``script(request, call_number)``; records every request.
-
-    ``delay`` makes answers arrive later so several requests are in flight at once.
-    """
-
-    def __init__(self, script: Script, delay: float = 0.0) -> None:
-        self.name = "fake"
-        self.script = script
-        self.delay = delay
-        self.requests: list[Request] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.closed = False
-
-    async def complete(self, request: Request) -> Completion:
-        self.requests.append(request)
-        number = len(self.requests)
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            outcome = self.script(request, number)
-        finally:
-            self.in_flight -= 1
-        if isinstance(outcome, BackendError):
-            raise outcome
-        return outcome
-
-    async def aclose(self) -> None:
-        self.closed = True
 
 
 def numbered_answer(first: int, texts: list[str], finish_reason: str = "stop") -> Completion:

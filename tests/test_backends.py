@@ -16,8 +16,8 @@ from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendSpec, EngineOptions, create_backend
 from selfinstruct.llm.balance import BalancedBackend
 from selfinstruct.llm.base import BackendError, Completion, Request
+from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.stages.pipeline import BackendFlags, resolve_backend
-from tests.conftest import FakeBackend
 from tests.test_bootstrap import distinct_texts
 
 STAND_INS = Path(__file__).parent / "stand_ins"

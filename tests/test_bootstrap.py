@@ -13,10 +13,11 @@ import pytest
 
 from selfinstruct.errors import UserError
 from selfinstruct.llm.base import BackendError, Completion, Request
+from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.similarity.index import rouge_l, tokenize
 from selfinstruct.stages.generate import Bootstrap
 from selfinstruct.stages.generate_setup import open_run, resolve_config
-from tests.conftest import ENGLISH_SEEDS, FakeBackend, numbered_answer
+from tests.conftest import ENGLISH_SEEDS, numbered_answer
 
 VERBS = ["Explain", "Describe", "Compare", "Summarize", "Evaluate", "Outline", "Discuss"]
 

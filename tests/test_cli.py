@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from selfinstruct.cli import commands as cli
 from selfinstruct.llm.base import BackendError, Completion
-from tests.conftest import FakeBackend, numbered_answer
+from selfinstruct.llm.fake import FakeBackend
+from tests.conftest import numbered_answer
 from tests.test_bootstrap import distinct_texts, stream_script
 
 runner = CliRunner()

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from selfinstruct.cli import commands as cli
 from selfinstruct.filters.traces import Trace, TraceSettings, check_trace
 from selfinstruct.llm.base import Completion, Request
+from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.llm.openai import OpenAIBackend
 from selfinstruct.runs.inputs import PromptRecord
 from selfinstruct.stages.export import TrainingExample, export_run, to_records
@@ -21,7 +22,6 @@ from selfinstruct.stages.per_record import StageSettings
 from selfinstruct.stages.reason import ReasonOptions, reason_run
 from selfinstruct.text.answers import as_number, last_boxed, matches_reference
 from selfinstruct.text.thinking import Thought, split_thinking
-from tests.conftest import FakeBackend
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reasoning"
 PROMPT = PromptRecord("q1", "What is 6 times 7?", "")

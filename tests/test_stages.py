@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from selfinstruct.cli import commands as cli
 from selfinstruct.llm.base import BackendError, Completion, Request
-from tests.conftest import FakeBackend
+from selfinstruct.llm.fake import FakeBackend
 from tests.test_bootstrap import distinct_texts
 
 runner = CliRunner()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,6 +21,7 @@ __all__ = [
     "Request",
     "Usage",
     "create_backend",
+    "use_backend",
 ]
 
 BackendKind = Literal["local", "openai", "vllm"]
@@ -41,16 +44,45 @@ class BackendSpec:
     engine: EngineOptions = field(default_factory=EngineOptions)
 
 
+#: Builds a backend from its spec, the API key and the requests it will have in flight.
+BackendFactory = Callable[[BackendSpec, "str | None", int], Backend]
+
+#: Backends given to :func:`use_backend`, innermost last.
+_GIVEN: list[Backend] = []
+
+
 def create_backend(spec: BackendSpec, api_key: str | None = None,
                    concurrency: int = 1) -> Backend:
     """Build the backend ``spec`` names, sized for ``concurrency`` requests in flight;
-    optional dependencies are imported only here."""
-    if spec.kind == "openai":
-        return _openai(spec, api_key, concurrency)
-    if spec.kind == "vllm":
-        from selfinstruct.llm.vllm import VLLMBackend
+    optional dependencies are imported only here. Inside :func:`use_backend`, that
+    backend instead."""
+    if _GIVEN:
+        return _GIVEN[-1]
+    return FACTORIES[spec.kind](spec, api_key, concurrency)
 
-        return VLLMBackend(spec.model, api=spec.api, engine=spec.engine)
+
+@contextlib.contextmanager
+def use_backend(backend: Backend) -> Iterator[Backend]:
+    """Every backend a stage asks for inside the block is ``backend``.
+
+    The one seam through which tests (and notebooks) run the CLI and the library on a
+    :class:`~selfinstruct.llm.fake.FakeBackend` or a model built beforehand, instead of
+    patching module globals.
+    """
+    _GIVEN.append(backend)
+    try:
+        yield backend
+    finally:
+        _GIVEN.remove(backend)
+
+
+def _vllm(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend:
+    from selfinstruct.llm.vllm import VLLMBackend
+
+    return VLLMBackend(spec.model, api=spec.api, engine=spec.engine)
+
+
+def _local(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend:
     from selfinstruct.llm.local import LocalBackend
 
     return LocalBackend(Path(spec.model) if spec.model else None, api=spec.api, seed=spec.seed)
@@ -68,3 +100,7 @@ def _openai(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend
         for url in urls
     ]
     return servers[0] if len(servers) == 1 else BalancedBackend(servers)
+
+
+#: How each kind of backend is built.
+FACTORIES: dict[str, BackendFactory] = {"openai": _openai, "vllm": _vllm, "local": _local}
