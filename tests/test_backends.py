@@ -197,6 +197,39 @@ def test_vllm_backend_batches_concurrent_requests_into_rounds(stand_in_vllm):
     assert results[0].finish_reason == "stop" and results[0].usage.completion_tokens == 1
 
 
+def test_a_vllm_round_mixing_thinking_flags(stand_in_vllm):
+    """One round of requests with enable_thinking True, False and unset: each flag's
+    requests go to the engine in a chat call of their own, with their own
+    chat_template_kwargs and sampling params, and every answer goes back to its request."""
+    stand_in_vllm.responder = lambda prompt, params: (f"answer to {prompt}", "stop")
+    backend = create_backend(BackendSpec(kind="vllm", model="Qwen/Qwen3-8B"))
+    engine = stand_in_vllm.instances[0]
+    flags = [True, None, False, True, False, None, None, True]
+    requests = [Request(f"p{i}", max_tokens=100 + i, enable_thinking=flag)
+                for i, flag in enumerate(flags)]
+
+    async def round_of_all() -> list[Completion]:
+        results = await asyncio.gather(*(backend.complete(r) for r in requests))
+        await backend.aclose()
+        return results
+
+    results = asyncio.run(round_of_all())
+    assert backend.rounds == [len(requests)]
+    assert [r.text for r in results] == [f"answer to p{i}" for i in range(len(requests))]
+    assert len(engine.calls) == 3
+    sent = {}
+    for call in engine.calls:
+        assert call["method"] == "chat"
+        kwargs = call["chat_template_kwargs"]
+        flag = None if kwargs is None else kwargs["enable_thinking"]
+        assert kwargs is None or kwargs == {"enable_thinking": flag}
+        assert flag not in sent
+        sent[flag] = (call["prompts"], [p.max_tokens for p in call["sampling_params"]])
+    for flag in (True, False, None):
+        numbers = [i for i, f in enumerate(flags) if f is flag]
+        assert sent[flag] == ([f"p{i}" for i in numbers], [100 + i for i in numbers])
+
+
 def test_reason_on_vllm_parses_traces_from_text(tmp_path, stand_in_vllm):
     stand_in_vllm.responder = lambda prompt, params: (
         "Let me count: two plus two.\n</think>\n\n4", "stop")

@@ -126,6 +126,21 @@ def test_resume_refuses_changed_threshold(tmp_path, seed_file):
     assert run(forced).kept == 4
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "changed"),
+    [("min_length", 6, "min_length=4, now min_length=6"),
+     ("max_length", 40, "max_length=150, now max_length=40")],
+)
+def test_resume_refuses_changed_length_limits(tmp_path, seed_file, setting, value, changed):
+    """The length limits decide which candidates a pool holds, like the threshold."""
+    out = tmp_path / "run"
+    run(open_bootstrap(out, seed_file, FakeBackend(stream_script()), n=2))
+    config = (out / "config.json").read_bytes()
+    with pytest.raises(UserError, match=f"this run was started with {changed};"):
+        open_bootstrap(out, seed_file, FakeBackend(stream_script()), n=4, **{setting: value})
+    assert (out / "config.json").read_bytes() == config
+
+
 @pytest.mark.parametrize("most_similar", [0, 3])
 def test_every_kept_instruction_passes_the_similarity_filter(tmp_path, seed_file, most_similar):
     """Near-copies of seeds and of each other are rejected; the pool stays novel. With
@@ -163,6 +178,28 @@ def test_every_kept_instruction_passes_the_similarity_filter(tmp_path, seed_file
         assert text[1:-1] in pool
         assert round(rouge_l(tokenize(record["candidate"]), tokenize(text[1:-1])), 3) == \
             float(score)
+
+
+@pytest.mark.parametrize("most_similar", [0, 3])
+def test_a_score_exactly_at_the_threshold_is_kept(tmp_path, most_similar):
+    """The filter rejects scores *above* the threshold, on both paths: ROUGE-L of the
+    candidate against the pool text is exactly 0.7 (LCS 7 of 10 tokens each side)."""
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("\n".join([*ENGLISH_SEEDS[:7], "a b c d e f g x y z"]) + "\n",
+                     encoding="utf-8")
+    at_threshold, above = "a b c d e f g h i j", "a b c d e f g x y w"
+    assert rouge_l(tokenize(at_threshold), tokenize("a b c d e f g x y z")) == 0.7
+    backend = FakeBackend(lambda r, n: numbered_answer(9, [above, at_threshold]))
+    out = tmp_path / "run"
+    run(open_bootstrap(out, seeds, backend, n=1, most_similar=most_similar))
+    kept = read_lines(out / "instructions.jsonl")
+    assert [r["instruction"] for r in kept] == [at_threshold]
+    if most_similar:
+        assert kept[0]["max_similarity"] == 0.7
+        assert next(iter(kept[0]["most_similar"].items())) == ("a b c d e f g x y z", 0.7)
+    rejected = read_lines(out / "rejected.jsonl")
+    assert [(r["candidate"], r["filter"]) for r in rejected] == [(above, "similarity")]
+    assert rejected[0]["detail"] == "ROUGE-L 0.900 > 0.7 vs 'a b c d e f g x y z'"
 
 
 def test_heuristic_filters_and_truncation_are_recorded(tmp_path, seed_file):

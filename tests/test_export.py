@@ -108,9 +108,19 @@ def test_export_merges_dataset_info_and_includes_seeds(tmp_path):
 
 def test_alpaca_style_pool_exports_without_instances(tmp_path):
     run = make_run(tmp_path, instances=False)
-    (run / "instructions.jsonl").write_text(
-        json.dumps({"id": "g0", "instruction": "Say hi.", "input": "", "output": "Hi!"}) + "\n")
-    assert export_run(run, "alpaca").count == 1
+    pool = [
+        {"id": "g0", "instruction": "Say hi.", "input": "", "output": "Hi!"},
+        {"id": "g1", "instruction": "Translate to French.", "input": " Good morning ",
+         "output": "Bonjour"},
+        {"id": "g2", "instruction": "Name a colour."},  # no output: nothing to train on
+    ]
+    (run / "instructions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pool))
+    result = export_run(run, "alpaca")
+    assert result.count == 2
+    assert json.loads(result.path.read_text(encoding="utf-8")) == [
+        {"instruction": "Say hi.", "input": "", "output": "Hi!"},
+        {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+    ]
 
 
 def test_nothing_to_export_is_a_clear_error(tmp_path):

@@ -401,6 +401,22 @@ def test_mostly_foreign_script():
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Explains 中文字", None),  # 3 of 11 letters: under 30%
+        ("Explain 中文字", "3 of its 10 letters are Chinese or Japanese characters"),  # 30%
+        ("Explain these 中文字 in a 汉字中", None),  # 6 of 21
+        ("Explain these 中文字 in 汉字中",  # 6 of 20
+         "6 of its 20 letters are Chinese or Japanese characters"),
+    ],
+)
+def test_mostly_foreign_script_at_the_30_percent_boundary(text, expected):
+    """Exactly 30% Chinese characters already counts as Chinese (as language detection
+    decides); one English letter more and the instruction is English."""
+    assert mostly_foreign_script(text, EN) == expected
+
+
 def test_english_word_count_rule_does_not_apply_to_chinese():
     # A whole Chinese sentence is one whitespace "word"; zh counts characters instead.
     assert too_short("向一个十岁的孩子解释为什么天空是蓝色的。", ZH) is None

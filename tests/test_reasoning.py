@@ -79,7 +79,9 @@ def test_every_response_shape_yields_the_trace(tmp_path, fixture, api, reasoning
 
 @pytest.mark.parametrize(
     ("fixture", "filter_name"),
-    [("truncated.json", "truncated"), ("no_reasoning.json", "no_reasoning")],
+    [("truncated.json", "truncated"), ("no_reasoning.json", "no_reasoning"),
+     # cut while still thinking: content null, the trace so far in reasoning_content
+     ("truncated_in_reasoning.json", "truncated")],
 )
 def test_bad_shapes_are_rejected_with_the_filter(tmp_path, fixture, filter_name):
     stats = reason(served(fixture, []), tmp_path)
@@ -88,6 +90,17 @@ def test_bad_shapes_are_rejected_with_the_filter(tmp_path, fixture, filter_name)
     assert [(r["stage"], r["filter"], r["id"]) for r in rejected] == [
         ("reason", filter_name, "q1")]
     assert stats.rejected == {filter_name: 1}
+    # an answer the server gave, judged by the filters: not a failed request
+    assert read(tmp_path / "failures.jsonl") == []
+    assert stats.requests.failed == 0 and stats.requests.succeeded == 1
+
+
+def test_a_trace_cut_while_thinking_keeps_what_the_model_wrote(tmp_path):
+    reason(served("truncated_in_reasoning.json", []), tmp_path)
+    [record] = read(tmp_path / "rejected.jsonl")
+    assert record["reasoning"].startswith("Let me think about 6*7.")
+    assert (record["answer"], record["finish_reason"]) == ("", "length")
+    assert record["usage"]["completion_tokens"] == 180
 
 
 @pytest.mark.parametrize("switch", [True, False])
@@ -166,6 +179,24 @@ def trace(reasoning, answer="ok", finish="stop", unclosed=False):
 def test_trace_filters(item, settings, expected):
     verdict = check_trace(item, settings)
     assert (verdict[0] if verdict else None) == expected
+
+
+GRAM = "one two three four five six seven eight nine ten"
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "expected"),
+    [
+        # 8 repeats of a 10-gram, padded to the 90 tokens a 9th repeat would need
+        (" ".join([GRAM] * 8 + ["a b c d e f g h i j"]), None),
+        # 9 repeats, exactly 90 tokens
+        (" ".join([GRAM] * 9),
+         ("degenerate_repetition", f"the 10-gram {GRAM!r} repeats 9 times")),
+    ],
+)
+def test_degenerate_repetition_boundary(reasoning, expected):
+    """max_ngram_repeats (8) repeats are kept, one more is a loop."""
+    assert check_trace(trace(reasoning), TraceSettings()) == expected
 
 
 def test_samples_reference_pass_rates_and_resume(tmp_path):

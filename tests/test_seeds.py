@@ -9,7 +9,9 @@ import pytest
 
 from selfinstruct.errors import UserError
 from selfinstruct.language import detect_language
+from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.runs.seeds import Instance, bundled_seed_path, load_seeds
+from tests.test_bootstrap import open_bootstrap
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -101,6 +103,24 @@ def test_huge_line_is_rejected(tmp_path):
     path = write(tmp_path, "huge.jsonl", json.dumps({"instruction": "x" * 1_100_000}) + "\n")
     with pytest.raises(UserError, match=r"huge.jsonl:1: line is longer than"):
         load_seeds(path)
+
+
+def test_a_whitespace_output_is_no_demo(tmp_path):
+    """Alpaca prompts show seeds with their output; an output of spaces is none."""
+    records = [
+        {"id": "a", "instruction": "Name a color.", "output": "Blue"},
+        {"id": "b", "instruction": "Add two and two.", "input": " 2+2 ", "output": "   "},
+        {"id": "c", "instruction": "Say hello in French.", "output": "Bonjour"},
+    ]
+    path = write(tmp_path, "s.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    assert load_seeds(path)[1].instances == (Instance("2+2", ""),)
+    backend = FakeBackend(lambda request, number: pytest.fail("nothing is sent"))
+    bootstrap = open_bootstrap(tmp_path / "run", path, backend, n=1, prompt_style="alpaca")
+    assert [seed.id for seed in bootstrap.sampler.demos] == ["a", "c"]
+    bootstrap.close()
+    blank = write(tmp_path, "blank.jsonl", json.dumps(records[1]) + "\n")
+    with pytest.raises(UserError, match="none of these seeds has one"):
+        open_bootstrap(tmp_path / "run2", blank, backend, n=1, prompt_style="alpaca")
 
 
 def test_missing_file(tmp_path):

@@ -6,6 +6,7 @@ Every score here is compared with ``==`` against ``rouge_score.rouge_scorer._sco
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 from rouge_score.tokenizers import DefaultTokenizer
 
+from selfinstruct.runs.seeds import bundled_seed_path, load_seeds
 from selfinstruct.similarity import index as similarity
 from selfinstruct.similarity.index import SimilarityIndex, lcs_length, rouge_l, tokenize
 
@@ -266,6 +268,66 @@ def test_greedy_filter_keeps_what_brute_force_keeps() -> None:
             kept_tokens.append(tokens)
     assert len(index) == len(kept_tokens)
     assert 0 < len(kept_tokens) < len(candidates)
+
+
+# Real texts: every pair of the bundled seed sets. Each unordered pair is scored once by
+# the reference; ROUGE-L F1 is symmetric to the bit (2PR/(P+R) with P and R swapped), so
+# the index is checked against it in both directions.
+
+
+def seed_texts(language: str) -> list[str]:
+    return [seed.instruction for seed in load_seeds(bundled_seed_path(language))]
+
+
+def reference_matrix(texts_: list[str], score) -> list[list[float]]:
+    matrix = [[1.0] * len(texts_) for _ in texts_]
+    for i, j in itertools.combinations(range(len(texts_)), 2):
+        matrix[i][j] = matrix[j][i] = score(texts_[i], texts_[j])
+    return matrix
+
+
+@pytest.fixture(scope="module")
+def english_seed_scores() -> tuple[list[str], list[list[float]]]:
+    """rouge_score's public scorer (no stemmer, its own tokenizer) on the English seeds."""
+    texts_ = seed_texts("en")
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    return texts_, reference_matrix(
+        texts_, lambda a, b: scorer.score(a, b)["rougeL"].fmeasure)
+
+
+@pytest.fixture(scope="module")
+def chinese_seed_scores() -> tuple[list[str], list[list[float]]]:
+    """rouge_score's LCS F1 on our multilingual tokens (its tokenizer drops Chinese)."""
+    texts_ = seed_texts("zh")
+    tokens = {text: tokenize(text) for text in texts_}
+    return texts_, reference_matrix(
+        texts_, lambda a, b: rouge_scorer._score_lcs(tokens[a], tokens[b]).fmeasure)
+
+
+def assert_index_matches(texts_: list[str], matrix: list[list[float]], tokenizer: str) -> None:
+    index = SimilarityIndex(tokenizer=tokenizer)
+    for i, text in enumerate(texts_):  # the bootstrap loop: score against what came before
+        assert index.max_score(text) == max(matrix[i][:i], default=0.0)
+        index.add(text)
+    for i, text in enumerate(texts_):
+        expected = sorted(((j, score) for j, score in enumerate(matrix[i]) if score > 0),
+                          key=lambda item: (-item[1], item[0]))
+        assert index.most_similar_ids(text, k=len(texts_)) == expected
+
+
+@pytest.mark.parametrize("tokenizer", TOKENIZER_NAMES)  # the seeds are ASCII: both agree
+def test_english_seed_pairs_score_as_rouge_scorer(english_seed_scores, tokenizer: str) -> None:
+    texts_, matrix = english_seed_scores
+    assert len(texts_) == 186
+    assert sum(score > 0 for row in matrix for score in row) > len(texts_) ** 2 // 2
+    assert_index_matches(texts_, matrix, tokenizer)
+
+
+def test_chinese_seed_pairs_score_as_rouge_score_lcs(chinese_seed_scores) -> None:
+    texts_, matrix = chinese_seed_scores
+    assert len(texts_) == 97
+    assert sum(score > 0 for row in matrix for score in row) > len(texts_) ** 2 // 2
+    assert_index_matches(texts_, matrix, "multilingual")
 
 
 # ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from selfinstruct.cli import commands as cli
-from selfinstruct.llm.base import BackendError, Completion, Request
+from selfinstruct.llm.base import BackendError, Completion, Request, Usage
 from selfinstruct.llm.fake import FakeBackend
 from tests.test_bootstrap import distinct_texts
 
@@ -254,16 +255,31 @@ def test_dry_run_sends_and_writes_nothing(tmp_path, seed_file, fake):
     assert len(fake) == calls
 
 
-def test_stats_and_summaries_report_rates(tmp_path, seed_file, fake):
+def test_stats_and_summaries_report_rates(tmp_path, seed_file, monkeypatch):
     """Every stage's stats.json section and summary say answers/s and tokens/s."""
+
+    def with_usage(request: Request, number: int) -> Completion | BackendError:
+        completion = answer(request, number)
+        return dataclasses.replace(completion, usage=Usage(prompt_tokens=20, completion_tokens=8))
+
+    monkeypatch.setattr(cli, "create_run_backend", lambda *a, **k: FakeBackend(with_usage))
+    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
+                        lambda *a, **k: FakeBackend(with_usage))
     out = tmp_path / "run"
     result = runner.invoke(cli.app, ["run", "--seeds", str(seed_file), "-o", str(out), "-n", "4",
                                      "--per-task", "2"])
     assert result.exit_code == 0, result.output
     stats = json.loads((out / "stats.json").read_text())
+    summary = " ".join(result.output.split())
     for stage in ("generate", "classify", "instances"):
-        assert stats[stage]["requests_per_second"] > 0
-        assert stats[stage]["completion_tokens_per_second"] >= 0
+        answered = stats[stage]["requests"]["succeeded"]
+        assert answered > 0
+        assert stats[stage]["requests"]["completion_tokens"] == 8 * answered
+        assert f"tokens: {20 * answered} prompt, {8 * answered} completion;" in summary
+        # 8 tokens per answer; both rates are rounded to 2 decimals
+        rate = stats[stage]["requests_per_second"]
+        assert rate > 0
+        assert stats[stage]["completion_tokens_per_second"] == pytest.approx(8 * rate, abs=0.05)
     assert result.output.count("completion tokens/s") == 3
 
 

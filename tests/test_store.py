@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import errno
+import os
 
 import pytest
 
@@ -25,13 +26,53 @@ def test_appends_are_on_disk_before_close(tmp_path):
     appender.close()
 
 
-
-def test_a_file_that_cannot_be_synced_is_written_and_closed(tmp_path):
+def test_a_device_that_cannot_be_synced_is_written_and_closed(tmp_path, monkeypatch):
     # /dev/null accepts writes but answers fsync with EINVAL, as pipes and /dev/full do.
+    answers: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        try:
+            real_fsync(fd)
+        except OSError as err:
+            answers.append(err.errno)
+            raise
+        answers.append(0)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     path = tmp_path / "a.jsonl"
     path.symlink_to("/dev/null")
     with JsonlAppender(path) as appender:
         appender.write({"n": 1})
+    assert answers == [errno.EINVAL]  # the refusal really happened, and was not an error
+
+
+@pytest.mark.parametrize("code", [errno.EINVAL, errno.ENOTSUP])
+def test_a_file_that_cannot_be_synced_keeps_what_was_written(tmp_path, monkeypatch, code):
+    def fsync(fd: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "a.jsonl"
+    with JsonlAppender(path) as appender:
+        appender.write({"n": 1})
+    assert list(read_jsonl(path)) == [{"n": 1}]
+    write_json_atomic(tmp_path / "c.json", {"k": 1})
+    assert read_json(tmp_path / "c.json") == {"k": 1}
+
+
+def test_a_failed_sync_is_one_clear_error(tmp_path, monkeypatch):
+    def fsync(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    appender = JsonlAppender(tmp_path / "a.jsonl")
+    appender.write({"n": 1})
+    with pytest.raises(UserError, match=r"a.jsonl: cannot write \(Input/output error\)"):
+        appender.close()
+    with pytest.raises(UserError, match=r"c.json: cannot write \(Input/output error\)"):
+        write_json_atomic(tmp_path / "c.json", {"k": 1})
+    assert not (tmp_path / "c.json").exists()
 
 
 def test_a_write_to_a_full_disk_is_one_clear_error(tmp_path):
@@ -88,6 +129,7 @@ def test_atomic_json(tmp_path):
     path = tmp_path / "c.json"
     assert read_json(path) is None
     write_json_atomic(path, {"k": "值"})
+    assert path.read_text(encoding="utf-8") == '{\n  "k": "值"\n}\n'
     write_json_atomic(path, {"k": 2})
     assert read_json(path) == {"k": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["c.json"]
@@ -97,7 +139,6 @@ def test_atomic_json(tmp_path):
     path.write_text("{")
     with pytest.raises(UserError, match="not valid JSON"):
         read_json(path)
-    assert json.loads('{"k": 2}') == {"k": 2}
 
 
 def test_stats_add_up_over_resumed_sessions(tmp_path):

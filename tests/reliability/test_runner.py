@@ -129,11 +129,12 @@ def test_finished_slots_are_refilled_during_a_burst_and_stop_cancels_the_rest():
 
     asyncio.run(scenario())
     # A lone answer is handled before its slot sends again (it might have ended the run).
-    # When answers come back together (0 and 4), both slots send again right after the
-    # first of them is handled: no slot waits for the rest of a burst to be handled.
+    # When answers come back together (0 and 4), both slots send again before the last of
+    # them is handled: no slot waits for the rest of a burst to be handled. (How far the
+    # slots get before the first of them is handled is up to the event loop.)
     assert seen_at_handle[0] == (2, 4)
     assert sorted(job for job, _ in seen_at_handle[1:]) == [0, 4]
-    assert [gates for _, gates in seen_at_handle[1:]] == [5, 7]
+    assert seen_at_handle[-1][1] == 7
     assert backend.cancelled == 4 and backend.in_flight == 0
     assert runner.stats.succeeded == 3 and runner.stats.sent == 7
 

@@ -62,7 +62,8 @@ class LLM:
 
     def generate(self, prompts: list[str], sampling_params: list[SamplingParams],
                  use_tqdm: bool = True) -> list[RequestOutput]:
-        self.calls.append({"method": "generate", "prompts": list(prompts)})
+        self.calls.append({"method": "generate", "prompts": list(prompts),
+                           "sampling_params": list(sampling_params)})
         return [_output(p, s) for p, s in zip(prompts, sampling_params, strict=True)]
 
     def chat(self, messages: list[list[dict[str, str]]], sampling_params: list[SamplingParams],
@@ -70,6 +71,7 @@ class LLM:
              ) -> list[RequestOutput]:
         prompts = [conversation[-1]["content"] for conversation in messages]
         self.calls.append({"method": "chat", "prompts": prompts,
+                           "sampling_params": list(sampling_params),
                            "chat_template_kwargs": chat_template_kwargs})
         return [_output(p, s) for p, s in zip(prompts, sampling_params, strict=True)]
 
