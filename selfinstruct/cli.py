@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -237,9 +238,27 @@ def say_exported(result: ExportResult) -> None:
         f"{result.dataset_name!r} registered in {result.dataset_info}")
 
 
+class _WarningLines(logging.Handler):
+    """The library's warnings (a server that cannot be reached while others can) as one
+    ``Warning:`` line each on stderr, like the errors, not in logging's own format."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Say the warning's message."""
+        say(f"Warning: {record.getMessage()}")
+
+
+def report_warnings() -> None:
+    """Send the library's warnings to :class:`_WarningLines`, once per process (with a
+    handler of its own in place, logging's bare last-resort output stays silent)."""
+    logger = logging.getLogger("selfinstruct")
+    if not any(isinstance(handler, _WarningLines) for handler in logger.handlers):
+        logger.addHandler(_WarningLines(logging.WARNING))
+
+
 @app.callback()
 def selfinstruct() -> None:
     """Grow instruction-tuning data from seed tasks with an LLM."""
+    report_warnings()
 
 
 def _generate(
@@ -406,8 +425,8 @@ INSTANCE_MAX_TOKENS = Annotated[
 ]
 
 
-def _classify(run_dir: Path, backend: BackendFlags) -> None:
-    context = open_stage(run_dir, backend)
+def _classify(run_dir: Path, backend: BackendFlags, *, check: bool = True) -> None:
+    context = open_stage(run_dir, backend, check=check)
     with summary_on_abort(stage_summary):
         stats, stopped_by = drive(
             "classify", None, 0, context.backend,
@@ -419,13 +438,14 @@ def _classify(run_dir: Path, backend: BackendFlags) -> None:
 
 
 def _instances(
-    run_dir: Path, per_task: int, max_tokens: int, backend: BackendFlags, shard: Shard = EVERYTHING
+    run_dir: Path, per_task: int, max_tokens: int, backend: BackendFlags, shard: Shard = EVERYTHING,
+    *, check: bool = True,
 ) -> None:
     if per_task < 1:
         raise UserError("--per-task must be at least 1")
     if max_tokens < 16:
         raise UserError("--instance-max-tokens must be at least 16")
-    context = open_stage(run_dir, backend)
+    context = open_stage(run_dir, backend, check=check)
     options = InstanceOptions(per_task=per_task, max_tokens=max_tokens, shard=shard)
     with summary_on_abort(stage_summary):
         stats, stopped_by = drive(
@@ -552,8 +572,9 @@ def run_all(
         out: Path = kwargs["out"]
         backend = backend_flags(dict(kwargs))
         if kwargs["prompt_style"] != Style.alpaca:
-            _classify(out, backend)
-            _instances(out, per_task, instance_max_tokens, backend)
+            # generate checked the server before its first request: once is enough.
+            _classify(out, backend, check=False)
+            _instances(out, per_task, instance_max_tokens, backend, check=False)
         result = export_run(out, format.value, include_seeds=include_seeds)  # type: ignore[arg-type]
         say_exported(result)
 
