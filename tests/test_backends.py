@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 
+import httpx2
 import pytest
 from typer.testing import CliRunner
 
@@ -15,9 +17,10 @@ from selfinstruct.cli import commands as cli
 from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendSpec, EngineOptions, create_backend
 from selfinstruct.llm.balance import BalancedBackend
-from selfinstruct.llm.base import BackendError, Completion, Request
+from selfinstruct.llm.base import BackendError, Completion, Request, preflight
 from selfinstruct.llm.fake import FakeBackend
-from selfinstruct.stages.pipeline import BackendFlags, resolve_backend
+from selfinstruct.llm.openai import OpenAIBackend
+from selfinstruct.stages.pipeline import BackendFlags, open_backend, resolve_backend
 from tests.test_bootstrap import distinct_texts
 
 STAND_INS = Path(__file__).parent / "stand_ins"
@@ -157,6 +160,95 @@ def test_generate_over_three_servers_one_failing(tmp_path, seed_file, monkeypatc
     assert len(servers[0].requests) > 3 and len(servers[2].requests) > 3
     config = json.loads((out / "config.json").read_text())
     assert config["base_urls"] == ["http://a/v1", "http://b/v1", "http://c/v1"]
+
+
+def served_by(url: str, handler) -> OpenAIBackend:
+    """An OpenAI backend for ``url`` whose HTTP goes to ``handler``."""
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    return OpenAIBackend(base_url=url, model="m", api_key=None, max_retries=0,
+                         http_client=client)
+
+
+def listing(request: httpx2.Request) -> httpx2.Response:
+    if request.url.path.endswith("/models"):
+        return httpx2.Response(200, json={"data": [{"id": "m"}]})
+    return httpx2.Response(200, json={"choices": [{"message": {"content": "fine"}}]})
+
+
+def refusing(request: httpx2.Request) -> httpx2.Response:
+    raise httpx2.ConnectError("connection refused")
+
+
+def test_balanced_check_goes_on_without_the_servers_that_are_down(caplog):
+    clock = Clock()
+    balanced = BalancedBackend([served_by("http://127.0.0.1:1/v1", refusing),
+                                served_by("http://127.0.0.1:2/v1", listing)], clock=clock)
+    with caplog.at_level(logging.WARNING, logger="selfinstruct"):
+        asyncio.run(preflight(balanced))
+    assert [record.getMessage() for record in caplog.records] == [
+        "1 of 2 servers cannot be reached and sit out a cool-down before they are tried: "
+        "http://127.0.0.1:1/v1 (connection refused); going on with the other 1"]
+    assert [healthy for _, _, healthy in balanced.load()] == [False, True]
+    assert asyncio.run(balanced.complete(Request("p"))).text == "fine"
+    assert [sent for _, sent, _ in balanced.load()] == [0, 1]
+    clock.now = 11.0  # after the cool-down it is tried again, like a server that failed
+    assert [healthy for _, _, healthy in balanced.load()] == [True, True]
+
+
+def test_balanced_check_stops_when_no_server_can_be_reached():
+    balanced = BalancedBackend([served_by(f"http://127.0.0.1:{port}/v1", refusing)
+                                for port in (1, 2)])
+    with pytest.raises(BackendError) as err:
+        asyncio.run(balanced.check())
+    assert err.value.message == (
+        "cannot reach any of the 2 servers: http://127.0.0.1:1/v1 (connection refused), "
+        "http://127.0.0.1:2/v1 (connection refused) (check that they are running and that "
+        "--base-url / --base-url-file are right)")
+
+
+def test_balanced_check_stops_on_an_error_no_other_server_can_fix():
+    def other_model(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"data": [{"id": "other"}]})
+
+    balanced = BalancedBackend([served_by("http://127.0.0.1:1/v1", refusing),
+                                served_by("http://127.0.0.1:2/v1", listing),
+                                served_by("http://127.0.0.1:3/v1", other_model)])
+    with pytest.raises(BackendError, match=r"127.0.0.1:3/v1 does not serve model 'm'"):
+        asyncio.run(balanced.check())
+
+
+def test_backends_without_a_server_are_not_checked():
+    backend = FakeBackend(ok)
+    asyncio.run(preflight(backend))
+    asyncio.run(preflight(BalancedBackend([backend, FakeBackend(ok)])))
+    assert backend.requests == []
+
+
+def test_a_stage_backend_is_checked_unless_told_not_to(monkeypatch):
+    """One place for every stage: the failed check closes the backend and is one line."""
+    class Unreachable(FakeBackend):
+        checks = 0
+
+        async def check(self) -> None:
+            Unreachable.checks += 1
+            raise BackendError("cannot reach http://127.0.0.1:1/v1: refused", retryable=True)
+
+    backends: list[Unreachable] = []
+    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
+                        lambda *args: backends.append(Unreachable(ok)) or backends[-1])
+    spec = BackendSpec(kind="openai", model="m", base_urls=("http://127.0.0.1:1/v1",))
+    with pytest.raises(UserError, match=r"^fake: cannot reach http://127.0.0.1:1/v1: refused$"):
+        open_backend(spec, None, 1)
+    assert backends[0].closed
+    assert open_backend(spec, None, 1, check=False) is backends[1]
+    assert Unreachable.checks == 1
+
+    async def from_a_running_loop() -> None:  # a notebook, or an async library caller
+        open_backend(spec, None, 1)
+
+    with pytest.raises(UserError, match=r"^fake: cannot reach"):
+        asyncio.run(from_a_running_loop())
+    assert Unreachable.checks == 2 and backends[2].closed
 
 
 @pytest.fixture

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 from collections.abc import Callable
 
 import httpx2
 import pytest
 
 from selfinstruct.llm import openai as openai_backend
-from selfinstruct.llm.base import BackendError, Completion, Request
+from selfinstruct.llm.base import BackendError, Completion, Request, ServerUnreachable
 from selfinstruct.llm.openai import OpenAIBackend
 
 Handler = Callable[[httpx2.Request], httpx2.Response]
@@ -192,3 +194,156 @@ def test_requests_take_turns_over_one_connection_pool_per_8_slots(monkeypatch):
     assert sorted(served) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     single = OpenAIBackend(base_url=None, model="m", api_key=None, concurrency=8)
     assert len(single._clients) == 1
+
+
+# --- the check before the first request: GET /models ---------------------------------
+
+MODELS_URL = "http://127.0.0.1:9/v1"
+UNREACHABLE = "(check that the server is running and that --base-url is right)"
+
+
+def model_list(*ids: str, **extra: object) -> dict:
+    return {"object": "list", "data": [{"id": i, "object": "model"} for i in ids], **extra}
+
+
+def check(b: OpenAIBackend) -> None:
+    asyncio.run(b.check())
+
+
+def counted(handler: Handler) -> tuple[Handler, list[httpx2.Request]]:
+    seen: list[httpx2.Request] = []
+
+    def counting(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return handler(request)
+
+    return counting, seen
+
+
+def test_check_passes_when_the_server_lists_the_model():
+    handler, seen = counted(lambda request: httpx2.Response(200, json=model_list("x", "m")))
+    check(backend(handler))
+    [request] = seen
+    assert (request.method, str(request.url)) == ("GET", f"{MODELS_URL}/models")
+    assert request.headers["authorization"] == "Bearer sk-test"
+
+
+def test_check_names_the_model_and_up_to_ten_served_ones():
+    served = [f"model-{i}" for i in range(12)]
+    handler, seen = counted(lambda request: httpx2.Response(200, json=model_list(*served)))
+    with pytest.raises(BackendError) as err:
+        check(backend(handler))
+    shown = ", ".join(f"'model-{i}'" for i in range(10))
+    assert err.value.message == (
+        f"{MODELS_URL} does not serve model 'm'; it serves {shown} and 2 more (check --model)")
+    assert not err.value.retryable
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("listed", ["m:latest", "models/m"])
+def test_check_accepts_the_names_servers_resolve(listed):
+    """Ollama answers to ``m`` for ``m:latest``; Gemini lists ``models/m``."""
+    check(backend(lambda request: httpx2.Response(200, json=model_list("other", listed))))
+
+
+@pytest.mark.parametrize(
+    ("error", "detail"),
+    [(httpx2.ConnectError("[Errno 111] Connection refused"), "[Errno 111] Connection refused"),
+     (httpx2.ConnectError("[Errno -2] Name or service not known"),
+      "[Errno -2] Name or service not known"),
+     (httpx2.ConnectTimeout("timed out"), "no connection within 3s"),
+     (httpx2.RemoteProtocolError("Server disconnected without sending a response."),
+      "Server disconnected without sending a response.")],
+)
+def test_check_reports_a_server_that_cannot_be_reached(error, detail):
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        raise error
+
+    handler, seen = counted(handler)
+    with pytest.raises(ServerUnreachable) as err:
+        check(backend(handler, max_retries=5))
+    assert err.value.message == f"cannot reach {MODELS_URL}: {detail} {UNREACHABLE}"
+    assert (err.value.url, err.value.detail) == (MODELS_URL, detail)
+    assert len(seen) == 2  # one quick retry, not the client's own five
+
+
+def test_check_retries_once_quickly():
+    answers = iter([httpx2.ConnectError("refused"), httpx2.Response(200, json=model_list("m"))])
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    started = time.monotonic()
+    check(backend(handler))
+    assert time.monotonic() - started < 2
+
+
+def test_check_gives_up_on_a_server_that_does_not_answer(monkeypatch):
+    """A socket on 127.0.0.1 that takes connections and never answers."""
+    monkeypatch.setattr(openai_backend, "CHECK_TIMEOUT", 0.3)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        b = OpenAIBackend(base_url=url, model="m", api_key=None)
+        started = time.monotonic()
+        with pytest.raises(ServerUnreachable) as err:
+            check(b)
+    assert time.monotonic() - started < 3
+    assert err.value.message == f"cannot reach {url}: no answer within 0.3s {UNREACHABLE}"
+
+
+def test_check_goes_on_when_a_slow_answer_runs_past_the_deadline(monkeypatch):
+    """A server still sending its (long) model list is there: the run goes on."""
+    monkeypatch.setattr(openai_backend, "CHECK_DEADLINE", 0.2)
+
+    async def slow(request: httpx2.Request) -> httpx2.Response:
+        await asyncio.sleep(30)
+        return httpx2.Response(200, json=model_list("other"))
+
+    started = time.monotonic()
+    check(backend(slow))
+    assert time.monotonic() - started < 2
+
+
+def test_check_stops_on_a_refused_key_and_never_prints_it():
+    key = "sk-planted-check-key-0123456789"
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        echoed = request.headers["authorization"].removeprefix("Bearer ")
+        return httpx2.Response(401, json={"error": {"message": f"Incorrect key: {echoed}"}})
+
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    b = OpenAIBackend(base_url=MODELS_URL, model="m", api_key=key, http_client=client)
+    with pytest.raises(BackendError) as err:
+        check(b)
+    assert err.value.message == ("HTTP 401: the API key was refused: Incorrect key: <API key> "
+                                 "(check --api-key or OPENAI_API_KEY)")
+    assert not err.value.retryable
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx2.Response(404, text="Not Found"),  # no /models at all
+        httpx2.Response(404, json={"error": {"message": "Unknown request URL"}}),
+        httpx2.Response(403, json={"error": {"message": "Missing scopes: api.model.read"}}),
+        httpx2.Response(500, json={"error": "busy"}),
+        httpx2.Response(429, json={"error": "slow down"}),
+        httpx2.Response(200, text="<html>a web page</html>"),
+        httpx2.Response(200, json=[{"id": "other"}]),  # a bare list
+        httpx2.Response(200, json={"models": [{"name": "other"}]}),
+        httpx2.Response(200, json={"object": "list", "data": []}),
+        httpx2.Response(200, json={"data": "other"}),
+        httpx2.Response(200, json=model_list("other", has_more=True)),  # one page of several
+        httpx2.Response(200, json={"data": [{"id": "x.gguf", "owned_by": "llamacpp"}]}),
+    ],
+)
+def test_check_goes_on_when_the_answer_says_nothing_about_the_model(response):
+    """The first real request will tell: a 403 may be a key that can chat but not list."""
+    handler, seen = counted(lambda request: response)
+    check(backend(handler))
+    assert len(seen) == 1

@@ -238,21 +238,31 @@ def say_exported(result: ExportResult) -> None:
         f"{result.dataset_name!r} registered in {result.dataset_info}")
 
 
-class _SayHandler(logging.Handler):
-    """The library's notes (``logging``, level INFO and up) as report lines on stderr."""
+class _ReportLines(logging.Handler):
+    """The library's notes (INFO) as plain report lines and its warnings (a server that
+    cannot be reached while others can) as ``Warning:`` lines on stderr, like the errors,
+    not in logging's own format."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        say(record.getMessage())
+        """Say the message."""
+        prefix = "Warning: " if record.levelno >= logging.WARNING else ""
+        say(f"{prefix}{record.getMessage()}")
+
+
+def report_library_lines() -> None:
+    """Send the library's notes and warnings to :class:`_ReportLines`, once per process
+    (with a handler of its own in place, logging's bare last-resort output stays silent)."""
+    logger = logging.getLogger("selfinstruct")
+    if not any(isinstance(handler, _ReportLines) for handler in logger.handlers):
+        logger.addHandler(_ReportLines(logging.INFO))
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 @app.callback()
 def selfinstruct() -> None:
     """Grow instruction-tuning data from seed tasks with an LLM."""
-    logger = logging.getLogger("selfinstruct")
-    if not any(isinstance(handler, _SayHandler) for handler in logger.handlers):
-        logger.addHandler(_SayHandler(logging.INFO))
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    report_library_lines()
 
 
 def _generate(
@@ -419,8 +429,8 @@ INSTANCE_MAX_TOKENS = Annotated[
 ]
 
 
-def _classify(run_dir: Path, backend: BackendFlags) -> None:
-    context = open_stage(run_dir, backend)
+def _classify(run_dir: Path, backend: BackendFlags, *, check: bool = True) -> None:
+    context = open_stage(run_dir, backend, check=check)
     with summary_on_abort(stage_summary):
         stats, stopped_by = drive(
             "classify", None, 0, context.backend,
@@ -432,13 +442,14 @@ def _classify(run_dir: Path, backend: BackendFlags) -> None:
 
 
 def _instances(
-    run_dir: Path, per_task: int, max_tokens: int, backend: BackendFlags, shard: Shard = EVERYTHING
+    run_dir: Path, per_task: int, max_tokens: int, backend: BackendFlags, shard: Shard = EVERYTHING,
+    *, check: bool = True,
 ) -> None:
     if per_task < 1:
         raise UserError("--per-task must be at least 1")
     if max_tokens < 16:
         raise UserError("--instance-max-tokens must be at least 16")
-    context = open_stage(run_dir, backend)
+    context = open_stage(run_dir, backend, check=check)
     options = InstanceOptions(per_task=per_task, max_tokens=max_tokens, shard=shard)
     with summary_on_abort(stage_summary):
         stats, stopped_by = drive(
@@ -565,8 +576,9 @@ def run_all(
         out: Path = kwargs["out"]
         backend = backend_flags(dict(kwargs))
         if kwargs["prompt_style"] != Style.alpaca:
-            _classify(out, backend)
-            _instances(out, per_task, instance_max_tokens, backend)
+            # generate checked the server before its first request: once is enough.
+            _classify(out, backend, check=False)
+            _instances(out, per_task, instance_max_tokens, backend, check=False)
         result = export_run(out, format.value, include_seeds=include_seeds)
         say_exported(result)
 

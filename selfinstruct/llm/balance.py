@@ -5,16 +5,27 @@ healthy server with the fewest requests in flight; a server that fails is taken 
 for a cool-down (doubling while it keeps failing) and tried again after it, and the
 request that failed moves on to another server at once instead of waiting out the
 dead one's retries. Errors that no server can fix (bad key, unknown model) surface
-immediately.
+immediately. Before the first request every server is checked at once (:meth:`check`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from selfinstruct.llm.base import Backend, BackendError, Completion, Request
+from selfinstruct.llm.base import (
+    Backend,
+    BackendError,
+    Completion,
+    Request,
+    ServerUnreachable,
+    preflight,
+)
+
+logger = logging.getLogger(__name__)
 
 #: First and longest time a failed server sits out, in seconds.
 COOLDOWN = 10.0
@@ -70,6 +81,33 @@ class BalancedBackend:
             server.failures = 0
             return completion
 
+    async def check(self) -> None:
+        """Check every server at once before the first request.
+
+        An error that every server would give (a refused key) or that would stop the run
+        at the first request routed there (a server without the model) is raised. Servers
+        that cannot be reached stop the run only when none can: otherwise they are named
+        in one warning and start out in a cool-down, as if they had failed a request, so
+        the first requests go to the servers that answered, and a node still starting up
+        joins in when it is tried again after the cool-down.
+        """
+        outcomes = await asyncio.gather(
+            *(preflight(server.backend) for server in self._servers), return_exceptions=True
+        )
+        down = _unreachable(self._servers, outcomes)
+        named = ", ".join(f"{err.url} ({err.detail})" for _, err in down)
+        if len(down) == len(self._servers):
+            raise BackendError(
+                f"cannot reach any of the {len(down)} servers: {named} (check that they are "
+                "running and that --base-url / --base-url-file are right)", retryable=True
+            )
+        for server, _ in down:
+            self._mark_down(server)
+        if down:
+            logger.warning("%d of %d servers cannot be reached and sit out a cool-down before "
+                           "they are tried: %s; going on with the other %d", len(down),
+                           len(self._servers), named, len(self._servers) - len(down))
+
     async def aclose(self) -> None:
         """Close every server's connections."""
         for server in self._servers:
@@ -93,3 +131,16 @@ class BalancedBackend:
         """``(name, requests sent, healthy now)`` per server, for tests and summaries."""
         now = self._clock()
         return [(s.backend.name, s.sent, s.down_until <= now) for s in self._servers]
+
+
+def _unreachable(
+    servers: list[_Server], outcomes: list[BaseException | None]
+) -> list[tuple[_Server, ServerUnreachable]]:
+    """The servers whose check found them unreachable; any other failure is raised."""
+    down: list[tuple[_Server, ServerUnreachable]] = []
+    for server, outcome in zip(servers, outcomes, strict=True):
+        if isinstance(outcome, ServerUnreachable):
+            down.append((server, outcome))
+        elif outcome is not None:
+            raise outcome
+    return down

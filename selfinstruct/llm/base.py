@@ -60,6 +60,24 @@ class BackendError(Exception):
         self.retryable = retryable
 
 
+#: What to look at when a server cannot be reached before anything was sent to it.
+UNREACHABLE_HINT = "check that the server is running and that --base-url is right"
+
+
+class ServerUnreachable(BackendError):
+    """A server that could not be reached at all: refused, unknown host, no answer in time.
+
+    Its own type so that a balancer over several servers can tell a server that is down,
+    which the others can cover for, from an error every server would give (a refused
+    key, an unknown model).
+    """
+
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(f"cannot reach {url}: {detail} ({UNREACHABLE_HINT})", retryable=True)
+        self.url = url
+        self.detail = detail
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A model that completes requests. Implementations own their retries."""
@@ -73,3 +91,22 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release connections, processes or GPU memory."""
         ...
+
+
+@runtime_checkable
+class Checkable(Protocol):
+    """A backend with a server worth looking at before a stage sends it anything."""
+
+    async def check(self) -> None:
+        """Raise :class:`BackendError` when the server cannot serve this run at all."""
+        ...
+
+
+async def preflight(backend: Backend) -> None:
+    """Check ``backend``'s server, where it has one, before its first request.
+
+    Optional rather than part of :class:`Backend`: the in-process backends (llama.cpp,
+    the vLLM engine) have no server to check, and test doubles need not pretend to.
+    """
+    if isinstance(backend, Checkable):
+        await backend.check()

@@ -18,7 +18,14 @@ from typing import Any
 import httpx2
 import openai
 
-from selfinstruct.llm.base import Api, BackendError, Completion, Request, Usage
+from selfinstruct.llm.base import (
+    Api,
+    BackendError,
+    Completion,
+    Request,
+    ServerUnreachable,
+    Usage,
+)
 
 #: HTTP statuses that will fail the same way on every request of the run.
 _FATAL_STATUSES = {400: "the server rejected the request", 401: "the API key was refused",
@@ -56,6 +63,18 @@ class _DeadlineClient(openai.DefaultAsyncHttpxClient):
 #: (BENCHMARKS.md, "Client CPU per request").
 SLOTS_PER_POOL = 8
 
+#: The look at a server's model list before a stage starts: seconds to connect and to
+#: wait for each next part of the answer, the pause before the one retry, and the most
+#: the whole check may take. A server that is there answers in milliseconds, and one that
+#: is not must be reported in seconds, not after minutes of request retries; one still
+#: sending a long list at the deadline is there, so the run goes on.
+CHECK_TIMEOUT = 3.0
+CHECK_RETRY_PAUSE = 0.5
+CHECK_DEADLINE = 10.0
+
+#: How many of a server's models the "does not serve model" error names.
+LISTED_MODELS = 10
+
 
 class OpenAIBackend:
     """Sends requests to one OpenAI-compatible endpoint through ``openai.AsyncOpenAI``
@@ -78,6 +97,7 @@ class OpenAIBackend:
         self.api = api
         self.base_url = base_url
         self._api_key = api_key
+        self._http_client = http_client
         if http_client is not None:
             transports = [http_client]
         else:
@@ -100,21 +120,86 @@ class OpenAIBackend:
         self._turn = 0
 
     async def complete(self, request: Request) -> Completion:
-        """Send ``request`` on the chosen API; map every failure to :class:`BackendError`.
-
-        Some servers echo the key they were sent in their error body; it is cut out of
-        the message here, since the message goes to the terminal and ``failures.jsonl``.
-        Keys under 8 characters are placeholders for local servers ("x", "EMPTY"), not
-        secrets, and cutting them out would garble the message.
-        """
+        """Send ``request`` on the chosen API; map every failure to :class:`BackendError`,
+        whose message never carries the API key."""
         try:
             return await self._complete(request)
         except BackendError as err:
-            key = self._api_key
-            if not key or len(key) < 8 or key not in err.message:
-                raise
-            message = err.message.replace(key, "<API key>")
-            raise BackendError(message, retryable=err.retryable) from None
+            raise self._without_key(err) from None
+
+    async def check(self) -> None:
+        """Look at the server once before a stage sends anything: ``GET /models``.
+
+        Stops the run in seconds, instead of after minutes of request retries, when the
+        server cannot be reached (:class:`ServerUnreachable`, after one quick retry),
+        refuses the key (401), or lists its models without ``model``. Anything else goes
+        on, since the first real request will tell: many providers have no ``/models``
+        (404) or answer it in their own shape, a key may be allowed to chat but not to
+        list models (OpenAI's restricted keys get 403), and a 5xx or 429 is the runner's
+        business. Takes at most :data:`CHECK_DEADLINE` seconds, and a server that cannot
+        be reached is reported after ``2 * CHECK_TIMEOUT + CHECK_RETRY_PAUSE`` at most.
+        """
+        try:
+            response = await asyncio.wait_for(self._list_models(), CHECK_DEADLINE)
+        except asyncio.TimeoutError:
+            return  # still sending its list: it is there, and the first request will tell
+        except BackendError as err:
+            raise self._without_key(err) from None
+        served = _served_models(response)
+        if served is not None and not _serves(served, self.model):
+            raise BackendError(_not_served(self._where(), self.model, served), retryable=False)
+
+    async def _list_models(self) -> httpx2.Response | None:
+        """``GET /models``, tried twice if the server cannot be reached; None for a status
+        that says nothing about whether the run can work."""
+        client = self._check_client()
+        try:
+            try:
+                return await self._models_once(client)
+            except ServerUnreachable:
+                await asyncio.sleep(CHECK_RETRY_PAUSE)
+                return await self._models_once(client)
+        finally:
+            if self._http_client is None:
+                await client.close()
+
+    async def _models_once(self, client: openai.AsyncOpenAI) -> httpx2.Response | None:
+        """One ``GET /models``: not connecting, or no answer at all, within
+        :data:`CHECK_TIMEOUT` is :class:`ServerUnreachable`; a 401 is the refused key."""
+        try:
+            return await client.get("/models", cast_to=httpx2.Response)
+        except openai.APIConnectionError as err:  # timeouts included
+            raise ServerUnreachable(self._where(), _check_failure(err)) from None
+        except openai.APIStatusError as err:
+            if err.status_code == 401:
+                raise self._status_error(err) from None
+            return None
+
+    def _check_client(self) -> openai.AsyncOpenAI:
+        """A client for the check alone: no retries of its own, short timeouts (httpx's,
+        for each step, so a long list that keeps arriving is not cut off), and its own
+        connections (unless a test handed in a transport). The check runs in an event loop
+        of its own, before the stage's, and a pooled connection must not outlive the loop
+        it was opened in."""
+        http_client = self._http_client or openai.DefaultAsyncHttpxClient(timeout=CHECK_TIMEOUT)
+        return self._clients[0].copy(max_retries=0, timeout=CHECK_TIMEOUT,
+                                     http_client=http_client)
+
+    def _where(self) -> str:
+        """The server's URL, for messages (the SDK's default when none was given)."""
+        return self.base_url or str(self._clients[0].base_url).rstrip("/")
+
+    def _without_key(self, err: BackendError) -> BackendError:
+        """``err`` with the API key cut out of its message.
+
+        Some servers echo the key they were sent in their error body, and the message goes
+        to the terminal and ``failures.jsonl``. Keys under 8 characters are placeholders for
+        local servers ("x", "EMPTY"), not secrets, and cutting them out would garble it.
+        """
+        key = self._api_key
+        if not key or len(key) < 8 or key not in err.message:
+            return err
+        return BackendError(err.message.replace(key, "<API key>"), retryable=err.retryable)
 
     async def _complete(self, request: Request) -> Completion:
         try:
@@ -126,10 +211,9 @@ class OpenAIBackend:
         except openai.APITimeoutError:
             raise BackendError("the request timed out", retryable=True) from None
         except openai.APIConnectionError as err:
-            cause = err.__cause__
-            detail = (str(cause) or type(cause).__name__) if cause else str(err)
             raise BackendError(
-                f"cannot reach {self.base_url or 'the API'}: {detail}", retryable=True
+                f"cannot reach {self.base_url or 'the API'}: {_connection_detail(err)}",
+                retryable=True,
             ) from None
 
     async def aclose(self) -> None:
@@ -250,6 +334,57 @@ def _usage(usage: object) -> Usage:
     counts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
     prompt, completion = (value if isinstance(value, int) else 0 for value in counts)
     return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+def _connection_detail(err: openai.APIConnectionError) -> str:
+    """What went wrong underneath the SDK's generic "Connection error."."""
+    cause = err.__cause__
+    return (str(cause) or type(cause).__name__) if cause else str(err)
+
+
+def _check_failure(err: openai.APIConnectionError) -> str:
+    """Why the check could not reach the server, timeouts in plain words."""
+    cause = err.__cause__
+    if isinstance(cause, httpx2.ConnectTimeout):
+        return f"no connection within {CHECK_TIMEOUT:g}s"
+    if isinstance(cause, httpx2.TimeoutException):
+        return f"no answer within {CHECK_TIMEOUT:g}s"
+    return _connection_detail(err)
+
+
+def _served_models(response: httpx2.Response | None) -> list[str] | None:
+    """The model ids a ``/models`` answer lists, or None where it cannot be relied on:
+    no answer, not OpenAI's ``{"data": [{"id": …}]}``, an empty list, one page of
+    several, or llama.cpp's server, which lists its one model but answers to any name."""
+    if response is None:
+        return None
+    try:
+        body = json.loads(response.content)
+    except ValueError:  # not JSON, or not text at all
+        return None
+    if not isinstance(body, dict) or body.get("has_more") is True:
+        return None
+    data = body.get("data")
+    if not isinstance(data, list):
+        return None
+    models = [entry for entry in data if isinstance(entry, dict)]
+    if any(entry.get("owned_by") == "llamacpp" for entry in models):
+        return None
+    return [entry["id"] for entry in models if isinstance(entry.get("id"), str)] or None
+
+
+def _serves(served: list[str], model: str) -> bool:
+    """Whether a server listing ``served`` answers to ``model``, as servers resolve names:
+    Ollama takes ``llama3`` for ``llama3:latest``, Gemini lists ``models/gemini-…``."""
+    return not {model, f"{model}:latest", f"models/{model}"}.isdisjoint(served)
+
+
+def _not_served(url: str, model: str, served: list[str]) -> str:
+    """One line naming the model asked for and up to :data:`LISTED_MODELS` served ones."""
+    shown = ", ".join(repr(name) for name in served[:LISTED_MODELS])
+    more = len(served) - LISTED_MODELS
+    return (f"{url} does not serve model {model!r}; it serves {shown}"
+            f"{f' and {more} more' if more > 0 else ''} (check --model)")
 
 
 def _error_detail(err: openai.APIStatusError) -> str:

@@ -16,13 +16,13 @@ from selfinstruct.config import STYLE_DEFAULTS, GenerateConfig, check_resume, fi
 from selfinstruct.errors import UserError
 from selfinstruct.filters.instructions import FilterSettings
 from selfinstruct.language import Language, detect_language
-from selfinstruct.llm import Backend, create_backend
+from selfinstruct.llm import Backend
 from selfinstruct.runs.layout import CONFIG_FILE
 from selfinstruct.runs.seeds import SeedTask, bundled_seed_path, load_seeds
 from selfinstruct.runs.store import prepare_out_dir, read_json, write_json_atomic
 from selfinstruct.runs.templates import PromptStyle, load_template
 from selfinstruct.stages.generate import Bootstrap
-from selfinstruct.stages.pipeline import BackendFlags, resolve_backend
+from selfinstruct.stages.pipeline import BackendFlags, open_backend, resolve_backend
 
 #: How many seed examples each style shows when --seed-examples is not given.
 STYLE_SEED_EXAMPLES = {"self-instruct": 6, "alpaca": 3}
@@ -79,9 +79,10 @@ def filter_settings(config: GenerateConfig) -> FilterSettings:
 
 
 def create_run_backend(config: GenerateConfig, api_key: str | None) -> Backend:
-    """The backend ``config`` names (the key is passed through, never stored)."""
+    """The backend ``config`` names, its server checked (the key is passed through,
+    never stored)."""
     spec, drive = resolve_backend(config.to_json(), BackendFlags())
-    return create_backend(spec, api_key, drive.concurrency)
+    return open_backend(spec, api_key, drive.concurrency)
 
 
 def open_run(

@@ -3,14 +3,16 @@
 ``classify``, ``instances`` and ``run`` reuse what the run was generated with (backend,
 model, server, language, prompt folder) unless a flag says otherwise, so the usual call
 is just ``selfinstruct classify RUN_DIR``. The API key is the one thing never saved, so
-it always comes from the flag or the environment.
+it always comes from the flag or the environment. Every stage's backend is made by
+:func:`open_backend`, which checks its server before anything is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,8 @@ from typing import Any
 from selfinstruct.errors import UserError
 from selfinstruct.filters.instances import InstanceSettings
 from selfinstruct.filters.traces import TraceSettings
-from selfinstruct.llm import Backend, BackendSpec, EngineOptions, create_backend
+from selfinstruct.llm import Backend, BackendError, BackendSpec, EngineOptions, create_backend
+from selfinstruct.llm.base import preflight
 from selfinstruct.runs.inputs import PromptRecord, load_prompts
 from selfinstruct.runs.layout import load_run_config, save_config_section
 from selfinstruct.runs.shard import EVERYTHING, Shard
@@ -149,19 +152,62 @@ def _first(*values: Any) -> Any:
     return next(value for value in values if value is not None)
 
 
-def connect(saved: dict[str, Any], flags: BackendFlags) -> tuple[Backend, StageSettings]:
-    """The backend a stage will use and how hard to drive it."""
+def connect(
+    saved: dict[str, Any], flags: BackendFlags, *, check: bool = True
+) -> tuple[Backend, StageSettings]:
+    """The backend a stage will use (its server checked unless ``check`` is False) and
+    how hard to drive it."""
     spec, drive = resolve_backend(saved, flags)
     settings = StageSettings(
         concurrency=drive.concurrency, max_consecutive_failures=drive.max_failures
     )
-    return create_backend(spec, flags.api_key, drive.concurrency), settings
+    return open_backend(spec, flags.api_key, drive.concurrency, check=check), settings
 
 
-def open_stage(run_dir: Path, flags: BackendFlags) -> StageContext:
-    """Read the run's config and connect the backend a stage will use."""
+def open_backend(
+    spec: BackendSpec, api_key: str | None, concurrency: int, *, check: bool = True
+) -> Backend:
+    """Create a stage's backend and, unless ``check`` is False, check its server.
+
+    Every stage's backend comes through here, so a server that is not there, a refused
+    key or a model the server does not list stop the command in seconds with one line,
+    instead of after minutes of request retries; ``run`` checks once, for its first
+    stage. The check runs in an event loop of its own, before the stage's, and blocks
+    until it is done (a few seconds at most), even when called from a running loop.
+    """
+    backend = create_backend(spec, api_key, concurrency)
+    if check:
+        _check_server(backend)
+    return backend
+
+
+def _check_server(backend: Backend) -> None:
+    """Run the backend's check; when it fails, close the backend and stop with one line."""
+    try:
+        _run_apart(preflight(backend))
+    except BackendError as err:
+        _run_apart(backend.aclose())
+        raise UserError(f"{backend.name}: {err.message}") from None
+
+
+def _run_apart(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` to the end in an event loop of its own: on this thread, or on a
+    helper thread when this one already runs a loop (a notebook, an async caller of the
+    library), since a loop cannot be started inside another."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(work)
+        return
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        helper.submit(asyncio.run, work).result()
+
+
+def open_stage(run_dir: Path, flags: BackendFlags, *, check: bool = True) -> StageContext:
+    """Read the run's config and connect the backend a stage will use (its server checked
+    unless ``check`` is False)."""
     config = load_run_config(run_dir)
-    backend, settings = connect(config, flags)
+    backend, settings = connect(config, flags, check=check)
     return StageContext(run_dir, config, backend, settings)
 
 

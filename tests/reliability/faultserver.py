@@ -10,7 +10,8 @@ gets a numbered list of new tasks (with a near-duplicate now and then, so the
 similarity filter has work), a classify prompt gets Yes or No, an instance prompt gets
 ``Example / Input / Output`` blocks or class labels, anything else gets an answer with
 a reasoning trace. The server can also go away for a while (``outage``) and come back
-on the same port.
+on the same port. ``GET /v1/models`` lists the one model it serves, like vLLM, or answers
+404 (``models_status``), like providers without that endpoint; it checks the key too.
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ class FaultServer:
     api_key: str | None = None
     #: Seconds a ``hang`` waits before answering (longer than any test's --timeout).
     hang_seconds: float = 30.0
+    #: What ``GET /v1/models`` answers: 200 with the model list, or 404.
+    models_status: int = 200
+    #: How many times ``GET /v1/models`` was asked (not in ``served``: not a completion).
+    listings: int = 0
     port: int = 0
     served: list[Served] = field(default_factory=list)
 
@@ -130,6 +135,8 @@ class FaultServer:
         with self._lock:
             self._queue.clear()
             self.served.clear()
+            self.listings = 0
+        self.models_status = 200
         self.default = "ok"
         self.latency = (0.0, 0.0)
         self.api_key = None
@@ -211,6 +218,13 @@ class FaultServer:
         return await self._answer(request, body, body["prompt"], chat=False)
 
     async def _models(self, request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        with self._lock:
+            self.listings += 1
+        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            return _refused(auth)
+        if self.models_status == 404:
+            return Response("Not Found", status_code=404, media_type="text/plain")
         return JSONResponse({"object": "list", "data": [{"id": self.model, "object": "model"}]})
 
     async def _answer(
@@ -253,9 +267,7 @@ class FaultServer:
             page = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
             return Response(page, status_code=502, media_type="text/html")
         if behaviour == "401":
-            key = auth.removeprefix("Bearer ")
-            return _error(401, f"Incorrect API key provided: {key}. Check your key.",
-                          "invalid_api_key")
+            return _refused(auth)
         if behaviour == "404":
             return _error(404, f"The model `{payload['model']}` does not exist.",
                           "model_not_found")
@@ -400,6 +412,12 @@ def _error(status: int, message: str, code: str) -> JSONResponse:
         {"error": {"message": message, "type": "invalid_request_error", "code": code}},
         status_code=status,
     )
+
+
+def _refused(auth: str) -> JSONResponse:
+    """A 401 that echoes the key it was given, as some servers do."""
+    key = auth.removeprefix("Bearer ")
+    return _error(401, f"Incorrect API key provided: {key}. Check your key.", "invalid_api_key")
 
 
 def _drip(data: bytes, *, pieces: int, interval: float) -> StreamingResponse:

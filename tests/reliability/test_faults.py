@@ -202,8 +202,11 @@ def test_an_outage_at_high_concurrency_counts_as_one_failure_per_round(server: F
     assert len(read_records(out / "failures.jsonl")) >= 8
 
 
-def test_a_wrong_address_stops_quickly(seeds, tmp_path):
-    """A server that never answered: every failure counts, even in a burst."""
+def test_a_wrong_address_stops_quickly(seeds, tmp_path, monkeypatch):
+    """A server that never answered: every failure counts, even in a burst. (The check
+    before the first request catches a server that is not there at the start, see
+    test_preflight.py; this is one gone between the check and the first request.)"""
+    monkeypatch.setattr("selfinstruct.stages.pipeline._check_server", lambda backend: None)
     server = FaultServer()
     server.start()
     server.stop()  # nothing listens on its port any more
@@ -217,6 +220,8 @@ def test_a_wrong_address_stops_quickly(seeds, tmp_path):
 
 @pytest.mark.parametrize("stage", ["generate", "classify"])
 def test_a_wrong_model_name_stops_at_once(server: FaultServer, seeds, tmp_path, stage):
+    """On a server without ``/models`` (a server that lists its models is caught before
+    the first request, see test_preflight.py), the first request's 404 stops the run."""
     out = tmp_path / "run"
     if stage == "classify":
         generated_run(server, seeds, out, 4)
@@ -224,6 +229,7 @@ def test_a_wrong_model_name_stops_at_once(server: FaultServer, seeds, tmp_path, 
     else:
         args = generate_args(server, seeds, out, 4, retries=3)
     args[args.index(MODEL)] = "wrong-model"
+    server.models_status = 404
     result = invoke(*args)
     assert result.exit_code == 2
     assert_one_clear_error(
@@ -236,14 +242,16 @@ def test_a_wrong_model_name_stops_at_once(server: FaultServer, seeds, tmp_path, 
 
 
 def test_a_refused_key_stops_at_once(server: FaultServer, seeds, tmp_path):
+    """Caught by the check before the first request: ``GET /models`` is refused too."""
     server.api_key = "sk-the-right-key-0000"
     out = tmp_path / "run"
     result = invoke(*generate_args(server, seeds, out, 4, retries=3),
                     env={"OPENAI_API_KEY": "sk-a-wrong-key-1111"})
     assert result.exit_code == 2
     assert_one_clear_error(result.output, "HTTP 401: the API key was refused",
+                           "Incorrect API key provided: <API key>",
                            "check --api-key or OPENAI_API_KEY")
-    assert server.count() == 1
+    assert (server.listings, server.count()) == (1, 0)
     assert "sk-a-wrong-key-1111" not in result.output
 
 
