@@ -165,7 +165,7 @@ def score_charts(stats: dict[str, Any], scale: Scale | None) -> str | None:
             left.text(x, n, f"{n:,}", ha="center", va="bottom")
         if scale is not None:
             left.set_xticks(range(scale.low, scale.high + 1))
-        left.set_xlabel(f"overall score (mean {stats['mean']:g})")
+        left.set_xlabel(f"overall score (mean {stats['mean']:.2f})")
         left.set_ylabel("examples")
         left.set_title("overall scores", loc="left")
         names = list(means)[::-1]
@@ -197,6 +197,6 @@ def review_chart(rates: Sequence[Rate]) -> str | None:
         ax.set_xticks(xs, [r.name.replace("_", " ") for r in shown])
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("share answered yes")
-        ax.legend(loc="lower left", frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         fig.tight_layout()
         return to_svg(fig)

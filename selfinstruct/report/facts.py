@@ -175,12 +175,15 @@ def seed_similarity(run: Path, config: dict[str, Any]) -> SeedSimilarity | None:
 
 
 def rejected_examples(run: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """The first few rejections of each filter, per stage."""
+    """The first few rejections of each filter, per stage (no two alike)."""
     shown: defaultdict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    texts: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
     for record in read_jsonl(run / REJECTED_FILE):
         key = (str(record.get("stage")), str(record.get("filter")))
         if key[1] == UNPARSEABLE and not record.get("final"):
             continue
-        if len(shown[key]) < EXAMPLES_PER_FILTER:
+        text = str(record.get("candidate") or record.get("output") or record.get("answer"))
+        if len(shown[key]) < EXAMPLES_PER_FILTER and text not in texts[key]:
             shown[key].append(record)
+            texts[key].add(text)
     return dict(shown)

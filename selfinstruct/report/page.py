@@ -36,6 +36,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #d0d7de; padding: 0.25em 0.6em; text-align: left;
          vertical-align: top; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.tables { display: flex; flex-wrap: wrap; gap: 0 2em; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; }
 figcaption { color: #57606a; font-size: 0.92em; }
 .example { white-space: pre-wrap; max-width: 60em; }
@@ -62,9 +63,12 @@ def figure(svg: str | None, alt: str, caption: str) -> str:
 
 
 def stat(value: Any, where: str | None = None) -> str:
-    """A number cell; ``where`` names its place in ``stats.json``."""
-    text = f"{value:,}" if isinstance(value, int) else escape(str(value))
-    attribute = f' data-stat="{escape(where)}"' if where else ""
+    """A number cell; ``where`` names its place in ``stats.json`` (the exact value goes
+    in ``data-value``, the cell shows it rounded)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f'<td class="n">{escape(str(value))}</td>'
+    text = f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+    attribute = f' data-stat="{escape(where)}" data-value="{value!r}"' if where else ""
     return f'<td class="n"{attribute}>{text}</td>'
 
 
@@ -96,7 +100,7 @@ def _summary(facts: RunFacts) -> str:
     cards = [("instructions", f"{len(facts.instructions):,}"),
              ("examples", f"{len(facts.examples):,}"),
              ("scored", f"{stats.get('scored', 0):,}"),
-             ("mean score", f"{stats['mean']:g}" if stats.get("mean") is not None else "–"),
+             ("mean score", f"{stats['mean']:.2f}" if stats.get("mean") is not None else "–"),
              ("reviewed", f"{len(facts.reviews):,}")]
     body = "".join(f'<div class="card"><b>{escape(value)}</b>{escape(name)}</div>'
                    for name, value in cards)
@@ -104,7 +108,7 @@ def _summary(facts: RunFacts) -> str:
 
 
 def _funnels(facts: RunFacts, figures: dict[str, str | None]) -> str:
-    tables = "".join(_funnel_table(f) for f in facts.funnels)
+    tables = '<div class="tables">' + "".join(_funnel_table(f) for f in facts.funnels) + "</div>"
     return ("<h2>What the filters threw away</h2>"
             + figure(figures.get("funnel"), "funnel", "Per stage: what came in, what each "
                      "filter took out (red), what was kept (green).") + tables)
@@ -116,7 +120,7 @@ def _funnel_table(funnel: Funnel) -> str:
              for name, n in funnel.rejected]
     rows.append(f"<td>kept</td>{stat(funnel.kept, f'{funnel.stage}.kept')}")
     note = f'<p class="note">{escape(funnel.note)}</p>' if funnel.note else ""
-    return f"<h3>{escape(funnel.stage)}</h3>{table(['', 'count'], rows)}{note}"
+    return (f"<div><h3>{escape(funnel.stage)}</h3>{table(['', 'count'], rows)}{note}</div>")
 
 
 def _quality(facts: RunFacts, figures: dict[str, str | None]) -> str:
@@ -127,10 +131,11 @@ def _quality(facts: RunFacts, figures: dict[str, str | None]) -> str:
                             "and the mean of each rubric dimension (scores.jsonl)."))
         rows = [f"<td>{escape(k)}</td>{stat(n, f'score.histogram.{k}')}"
                 for k, n in stats["histogram"].items()]
-        parts.append(table(["overall score", "examples"], rows))
-        rows = [f"<td>{escape(k)}</td>{stat(v, f'score.dimension_means.{k}')}"
-                for k, v in stats["dimension_means"].items()]
-        parts.append(table(["dimension", "mean"], rows))
+        means = [f"<td>{escape(k)}</td>{stat(v, f'score.dimension_means.{k}')}"
+                 for k, v in stats["dimension_means"].items()]
+        means.append(f"<td>overall</td>{stat(stats['mean'], 'score.mean')}")
+        parts.append(f'<div class="tables">{table(["overall score", "examples"], rows)}'
+                     f'{table(["dimension", "mean"], means)}</div>')
     else:
         parts.append('<p class="note">Not scored: run <code>selfinstruct score</code>.</p>')
     parts.append("<h3>Human review</h3>")
@@ -215,11 +220,13 @@ def _rejections(facts: RunFacts) -> str:
 def _rejected_text(record: dict[str, Any]) -> str:
     """What was rejected: a candidate instruction, an instance, a trace's answer."""
     parts = []
-    for key in ("candidate", "instruction", "input", "output", "answer"):
+    for key in ("id", "candidate", "instruction", "input", "output", "answer"):
         value = record.get(key)
-        if isinstance(value, str) and value.strip():
+        if key == "id" and "candidate" not in record and value is not None:
+            parts.append(f"id: {value}")
+        elif key != "id" and isinstance(value, str) and value.strip():
             parts.append(f"{key}: {_cut(value)}")
-    return "\n".join(parts) or f"id {record.get('id')}"
+    return "\n".join(parts)
 
 
 def _cut(text: str) -> str:

@@ -46,7 +46,9 @@ def wilson(yes: int, n: int, z: float = Z_95) -> tuple[float, float] | None:
     p = yes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if yes == 0 else max(0.0, centre - half)
+    high = 1.0 if yes == n else min(1.0, centre + half)
+    return low, high
 
 
 def review_rates(reviews: Iterable[Review]) -> list[Rate]:

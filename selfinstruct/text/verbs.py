@@ -60,7 +60,7 @@ def _is_verb(words: list[tuple[str, str]], position: int) -> bool:
     if tag in ("VB", "VBP"):
         return True
     following = words[position + 1][1] if position + 1 < len(words) else ""
-    return tag == "NN" and following in _DETERMINERS
+    return tag in ("NN", "NNP") and following in _DETERMINERS
 
 
 def leading_verb_zh(tagged: Tagged, window: int = 4) -> str | None:
