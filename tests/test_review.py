@@ -134,7 +134,8 @@ def test_the_sheet_round_trips_and_export_applies_it(run, tmp_path):
         ({"valid_instruction": "y"}, "verdict", "expected keep/drop/edit"),
         ({"verdict": "keep", "correct_output": "sort of"}, "correct_output", "expected y/n"),
         ({"verdict": "edit"}, "edited_output", "the verdict is edit; write the corrected"),
-        ({"verdict": "drop", "edited_output": "x"}, "edited_output", "an edited output is only used"),
+        ({"verdict": "drop", "edited_output": "x"}, "edited_output",
+         "an edited output is only used"),
         ({"verdict": "keep", "id": "nope"}, "id", "unknown id 'nope'"),
     ],
 )

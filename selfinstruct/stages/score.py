@@ -176,8 +176,9 @@ async def score_run(
             verdict = judge.read(completion.text)
             if isinstance(verdict, Verdict):
                 files.results.write({
-                    "id": p.example.id, "sample": p.sample, "scores": verdict.scores,
-                    "overall": verdict.overall, "reason": verdict.reason, "model": model,
+                    "id": p.example.id, "sample": p.sample,
+                    "scores": {name: plain(v) for name, v in verdict.scores.items()},
+                    "overall": plain(verdict.overall), "reason": verdict.reason, "model": model,
                 })
                 return None
             final = p.attempt >= judge.settings.retries
@@ -200,6 +201,11 @@ async def score_run(
             )
         finally:
             update_stats(out_dir, "score", score_summary(read_scores(out_dir / SCORES_FILE)))
+
+
+def plain(value: float) -> int | float:
+    """4.0 as 4: scores on a whole-number scale read as whole numbers in the file."""
+    return int(value) if value.is_integer() else value
 
 
 def score_summary(scores: dict[str, Score]) -> dict[str, Any]:
