@@ -53,10 +53,11 @@ window.addEventListener("load", function () {
 """
 
 
-def figure(svg: str | None, alt: str, caption: str) -> str:
-    """A figure from SVG text, or a note that there was nothing to draw."""
+def figure(svg: str | None, alt: str, caption: str, missing: str = "nothing to draw in this "
+           "run") -> str:
+    """A figure from SVG text, or a note saying why there is none."""
     if svg is None:
-        return f'<p class="note">{escape(alt)}: nothing to draw in this run.</p>'
+        return f'<p class="note">{escape(alt)}: {escape(missing)}.</p>'
     data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
     return (f'<figure><img alt="{escape(alt)}" src="data:image/svg+xml;base64,{data}">'
             f"<figcaption>{escape(caption)}</figcaption></figure>")
@@ -188,7 +189,8 @@ def _diversity(facts: RunFacts, figures: dict[str, str | None]) -> str:
                         "The most common first words of the instructions."))
     parts.append(figure(figures.get("similarity"), "similarity to seeds", "ROUGE-L of each "
                         "generated instruction to its most similar seed task (Self-Instruct: "
-                        "most below 0.4)."))
+                        "most below 0.4).", "only a generate run whose seed file is still "
+                        "where it was has seeds to compare with"))
     return "".join(parts)
 
 
