@@ -256,3 +256,34 @@ def test_reason_with_a_model_that_does_not_think(server, tmp_path):
         ("row0", 0), ("row0", 1), ("row1", 0), ("row1", 1)}
     rates = [json.loads(x) for x in (out / "pass_rates.jsonl").read_text().splitlines()]
     assert [(r["samples"], r["correct"]) for r in rates] == [(2, 0), (2, 0)]
+
+
+def test_score_export_and_report_against_the_server(server, tmp_path):
+    out = tmp_path / "run"
+    made = selfinstruct("generate", "--base-url", server, "--model", MODEL_ALIAS, "-n", "2",
+                        "-o", str(out), "--seed", "5", "--max-tokens", "256")
+    assert made.returncode == 0, made.stderr
+    # The 135M model seldom writes instances the parser accepts, so they are written here;
+    # the judge below is the real model behind the server.
+    tasks = records(out)
+    (out / "instances.jsonl").write_text("".join(json.dumps({
+        "id": task["id"], "instruction": task["instruction"], "is_classification": False,
+        "instances": [{"input": "", "output": "Paris is the capital of France."},
+                      {"input": "", "output": "2 + 2 = 5"}]}) + "\n" for task in tasks))
+    scored = selfinstruct("score", str(out), "--base-url", server, "--model", MODEL_ALIAS,
+                          "--max-tokens", "128", "--seed", "1")
+    assert scored.returncode == 0, scored.stderr
+    ids = {f"{task['id']}#{n}" for task in tasks for n in (0, 1)}
+    scores = {json.loads(x)["id"]: json.loads(x)["overall"]
+              for x in (out / "scores.jsonl").read_text().splitlines()}
+    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    final = {r["id"] for r in rejected if r.get("stage") == "score" and r["final"]}
+    assert set(scores) | final == ids and not set(scores) & final
+    exported = selfinstruct("export", str(out), "--min-score", "4")
+    assert exported.returncode == 0, exported.stderr
+    kept = json.loads((out / "export" / "alpaca.json").read_text())
+    assert len(kept) == sum(1 for value in scores.values() if value >= 4)
+    report = selfinstruct("report", str(out))
+    assert report.returncode == 0, report.stderr
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert 'alt="funnel" src="data:image/svg+xml;base64,' in page

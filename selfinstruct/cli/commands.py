@@ -24,7 +24,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from selfinstruct.cli.summary import generate_summary, reason_summary, resume_command, stage_summary
+from selfinstruct.cli.summary import (
+    generate_summary,
+    reason_summary,
+    resume_command,
+    score_summary_lines,
+    stage_summary,
+)
 from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.filters.traces import TraceSettings
 from selfinstruct.llm import Backend
@@ -49,6 +55,11 @@ from selfinstruct.stages.pipeline import (
     run_template,
 )
 from selfinstruct.stages.reason import ReasonOptions
+from selfinstruct.stages.report import build_report
+from selfinstruct.stages.review import ReviewSettings, import_review, write_review_sheet
+from selfinstruct.stages.score import ScoreSettings
+from selfinstruct.stages.score_setup import dry_run_score, open_score, score_stage
+from selfinstruct.text.rubric import RubricError, Scale
 
 app = typer.Typer(
     help="Grow instruction-tuning data from seed tasks with an LLM.",
@@ -233,7 +244,14 @@ def summary_on_abort(summary: Callable[[Any], list[str]]) -> Iterator[None]:
 
 
 def say_exported(result: ExportResult) -> None:
-    """Where the export went and the LLaMA-Factory dataset name to train on."""
+    """Where the export went and the LLaMA-Factory dataset name to train on (and what the
+    scores and reviews took out)."""
+    curated = result.curated
+    if curated is not None and curated.min_score is not None:
+        say(f"--min-score {curated.min_score:g}: {curated.below_min_score} examples scored "
+            f"lower, {curated.unscored} without a score (see rejected.jsonl) left out")
+    if curated is not None and (curated.dropped_in_review or curated.edited):
+        say(f"review.jsonl: {curated.dropped_in_review} dropped, {curated.edited} edited")
     say(f"exported {result.count} examples to {result.path}; LLaMA-Factory dataset "
         f"{result.dataset_name!r} registered in {result.dataset_info}")
 
@@ -524,12 +542,16 @@ def export(
                                   "the answer (LLaMA-Factory), or in their own field "
                                   "(reasoning_content).")
     ] = ThinkOption.inline,
+    min_score: Annotated[
+        float | None, typer.Option(help="Keep only examples whose judge score (selfinstruct "
+                                   "score) is at least this.")
+    ] = None,
 ) -> None:
     """Write training data (alpaca, sharegpt, messages) and its dataset_info.json entry."""
     with reported_errors():
         result = export_run(run_dir, format.value, output,
                             include_seeds=include_seeds, data=data.value,
-                            think=think.value)
+                            think=think.value, min_score=min_score)
         say_exported(result)
 
 
@@ -644,6 +666,130 @@ def reason(
         for line in reason_summary(stats, job.out_dir):
             say(line)
         exit_if_stopped(stopped_by)
+
+
+def _scale(text: str) -> Scale:
+    try:
+        return Scale.parse(text)
+    except RubricError as err:
+        raise UserError(str(err)) from None
+
+
+@app.command()
+@with_backend_options
+def score(
+    source: Annotated[Path, typer.Argument(
+        help="A run directory, or Alpaca / ShareGPT / messages JSON or JSONL.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output directory (default: SOURCE, "
+                                  "when it is a run directory).")
+    ] = None,
+    rubric: Annotated[
+        Path | None, typer.Option(help="Rubric file, one 'dimension: description' a line "
+                                  "(default: prompts/LANG/rubric.txt).")
+    ] = None,
+    scale: Annotated[str, typer.Option(help="Score range, LOW-HIGH.")] = "1-5",
+    samples: Annotated[int, typer.Option(help="Verdicts per example (averaged).")] = 1,
+    max_tokens: Annotated[int, typer.Option(help="Token limit per verdict.")] = 1024,
+    temperature: Annotated[
+        float | None, typer.Option(help="Default 0 (greedy), 0.7 with --samples above 1.")
+    ] = None,
+    language: Annotated[
+        LanguageOption, typer.Option(help="Rubric and prompt language (auto: the data's).")
+    ] = LanguageOption.auto,
+    field: Annotated[str, typer.Option(help="Field with the prompt in a flat file.")]
+    = "instruction",
+    seed: Annotated[int | None, typer.Option(help="Make sampling reproducible.")] = None,
+    force: Annotated[
+        bool, typer.Option(help="Add to scores made with another rubric or scale.")
+    ] = False,
+    dry_run: DRY_RUN = False,
+    backend: BackendFlags = NO_FLAGS,
+) -> None:
+    """Rate every example with a judge model: per-dimension scores, overall, a reason."""
+    with reported_errors():
+        settings = ScoreSettings(scale=_scale(scale), samples=samples, max_tokens=max_tokens,
+                                 temperature=temperature, seed=seed)
+        common: dict[str, Any] = {"settings": settings, "rubric": rubric,
+                                  "language": language.value, "field": field}
+        if dry_run:
+            for line in dry_run_score(source, out, backend, **common):
+                say(line)
+            return
+        job = open_score(source, out, backend, force=force, **common)
+        with summary_on_abort(stage_summary):
+            stats, stopped_by = drive(
+                "score", None, 0, job.backend,
+                lambda stop, update: score_stage(job, stop, _stage_progress(update)),
+            )
+        for line in stage_summary(stats):
+            say(line)
+        for line in score_summary_lines(job.out_dir):
+            say(line)
+        exit_if_stopped(stopped_by)
+
+
+@app.command()
+def review(
+    run_dir: Annotated[Path, typer.Argument(
+        metavar="RUN", help="The directory score wrote to (a run directory, or its -o).")],
+    sample: Annotated[int, typer.Option(help="Examples to draw, stratified by score band.")]
+    = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the draw (the same seed, the same sheet).")]
+    = 0,
+    lowest: Annotated[int, typer.Option(help="Also the K lowest-scored examples.")] = 0,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The sheet to write "
+                                  "(default: RUN/review.xlsx).")
+    ] = None,
+    import_sheet: Annotated[
+        Path | None, typer.Option("--import", help="Read a filled-in sheet back into "
+                                  "RUN/review.jsonl instead.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing sheet.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Draw (or check the sheet) and report, "
+                                          "writing nothing.")] = False,
+) -> None:
+    """Write a review sheet (xlsx) of sampled examples, or import the reviewed sheet."""
+    with reported_errors():
+        if import_sheet is not None:
+            done = import_review(run_dir, import_sheet, dry_run=dry_run)
+            verdicts = ", ".join(f"{k} {v}" for k, v in done.verdicts.items()) or "none"
+            where = "(dry run: nothing written)" if dry_run else f"-> {done.path}"
+            say(f"{import_sheet}: {done.reviewed} examples reviewed ({verdicts}); "
+                f"{done.total_reviews} reviews in all {where}")
+            return
+        path, drawn = write_review_sheet(run_dir, output,
+                                         ReviewSettings(sample=sample, seed=seed, lowest=lowest),
+                                         force=force, dry_run=dry_run)
+        bands = ", ".join(f"{band}: {count}" for band, count in drawn.bands.items())
+        verb = "would write" if dry_run else "wrote"
+        say(f"{verb} {len(drawn.rows)} examples to {path} (by score band: {bands or 'none'}; "
+            f"{drawn.lowest} lowest-scored); fill in the yellow columns, then run "
+            f"selfinstruct review {run_dir} --import {path}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(
+        metavar="RUN", help="A run directory (or the directory score wrote to).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Default: RUN/report.html.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Read the run and say what the report would "
+                                          "show, writing nothing.")] = False,
+) -> None:
+    """One self-contained HTML page: funnel, scores, review rates, diversity, lengths."""
+    with reported_errors():
+        result = build_report(run_dir, output, dry_run=dry_run)
+        facts = result.facts
+        stages = ", ".join(f.stage for f in facts.funnels) or "none"
+        shows = (f"{len(facts.instructions)} instructions, {len(facts.examples)} examples, "
+                 f"{len(facts.scores)} scored, {len(facts.reviews)} reviewed; stages: {stages}")
+        if dry_run:
+            say(f"would write {result.path}: {shows}")
+            return
+        say(f"wrote {result.path} ({', '.join(result.figures)}): {shows}")
 
 
 @app.command()

@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from selfinstruct.runs.layout import REASONING_FILE
-from selfinstruct.runs.store import read_jsonl
+from selfinstruct.runs.layout import REASONING_FILE, SCORES_FILE, STATS_FILE
+from selfinstruct.runs.store import read_json, read_jsonl
 from selfinstruct.stages.generate import GenerateStats
 from selfinstruct.stages.per_record import StageStats, throughput
 from selfinstruct.stages.runner import RequestStats
@@ -93,4 +93,18 @@ def reason_summary(stats: StageStats, out: Path) -> list[str]:
             "(DeepSeek-R1, Qwen3, QwQ)? For Qwen3 pass --enable-thinking; behind vLLM, "
             "--reasoning-parser is optional (the trace is read from <think> tags too)"
         )
+    return lines
+
+
+def score_summary_lines(out: Path) -> list[str]:
+    """How the examples scored: the histogram and the means, from ``stats.json``."""
+    section = (read_json(out / STATS_FILE) or {}).get("score", {})
+    if not section.get("scored"):
+        return [f"score: nothing scored yet in {out / SCORES_FILE}"]
+    histogram = ", ".join(f"{key}: {count}" for key, count in section["histogram"].items())
+    means = ", ".join(f"{name} {value:g}" for name, value in section["dimension_means"].items())
+    lines = [f"score: {section['scored']} examples scored in {out / SCORES_FILE}; "
+             f"overall mean {section['mean']:g} ({histogram})"]
+    if means:
+        lines.append(f"dimension means: {means}")
     return lines

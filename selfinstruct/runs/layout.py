@@ -21,6 +21,8 @@ FAILURES_FILE = "failures.jsonl"
 STATS_FILE = "stats.json"
 REASONING_FILE = "reasoning.jsonl"
 PASS_RATES_FILE = "pass_rates.jsonl"
+SCORES_FILE = "scores.jsonl"
+REVIEW_FILE = "review.jsonl"
 
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:
@@ -73,3 +75,13 @@ def _add(before: Any, now: Any) -> Any:
     if isinstance(now, (int, float)) and isinstance(before, (int, float)):
         return round(before + now, 3) if isinstance(now, float) else before + now
     return now
+
+
+def update_stats(run_dir: Path, stage: str, values: dict[str, Any]) -> None:
+    """Set ``values`` in ``stage``'s section of ``stats.json``, keeping its other keys:
+    for numbers recounted from the run files (a histogram), not added up per session."""
+    path = run_dir / STATS_FILE
+    document = read_json(path) or {}
+    section = document.get(stage)
+    document[stage] = {**(section if isinstance(section, dict) else {}), **values}
+    write_json_atomic(path, document)

@@ -19,7 +19,9 @@ from selfinstruct.runs.bundled import data_dir
 from selfinstruct.runs.seeds import Instance, SeedTask
 
 PromptStyle = Literal["self-instruct", "alpaca"]
-TemplateName = Literal["self-instruct", "alpaca", "classify", "input-first", "output-first"]
+TemplateName = Literal[
+    "self-instruct", "alpaca", "classify", "input-first", "output-first", "judge"
+]
 
 _FILES: dict[TemplateName, str] = {
     "self-instruct": "self_instruct.txt",
@@ -27,6 +29,7 @@ _FILES: dict[TemplateName, str] = {
     "classify": "classify.txt",
     "input-first": "input_first.txt",
     "output-first": "output_first.txt",
+    "judge": "judge.txt",
 }
 _PLACEHOLDERS: dict[TemplateName, frozenset[str]] = {
     "self-instruct": frozenset({"tasks", "next"}),
@@ -34,6 +37,8 @@ _PLACEHOLDERS: dict[TemplateName, frozenset[str]] = {
     "classify": frozenset({"instruction"}),
     "input-first": frozenset({"instruction", "count"}),
     "output-first": frozenset({"instruction", "count"}),
+    "judge": frozenset({"dimensions", "low", "high", "instruction", "input", "output",
+                        "answer_format"}),
 }
 
 #: How one example is written in each language; the parser reads the same shapes back.

@@ -21,9 +21,11 @@ from selfinstruct.runs.layout import (
     INSTRUCTIONS_FILE,
     REASONING_FILE,
     load_run_config,
+    update_stats,
 )
 from selfinstruct.runs.seeds import load_seeds
 from selfinstruct.runs.store import read_json, read_jsonl, write_atomic, write_json_atomic
+from selfinstruct.stages.curate import Curated, curate_run
 from selfinstruct.stages.reason import user_message
 
 ExportFormat = Literal["alpaca", "sharegpt", "messages"]
@@ -46,6 +48,8 @@ class TrainingExample:
     input: str
     output: str
     reasoning: str | None = None
+    #: The example's id in ``scores.jsonl`` / ``review.jsonl``; empty for the seed tasks'.
+    key: str = ""
 
     @property
     def prompt(self) -> str:
@@ -67,6 +71,8 @@ class ExportResult:
     count: int
     dataset_info: Path
     dataset_name: str
+    #: What ``--min-score`` and the review verdicts took out or changed.
+    curated: Curated | None = None
 
 
 def run_examples(
@@ -81,7 +87,8 @@ def run_examples(
             raise UserError("--include-seeds adds examples without reasoning; it does not "
                             "mix with reasoning data (use --data instances)")
         examples = [
-            TrainingExample(r["instruction"], r["input"], r["answer"], r["reasoning"])
+            TrainingExample(r["instruction"], r["input"], r["answer"], r["reasoning"],
+                            trace_key(r["id"], r["sample"]))
             for r in read_jsonl(run_dir / REASONING_FILE)
         ]
         if not examples:
@@ -102,12 +109,14 @@ def _generated_examples(run_dir: Path) -> Iterator[TrainingExample]:
     """From ``instances.jsonl``; Alpaca-style pools carry their output in the pool itself."""
     if (run_dir / INSTANCES_FILE).exists():
         for task in read_jsonl(run_dir / INSTANCES_FILE):
-            for instance in task["instances"]:
-                yield _example(task["instruction"], instance["input"], instance["output"])
+            for number, instance in enumerate(task["instances"]):
+                yield _example(task["instruction"], instance["input"], instance["output"],
+                               instance_key(task["id"], number))
         return
     for task in read_jsonl(run_dir / INSTRUCTIONS_FILE):
         if task.get("output"):
-            yield _example(task["instruction"], task.get("input", ""), task["output"])
+            yield _example(task["instruction"], task.get("input", ""), task["output"],
+                           str(task["id"]))
 
 
 def _seed_examples(seeds: Path) -> Iterator[TrainingExample]:
@@ -117,8 +126,18 @@ def _seed_examples(seeds: Path) -> Iterator[TrainingExample]:
                 yield _example(seed.instruction, instance.input, instance.output)
 
 
-def _example(instruction: str, input_text: str, output: str) -> TrainingExample:
-    return TrainingExample(instruction.strip(), input_text.strip(), output.strip())
+def _example(instruction: str, input_text: str, output: str, key: str = "") -> TrainingExample:
+    return TrainingExample(instruction.strip(), input_text.strip(), output.strip(), key=key)
+
+
+def instance_key(task_id: str, number: int) -> str:
+    """The id of a task's ``number``-th instance (as ``reason`` names its prompts too)."""
+    return f"{task_id}#{number}"
+
+
+def trace_key(prompt_id: str, sample: int) -> str:
+    """The id of one reasoning trace: its prompt's id and its sample number."""
+    return f"{prompt_id}/{sample}"
 
 
 def to_records(
@@ -185,9 +204,16 @@ def export_run(
     include_seeds: bool = False,
     data: ExportData = "auto",
     think: ThinkStyle = "inline",
+    min_score: float | None = None,
 ) -> ExportResult:
-    """Write ``fmt`` for ``run_dir`` and register it in ``dataset_info.json`` beside it."""
-    examples = run_examples(run_dir, include_seeds=include_seeds, data=data)
+    """Write ``fmt`` for ``run_dir`` and register it in ``dataset_info.json`` beside it.
+
+    With ``min_score``, only examples the judge scored at least that high; a reviewer's
+    ``drop`` and ``edit`` (``review.jsonl``) apply whenever the run has them.
+    """
+    curated = curate_run(run_dir, run_examples(run_dir, include_seeds=include_seeds,
+                                               data=data), min_score)
+    examples = curated.examples
     path = output or run_dir / "export" / FILE_NAMES[fmt]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +225,8 @@ def export_run(
     info = read_json(info_path) or {}
     info[name] = dataset_info_entry(fmt, path.name)
     write_json_atomic(info_path, info)
-    return ExportResult(path, len(examples), info_path, name)
+    update_stats(run_dir, "export", curated.to_json())
+    return ExportResult(path, len(examples), info_path, name, curated)
 
 
 def _write_records(path: Path, records: list[dict[str, Any]], *, jsonl: bool) -> None:

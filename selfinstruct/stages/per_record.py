@@ -124,13 +124,16 @@ async def run_stage(
     backend: Backend,
     settings: StageSettings,
     make_request: Callable[[dict[str, Any]], Request],
-    handle: Callable[[dict[str, Any], Completion], None],
+    handle: Callable[[dict[str, Any], Completion], dict[str, Any] | None],
     files: StageFiles,
     stats: StageStats,
     stop: asyncio.Event,
     progress: Callable[[StageStats], None] | None = None,
 ) -> StageStats:
     """Send every pending record once (retrying failures), calling ``handle`` per answer.
+
+    ``handle`` may return a record to send again (an answer it could not use, asked once
+    more); that record is not done yet and goes to the back of the queue.
 
     The stage's part of ``stats.json`` is saved however the run ends, so an interrupted
     session still leaves its counts for the next one to add to.
@@ -145,7 +148,10 @@ async def run_stage(
         return item, make_request(item.record)
 
     def on_answer(item: WorkItem, completion: Completion) -> bool:
-        handle(item.record, completion)
+        again = handle(item.record, completion)
+        if again is not None:
+            queue.append(WorkItem(again))
+            return False
         stats.done += 1
         if progress is not None:
             progress(stats)
