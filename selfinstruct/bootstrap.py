@@ -189,12 +189,13 @@ class Bootstrap:
                 progress(self.stats)
             return done
 
-        # The slow start puts the first answer's handling between the first requests and
-        # the next ones: load the filter's kernel while the first requests are out.
-        warming = asyncio.get_running_loop().run_in_executor(None, warm_up_kernel)
+        warming: list[asyncio.Future[None]] = []
         try:
             self._reconsider_over_target()
             if not self._done():
+                # The slow start puts the first answer's handling between the first
+                # requests and the next ones: load the filter's kernel while they are out.
+                warming.append(asyncio.get_running_loop().run_in_executor(None, warm_up_kernel))
                 await runner.run(self._next_job, handle, stop)
             self.stats.interrupted = stop.is_set() and not self._done()
         except UserError as err:
@@ -203,7 +204,7 @@ class Bootstrap:
         finally:
             self.stats.elapsed = time.monotonic() - started
             self.close()
-            await asyncio.gather(warming, return_exceptions=True)
+            await asyncio.gather(*warming, return_exceptions=True)
         return self.stats
 
     def close(self) -> None:
