@@ -59,6 +59,10 @@ def over_target_record(
 def pending_over_target(rejected: Path, kept: Iterable[str]) -> list[SetAside]:
     """The over-target candidates of ``rejected`` not settled yet, oldest first (see the
     module docstring); one per text."""
+    if not rejected.is_file():
+        # Missing, or not a file one can read back (a pipe, /dev/null, /dev/full, whose
+        # reading never ends): nothing was set aside that could be found again.
+        return []
     waiting: dict[str, dict[str, Any]] = {}
     judged = set(kept)
     for record in read_jsonl(rejected):
