@@ -16,6 +16,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendSpec, EngineOptions, create_backend
 from selfinstruct.llm.balance import BalancedBackend
 from selfinstruct.llm.base import BackendError, Completion, Request
+from selfinstruct.pacing import SLOW_START
 from selfinstruct.pipeline import BackendFlags, resolve_backend
 from tests.conftest import FakeBackend
 from tests.test_bootstrap import distinct_texts
@@ -237,7 +238,9 @@ def test_one_engine_serves_every_stage_of_a_run(tmp_path, seed_file, stand_in_vl
     methods = [call["method"] for call in stand_in_vllm.instances[0].calls]
     assert set(methods) == {"chat"}
     sizes = [len(call["prompts"]) for call in stand_in_vllm.instances[0].calls]
-    assert sizes[0] == 16  # generate: a round of --concurrency prompts
+    # generate: its slow start, whose 4 answers of 4 tasks cover -n 8, so no round of
+    # --concurrency prompts follows
+    assert sizes[0] == SLOW_START
     assert sizes[-2:] == [8, 8]  # classify, then instances: every task in one round
 
 
