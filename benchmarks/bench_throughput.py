@@ -1,6 +1,6 @@
 """Throughput of the pipeline against a model server that costs only time.
 
-    python benchmarks/bench_throughput.py [--quick] [--json results.json]
+    python benchmarks/bench_throughput.py [--quick] [--json results.json] [--code DIR]
 
 Starts ``fake_llm_server.py`` in its own process (fixed latency per request, realistic
 answers, see there) and measures, with the real command line (``python -m
@@ -10,8 +10,9 @@ selfinstruct ...`` in a child process, the way a user runs it):
    pre-filled with 50,000 instructions), ``instances`` and ``reason`` at each
    ``--concurrency`` C, against the ideal C / latency. Each run is stopped with SIGINT
    (the CLI's own clean stop) once its window is long enough. The steady state is cut
-   from the server's log: from one latency after the first answer (every slot has
-   been filled by then) to the stop. Requests/s is the mean number of requests in
+   from the server's log: from one latency after the first answer and after every
+   slot has been filled once (``generate`` fills them over one or two round trips) to
+   the stop. Requests/s is the mean number of requests in
    flight at the server over that window divided by the latency (Little's law; each
    request stays exactly one latency, plus the server's measured lateness), so answers
    coming back in bursts do not skew it; the plain count of answers in the window /
@@ -63,8 +64,10 @@ sys.path.insert(0, str(HERE))
 from fake_llm_server import FakeAnswers, load_texts, recombined  # noqa: E402
 
 MODEL = "fake-model"
-#: How the command line is started.
+#: How the command line is started, and in which checkout (``--code``): ``-m`` imports
+#: the ``selfinstruct`` package of the directory it starts in.
 CLI = [sys.executable, "-m", "selfinstruct"]
+CODE = [REPO]
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -192,6 +195,10 @@ class RunResult:
     #: stays exactly ``latency``): robust to answers coming back in bursts.
     achieved: float
     percent: float
+    #: The same, over the window cut one latency after the first answer whether or not
+    #: every slot was filled by then (the window before generate's slow start).
+    percent_from_first_answer: float
+    window_starts_after_first_request_s: float
     #: Answers counted inside the window / its length: the same, but sensitive to where
     #: the window cuts a burst when the latency is long next to the window.
     achieved_by_count: float
@@ -208,12 +215,35 @@ class RunResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def steady_state(log: dict[str, Any], latency: float, stop_at: float) -> tuple[float, float]:
-    """The window to measure: one latency after the first answer, to the stop (or to
-    the last request sent, when the command ran out of work before it)."""
-    start = log["completions"][0] + latency
+def steady_state(log: dict[str, Any], latency: float, stop_at: float,
+                 concurrency: int) -> tuple[float, float]:
+    """The window to measure: one latency after the first answer and after every slot
+    has been filled once, to the stop (or to the last request sent, when the command
+    ran out of work before it).
+
+    ``generate`` fills its slots over one or two round trips (a few requests until an
+    answer shows what an answer brings, then at most 8 in flight per answer seen), so
+    for C > 32 the slots are full only after the first answer's round trip: the window
+    starts one latency after that, where the start-up has settled. Every other command
+    fills its slots at once, and its window starts one latency after the first answer,
+    as it always did.
+    """
+    start = max(log["completions"][0], filled_at(log, concurrency)) + latency
     end = min(stop_at, log["arrivals"][-1])
     return start, end
+
+
+def filled_at(log: dict[str, Any], concurrency: int) -> float:
+    """When the server first held ``concurrency`` requests at once (or its most ever)."""
+    events = sorted([(t, 1) for t in log["arrivals"]] + [(t, -1) for t in log["completions"]])
+    held, most, when = 0, 0, events[0][0]
+    for t, change in events:
+        held += change
+        if held > most:
+            most, when = held, t
+        if held >= concurrency:
+            return t
+    return when
 
 
 def in_flight(log: dict[str, Any], start: float, end: float, points: int = 400) -> float:
@@ -227,9 +257,10 @@ def in_flight(log: dict[str, Any], start: float, end: float, points: int = 400) 
 
 
 def run_time(duration: float, latency: float) -> float:
-    """How long to let a command run after its first request: the window starts two
-    latencies in (first answer + one latency) and lasts ``duration`` or 5 latencies."""
-    return max(duration, 5 * latency) + 2 * latency
+    """How long to let a command run after its first request: the window starts two or
+    three latencies in (see :func:`steady_state`) and lasts ``duration`` or 5
+    latencies."""
+    return max(duration, 5 * latency) + 3 * latency
 
 
 def run_cli(server: FakeServer, stage: str, args: list[str], concurrency: int,
@@ -241,7 +272,7 @@ def run_cli(server: FakeServer, stage: str, args: list[str], concurrency: int,
                "--model", MODEL, "--concurrency", str(concurrency)]
     err = (workdir / f"{stage}-c{concurrency}.stderr").open("w")
     launched = time.monotonic()
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
+    proc = subprocess.Popen(command, cwd=CODE[0], stdout=subprocess.DEVNULL, stderr=err,
                             env={**os.environ, "COLUMNS": "120"})
     try:
         with CpuSampler({"client": proc.pid, "server": server.proc.pid}) as cpu:
@@ -264,17 +295,22 @@ def run_cli(server: FakeServer, stage: str, args: list[str], concurrency: int,
     log = server.log()
     if len(log["completions"]) < 2:
         raise RuntimeError(f"{stage}: no answers; see {err.name}")
-    start, end = steady_state(log, latency, stop_at)
+    start, end = steady_state(log, latency, stop_at, concurrency)
     answers = sum(1 for t in log["completions"] if start <= t <= end)
     window = end - start
     occupancy = in_flight(log, start, end)
     late = sorted(log["late"])
     achieved = occupancy / (latency + statistics.fmean(late))
     ideal = concurrency / latency
+    # The window as it was cut before generate's slow start, for comparison.
+    first_answer = log["completions"][0] + latency
+    from_first_answer = in_flight(log, first_answer, end) / (latency + statistics.fmean(late))
     client_cpu = cpu.between("client", start, end)
     return RunResult(
         stage=stage, concurrency=concurrency, latency=latency, ideal=round(ideal, 1),
         achieved=round(achieved, 1), percent=round(100 * achieved / ideal, 1),
+        percent_from_first_answer=round(100 * from_first_answer / ideal, 1),
+        window_starts_after_first_request_s=round(start - log["arrivals"][0], 2),
         achieved_by_count=round(answers / window, 1),
         window_s=round(window, 2), answers_in_window=answers,
         mean_in_flight=round(occupancy, 1),
@@ -536,7 +572,8 @@ def describe(result: RunResult) -> str:
     pool = (f", pool {result.pool_before}->{result.pool_after}"
             if result.pool_before is not None else "")
     return (f"{result.stage:9} C={result.concurrency:<4} latency {result.latency}s: "
-            f"{result.achieved}/{result.ideal} req/s = {result.percent}% (in flight "
+            f"{result.achieved}/{result.ideal} req/s = {result.percent}% "
+            f"({result.percent_from_first_answer}% from the first answer; in flight "
             f"{result.mean_in_flight}, client {result.client_cpu_ms_per_request} ms CPU/req, "
             f"{result.client_cpu_share} core{pool})")
 
@@ -578,10 +615,13 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep run directories here")
     parser.add_argument("--at", nargs="+", metavar="C=LATENCY",
                         help="concurrency=latency pairs (default per plan)")
+    parser.add_argument("--code", type=Path, default=REPO,
+                        help="checkout whose selfinstruct the commands run (default: this one)")
     parser.add_argument("--only", nargs="+",
                         choices=("generate", "instances", "reason", "pipeline", "baseline"))
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    CODE[0] = args.code.resolve()
     pairs = parse_pairs(args.at) if args.at else plan.concurrency_latency
     parts = set(args.only or ("generate", "instances", "reason", "pipeline", "baseline"))
     texts = load_texts()

@@ -20,6 +20,7 @@ from selfinstruct.llm.balance import BalancedBackend
 from selfinstruct.llm.base import BackendError, Completion, Request, preflight
 from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.llm.openai import OpenAIBackend
+from selfinstruct.stages.pacing import SLOW_START
 from selfinstruct.stages.pipeline import BackendFlags, open_backend, resolve_backend
 from tests.test_bootstrap import distinct_texts
 
@@ -362,7 +363,9 @@ def test_one_engine_serves_every_stage_of_a_run(tmp_path, seed_file, stand_in_vl
     methods = [call["method"] for call in stand_in_vllm.instances[0].calls]
     assert set(methods) == {"chat"}
     sizes = [len(call["prompts"]) for call in stand_in_vllm.instances[0].calls]
-    assert sizes[0] == 16  # generate: a round of --concurrency prompts
+    # generate: its slow start, whose 4 answers of 4 tasks cover -n 8, so no round of
+    # --concurrency prompts follows
+    assert sizes[0] == SLOW_START
     assert sizes[-2:] == [8, 8]  # classify, then instances: every task in one round
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from selfinstruct.runs.scores import Review
 
 from selfinstruct.report.rates import review_rates, wilson
 from selfinstruct.report.verbs import count_verbs
+from selfinstruct.runs.scores import Review
 from selfinstruct.stages.report import build_report
 from selfinstruct.text.verbs import first_word, leading_verb_zh, verb_object
 from tests.scripted_run import invoke, scored_run

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from selfinstruct.runs.pairs import Answered
-from selfinstruct.runs.review_sheet import COLUMNS
-from selfinstruct.runs.scores import Review, Score, read_reviews
 from typer.testing import CliRunner
 
 from selfinstruct.cli import commands as cli
 from selfinstruct.errors import UserError
+from selfinstruct.runs.pairs import Answered
+from selfinstruct.runs.review_sheet import COLUMNS
+from selfinstruct.runs.scores import Review, Score, read_reviews
 from selfinstruct.stages.review import (
     ReviewData,
     ReviewSettings,

@@ -9,15 +9,15 @@ import json
 from pathlib import Path
 
 import pytest
-from selfinstruct.runs.pairs import Answered
-from selfinstruct.runs.rubrics import load_rubric
-from selfinstruct.runs.scores import Review, Score, read_scores
 from typer.testing import CliRunner
 
 from selfinstruct.cli import commands as cli
 from selfinstruct.llm import use_backend
 from selfinstruct.llm.base import Request
 from selfinstruct.llm.fake import FakeBackend, completion
+from selfinstruct.runs.pairs import Answered
+from selfinstruct.runs.rubrics import load_rubric
+from selfinstruct.runs.scores import Review, Score, read_scores
 from selfinstruct.runs.templates import load_template
 from selfinstruct.stages.curate import curate
 from selfinstruct.stages.export import TrainingExample, export_run

@@ -728,6 +728,19 @@ _MAX_TABLE = 1 << 16
 _MAX_TABLES = 1024
 
 
+def warm_up_kernel() -> None:
+    """Load the compiled ROUGE-L kernel now (numba's cache, or a compile on a fresh
+    install), on a throw-away index.
+
+    The first filtered candidate otherwise pays for it, 0.3-1 s: ``generate`` calls this
+    from a thread while its first requests are out, so that time overlaps the wait for
+    their answers instead of delaying the next requests.
+    """
+    index = SimilarityIndex()
+    index.add("warm up the kernel")
+    index.first_above("warm up the kernel", 0.5)
+
+
 def _drop_common(features: list[array[int]], query_length: int, bar: float,
                  heavy: int) -> tuple[list[array[int]], int]:
     """Leave out long postings (most common tokens) while that is provably safe.

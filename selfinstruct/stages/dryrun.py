@@ -16,13 +16,19 @@ from selfinstruct.config import GenerateConfig
 from selfinstruct.language import is_cjk_char
 from selfinstruct.llm.base import Request
 from selfinstruct.runs.inputs import PromptRecord
-from selfinstruct.runs.layout import CLASSIFICATION_FILE, INSTANCES_FILE, INSTRUCTIONS_FILE
+from selfinstruct.runs.layout import (
+    CLASSIFICATION_FILE,
+    INSTANCES_FILE,
+    INSTRUCTIONS_FILE,
+    REJECTED_FILE,
+)
 from selfinstruct.runs.seeds import SeedTask
 from selfinstruct.runs.store import read_jsonl
 from selfinstruct.runs.templates import PromptTemplate
 from selfinstruct.stages.classify import classify_request
 from selfinstruct.stages.generate import PromptSampler
 from selfinstruct.stages.instances import InstanceOptions, classification_of, instance_request
+from selfinstruct.stages.over_target import pending_over_target
 from selfinstruct.stages.per_record import unfinished
 from selfinstruct.stages.reason import ReasonOptions, reason_request, undrawn
 
@@ -77,7 +83,13 @@ def plan_generate(config: GenerateConfig, seeds: list[SeedTask], template: Promp
     _, request = PromptSampler(config, seeds, template, machine).next()
     note = (f" at least, for {remaining} more instructions at up to {per_answer} per answer "
             "before filtering")
-    return Plan("generate", math.ceil(remaining / per_answer), request, note)
+    # Candidates an earlier session set aside past its -n are filtered before any
+    # request goes out; each may cover one missing instruction.
+    waiting = len(pending_over_target(config.out / REJECTED_FILE, machine))
+    if waiting:
+        note += f", after the {waiting} candidates set aside over an earlier -n"
+    requests = math.ceil(max(0, remaining - waiting) / per_answer)
+    return Plan("generate", requests, request, note)
 
 
 def plan_classify(run_dir: Path, template: PromptTemplate) -> Plan:

@@ -27,7 +27,9 @@ from selfinstruct.runs.layout import INSTRUCTIONS_FILE, save_stats
 from selfinstruct.runs.seeds import SeedTask
 from selfinstruct.runs.store import read_jsonl
 from selfinstruct.runs.templates import PromptTemplate, render_alpaca, render_self_instruct
-from selfinstruct.similarity.index import SimilarityIndex
+from selfinstruct.similarity.index import SimilarityIndex, warm_up_kernel
+from selfinstruct.stages.over_target import over_target_record, pending_over_target
+from selfinstruct.stages.pacing import Pacer
 from selfinstruct.stages.per_record import failure_record, stage_files, throughput
 from selfinstruct.stages.runner import RequestStats, Runner
 from selfinstruct.text.tasks import Candidate, parse_alpaca_tasks, parse_numbered_list
@@ -165,6 +167,7 @@ class Bootstrap:
         self.stats = GenerateStats(target=config.num_instructions, kept_before=len(self.machine))
         self.stats.kept = len(self.machine)
         self.sampler = PromptSampler(config, seeds, template, self.machine)
+        self.pacer = Pacer(target=config.num_instructions)
         self._barren = 0
 
     async def run(
@@ -186,8 +189,13 @@ class Bootstrap:
                 progress(self.stats)
             return done
 
+        warming: list[asyncio.Future[None]] = []
         try:
+            self._reconsider_over_target()
             if not self._done():
+                # The slow start puts the first answer's handling between the first
+                # requests and the next ones: load the filter's kernel while they are out.
+                warming.append(asyncio.get_running_loop().run_in_executor(None, warm_up_kernel))
                 await runner.run(self._next_job, handle, stop)
             self.stats.interrupted = stop.is_set() and not self._done()
         except UserError as err:
@@ -196,6 +204,7 @@ class Bootstrap:
         finally:
             self.stats.elapsed = time.monotonic() - started
             self.close()
+            await asyncio.gather(*warming, return_exceptions=True)
         return self.stats
 
     def close(self) -> None:
@@ -207,8 +216,11 @@ class Bootstrap:
         return self.stats.kept >= self.config.num_instructions
 
     def _next_job(self) -> tuple[Job, Request] | None:
-        if self._done():
+        """The next prompt, or None while the requests in flight are expected to bring
+        the instructions still missing (the runner asks again as answers arrive)."""
+        if not self.pacer.wants_more(self.stats.kept):
             return None
+        self.pacer.sent()
         return self.sampler.next()
 
     def _parse(self, job: Job, completion: Completion) -> list[Candidate]:
@@ -217,21 +229,46 @@ class Bootstrap:
         return [Candidate(text) for text in parse_numbered_list(completion.text, job.first_number)]
 
     def _handle(self, job: Job, completion: Completion) -> bool:
+        self.pacer.settled()
         kept_before = self.stats.kept
         candidates = self._parse(job, completion)
         if not candidates:
             self._reject(job, completion.text[:500], "unparseable", "no task found in the answer")
         for position, candidate in enumerate(candidates):
-            if self._done():
-                return True
             self.stats.candidates += 1
             if completion.finish_reason == "length" and position == len(candidates) - 1:
                 self._reject(job, candidate.instruction, "truncated",
                              "last item of an answer cut by the length limit")
-                continue
-            self._consider(job, candidate, completion)
-        self._count_barren(self.stats.kept > kept_before)
+            elif self._done():
+                self._set_aside(job, candidate, completion)
+            else:
+                self._consider(job, candidate, completion)
+        if not self._done():
+            # Only whole answers teach the pacer what an answer brings.
+            self.pacer.observe(self.stats.kept - kept_before)
+            self._count_barren(self.stats.kept > kept_before)
         return self._done()
+
+    def _set_aside(self, job: Job, candidate: Candidate, completion: Completion) -> None:
+        """Record a candidate that arrived after the target: it was paid for, and a
+        resume with a larger -n considers it (see ``over_target``)."""
+        self.stats.rejected["over_target"] += 1
+        self._files.rejected.write(over_target_record(
+            candidate, request=job.number, source=completion.model or self.backend.name,
+            target=self.config.num_instructions, alpaca=self.config.prompt_style == "alpaca",
+        ))
+
+    def _reconsider_over_target(self) -> None:
+        """Before sending anything, filter the candidates an earlier session set aside
+        when it reached a smaller -n; stop as soon as the target is reached."""
+        if self._done():
+            return
+        for item in pending_over_target(self._files.rejected.path, self.machine):
+            if self._done():
+                return
+            self.stats.candidates += 1
+            job = Job(item.request or 0, (), first_number=0)
+            self._consider(job, item.candidate, Completion(text="", model=item.source or ""))
 
     def _count_barren(self, kept_any: bool) -> None:
         self._barren = 0 if kept_any else self._barren + 1
@@ -294,5 +331,6 @@ class Bootstrap:
         )
 
     def _record_failure(self, job: Job, error: BackendError) -> None:
+        self.pacer.settled()
         self._files.failures.write(failure_record("generate", job.number, error))
 

@@ -51,6 +51,13 @@ class Runner(Generic[J]):
     ``source()`` returns the next ``(job, request)`` or None when no more work is wanted
     right now; ``handle(job, completion)`` returns True when the stage is complete;
     ``on_failure(job, error)`` records a request that failed for good.
+
+    None from the source means "nothing right now", not "never again": a source that
+    paces itself (``generate`` holds requests back while those in flight are expected to
+    reach its target) says None while answers are on their way, and is asked again each
+    time answers have been handled, which refills the free slots. The run ends only when
+    the source has nothing while no job is in flight or waiting to be handled: then no
+    answer can arrive that would change its mind.
     """
 
     def __init__(
@@ -96,8 +103,10 @@ class Runner(Generic[J]):
 
         A slot takes new work only while fewer than 2C jobs are taken and not yet
         handled: when handling falls behind (a CPU-bound client), the slots wait rather
-        than pile up answers. When ``stop`` is set, the answers that have arrived are
-        still handled, since they have been paid for; only what is in flight is cancelled.
+        than pile up answers. When ``stop`` is set or ``handle`` says done, the answers
+        that have arrived are still handled, since they have been paid for (``handle``
+        decides what an answer after the end is worth); only what is in flight is
+        cancelled.
         """
         self._source = source
         self._workers, self._finished, self._unsettled = set(), asyncio.Queue(), 0
@@ -112,7 +121,7 @@ class Runner(Generic[J]):
                     return
                 batch = [await self._finished.get()]
                 if await self._settle_all(batch, handle):
-                    return
+                    break
             await self._cancel_workers()
             await self._settle_all([], handle)
         finally:
@@ -123,21 +132,30 @@ class Runner(Generic[J]):
     async def _settle_all(
         self, batch: list[_Report[J]], handle: Callable[[J, Completion], bool]
     ) -> bool:
-        """Settle ``batch`` and whatever else is queued; True when ``handle`` says done."""
+        """Settle ``batch`` and whatever else is queued; True when ``handle`` says done.
+
+        Every answer of the batch goes to ``handle``, also those after the one that
+        completed the stage: they arrived, so they were paid for. Failures after that
+        point are dropped: the stage is complete, and a late failure must not stop it
+        with an error.
+        """
         while not self._finished.empty():
             batch.append(self._finished.get_nowait())
         outcomes = _outcomes(batch, self._workers)
         # Answers before failures: an answer that arrives together with the failure that
         # stops the run has been paid for, so it is handled first.
         outcomes.sort(key=_is_failure)
+        done = False
         for job, outcome, epoch in outcomes:
             self._unsettled -= 1
             if self._unsettled < self._most_unsettled:
                 self._room.set()
+            if done and _is_failure((job, outcome, epoch)):
+                continue
             if self._settle(job, outcome, epoch, handle):
-                return True
+                done = self._stopping = True  # no slot takes new work from here on
             await asyncio.sleep(0)
-        return False
+        return done
 
     async def _cancel_workers(self) -> None:
         """Cancel every slot and its request in flight; wait until they have ended."""
@@ -158,7 +176,10 @@ class Runner(Generic[J]):
             self._workers.add(worker)
 
     def _take(self) -> tuple[J, Request] | None:
-        """The next job from the source, counted as taken and not yet handled."""
+        """The next job from the source, counted as taken and not yet handled; none once
+        the run is ending."""
+        if self._stopping:
+            return None
         work = self._source()
         if work is not None:
             self._unsettled += 1

@@ -287,3 +287,79 @@ def test_a_lost_cancel_does_not_keep_a_slot_running():
     asyncio.run(scenario())
     # The three answers that came back instead of the cancel are kept; nothing more is sent.
     assert sorted(handled) == [0, 1, 2] and runner.stats.sent == 3
+
+
+class TogetherBackend:
+    """Answers every request after the same short delay, so requests sent together come
+    back together; request "fail" fails for good."""
+
+    name = "together"
+
+    async def complete(self, request: Request) -> Completion:
+        await asyncio.sleep(0.01)
+        if request.prompt == "fail":
+            raise BackendError("HTTP 401: the API key was refused", retryable=False)
+        return Completion(text=request.prompt)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_answers_after_the_one_that_completes_the_stage_are_still_handled():
+    # Four answers and a fatal failure arrive together; the first answer completes the
+    # stage. The other answers were paid for: they reach handle. The failure comes after
+    # the end and changes nothing.
+    runner = runner_for(TogetherBackend(), 5)
+    jobs = ["0", "1", "fail", "2", "3"]
+
+    def source() -> tuple[int, Request] | None:
+        if not jobs:
+            return None
+        prompt = jobs.pop(0)
+        return len(jobs), Request(prompt)
+
+    handled: list[str] = []
+
+    def handle(job: int, completion: Completion) -> bool:
+        handled.append(completion.text)
+        return True
+
+    asyncio.run(asyncio.wait_for(runner.run(source, handle, asyncio.Event()), 5))
+    assert sorted(handled) == ["0", "1", "2", "3"]
+    assert runner.stats.sent == 5 and runner.stats.failed == 0
+
+
+def test_a_source_that_waits_for_answers_is_asked_again_and_the_run_goes_on():
+    # A pacing source: at most ``allowed`` jobs out at once, one until the first answer,
+    # then three; None in between means "not now". The run must not end while it waits,
+    # must ask again when answers are handled (refilling the free slots), and must not
+    # spin asking it while nothing has changed.
+    backend = TogetherBackend()
+    runner = runner_for(backend, 8)
+    remaining = list(range(12))
+    out = [0]
+    allowed = [1]
+    calls = [0]
+    most_out = [0]
+
+    def source() -> tuple[int, Request] | None:
+        calls[0] += 1
+        if not remaining or out[0] >= allowed[0]:
+            return None
+        out[0] += 1
+        most_out[0] = max(most_out[0], out[0])
+        job = remaining.pop(0)
+        return job, Request(str(job))
+
+    handled: list[int] = []
+
+    def handle(job: int, completion: Completion) -> bool:
+        handled.append(job)
+        out[0] -= 1
+        allowed[0] = 3
+        return False
+
+    asyncio.run(asyncio.wait_for(runner.run(source, handle, asyncio.Event()), 5))
+    assert sorted(handled) == list(range(12))
+    assert most_out[0] == 3
+    assert calls[0] <= 4 * len(handled) + 8  # a few asks per answer, never a busy loop
