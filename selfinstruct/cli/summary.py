@@ -9,6 +9,7 @@ from pathlib import Path
 
 from selfinstruct.runs.layout import REASONING_FILE
 from selfinstruct.runs.store import read_jsonl
+from selfinstruct.stages.dedup import MinHashSummary
 from selfinstruct.stages.generate import GenerateStats
 from selfinstruct.stages.per_record import StageStats, throughput
 from selfinstruct.stages.runner import RequestStats
@@ -93,4 +94,20 @@ def reason_summary(stats: StageStats, out: Path) -> list[str]:
             "(DeepSeek-R1, Qwen3, QwQ)? For Qwen3 pass --enable-thinking; behind vLLM, "
             "--reasoning-parser is optional (the trace is read from <think> tags too)"
         )
+    return lines
+
+
+def minhash_summary(summary: MinHashSummary, output: Path, removed: Path | None) -> list[str]:
+    """Counts, tokens before and after, speed, and where kept and removed records went."""
+    share = summary.tokens_after / summary.tokens_before if summary.tokens_before else 1.0
+    lines = [
+        f"kept {summary.kept:,} of {summary.read:,} records ({summary.removed:,} removed as "
+        f"near-duplicates, in {summary.clusters:,} clusters)",
+        f"tokens {summary.tokens_before:,} before, {summary.tokens_after:,} after "
+        f"({share:.1%} kept)",
+        f"{summary.elapsed_seconds:.1f}s, {summary.records_per_second:,.0f} records/s "
+        f"-> {output}",
+    ]
+    if removed is not None:
+        lines.append(f"removed records, with duplicate_of and estimated_jaccard -> {removed}")
     return lines
