@@ -5,8 +5,9 @@ and the same corpus through datasketch and through datatrove's four-step pipelin
 
 The corpus is generated here, deterministically (``--seed``), per language:
 
-- distinct documents of ~1 KB (English: ~175 words drawn Zipf-wise from 30,000 made-up
-  words; Chinese: ~330 Han characters drawn Zipf-wise from 3,500, ~1 KB of UTF-8),
+- distinct documents of ~1 KB (English: ~210 words drawn Zipf-wise from 30,000 made-up
+  words, the frequent ones short; Chinese: ~330 Han characters drawn Zipf-wise from
+  3,500, ~1 KB of UTF-8),
   checked to be genuinely distinct: the script reports the highest 5-gram Jaccard of
   any two of them;
 - planted copies of 20% of them, each placed later in the file than its original,
@@ -83,6 +84,7 @@ def vocabulary(language: str, rng: random.Random) -> tuple[list[str], np.ndarray
                               for _ in range(rng.choice((1, 2, 2, 3)))))
         units = sorted(words)
         rng.shuffle(units)
+        units.sort(key=len)  # frequent words are short, as in real text (~5 letters a word)
     else:
         units = [chr(0x4E00 + (i * 7919) % 20902) for i in range(3500)]
     weights = 1.0 / np.arange(1, len(units) + 1)
@@ -117,7 +119,7 @@ def make_corpus(language: str, documents: int, seed: int, planted: float = 0.2) 
     rng = random.Random(f"{seed}-{language}")
     numbers = np.random.default_rng(seed + (0 if language == "en" else 1))
     units, probabilities = vocabulary(language, rng)
-    length = 175 if language == "en" else 330
+    length = 210 if language == "en" else 330
     copies_wanted = int(documents * planted)
     originals = documents - copies_wanted
     drawn = numbers.choice(len(units), size=(originals, length), p=probabilities)
