@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 
 import pytest
@@ -261,3 +262,56 @@ def test_dedup_bad_input(tmp_path, content, flags, message):
     assert result.exit_code == 2
     assert message in one_line(result.output)
     assert "Traceback" not in result.output
+
+
+def test_dedup_minhash_command(tmp_path):
+    from tests.test_minhash import chinese_document, edit_words, english_document
+
+    rng = random.Random(6)
+    en, zh = english_document(rng), chinese_document(rng)
+    rows = [{"n": 1, "output": en, "instruction": "same"},
+            {"n": 2, "output": english_document(rng), "instruction": "same"},
+            {"n": 3, "output": zh, "instruction": "same"},
+            {"n": 4, "output": edit_words(en, rng, 1, "x"), "instruction": "same"},
+            {"n": 5, "output": edit_words(zh, rng, 2, "x"), "instruction": "same"}]
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                      encoding="utf-8")
+    out, removed = tmp_path / "kept.jsonl", tmp_path / "removed.jsonl"
+    result = invoke("dedup", str(source), "-o", str(out), "--method", "minhash", "--field",
+                    "output", "--removed", str(removed), "--id-field", "n")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["n"] for line in out.read_text().splitlines()] == [1, 2, 3]
+    gone = [json.loads(line) for line in removed.read_text(encoding="utf-8").splitlines()]
+    assert [(r["n"], r["duplicate_of"]) for r in gone] == [(4, 1), (5, 3)]
+    assert all(r["estimated_jaccard"] > 0.8 for r in gone)
+    text = one_line(result.output)
+    assert "kept 3 of 5 records (2 removed as near-duplicates, in 2 clusters)" in text
+    assert re.search(r"tokens [\d,]+ before, [\d,]+ after \(\d+\.\d% kept\)", text)
+    assert f"-> {removed}" in text
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--method", "minhash", "--num-perm", "100"],
+         "--num-perm 100 is not --bands x --rows = 14 x 8 = 112"),
+        (["--method", "minhash", "--ngram", "0"], "--ngram must be at least 1, got 0"),
+        (["--method", "minhash", "--bands", "0"], "--bands must be at least 1, got 0"),
+        (["--method", "minhash", "--similarity-threshold", "0.5"],
+         "--similarity-threshold does not apply to --method minhash"),
+        (["--method", "minhash", "--against", "seeds.jsonl"],
+         "--against does not apply to --method minhash"),
+        (["--removed", "r.jsonl", "--seed", "3"],
+         "--removed, --seed do not apply to --method rouge"),
+        (["--method", "simhash"], "Invalid value for '--method'"),
+    ],
+)
+def test_dedup_minhash_bad_flags(tmp_path, flags, message):
+    source = tmp_path / "data.jsonl"
+    source.write_text('{"instruction": "a b c"}\n')
+    result = invoke("dedup", str(source), "-o", str(tmp_path / "o.jsonl"), *flags)
+    assert result.exit_code == 2
+    assert message in one_line(result.output)
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o.jsonl").exists()

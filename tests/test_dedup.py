@@ -1,9 +1,12 @@
 """dedup_file: keep a record iff its best ROUGE-L against what was kept (and --against)
-is at most the threshold; every kind of bad input is one clear ``file:line:`` error."""
+is at most the threshold; every kind of bad input is one clear ``file:line:`` error.
+dedup_minhash: the first record of each MinHash cluster is kept, in order, the rest go
+to --removed with what they duplicate, and --field is the one field every step reads."""
 
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -11,9 +14,17 @@ from typing import Any
 import pytest
 from rouge_score import rouge_scorer
 
+from selfinstruct.config import MinHashDedupSettings
 from selfinstruct.errors import UserError
 from selfinstruct.similarity.index import tokenize
-from selfinstruct.stages.dedup import DedupSummary, count_records, dedup_file, iter_records
+from selfinstruct.stages.dedup import (
+    DedupSummary,
+    count_records,
+    dedup_file,
+    dedup_minhash,
+    iter_records,
+)
+from tests.test_minhash import chinese_document, edit_words, english_document
 
 
 def write_jsonl(path: Path, records: list[Any]) -> Path:
@@ -213,3 +224,182 @@ def test_missing_input_and_unwritable_output(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", RECORDS)
     with pytest.raises(UserError, match=r"cannot write .*missing/out\.jsonl"):
         dedup_file(source, tmp_path / "missing" / "out.jsonl")
+
+
+# ---------------------------------------------------------------------------
+# MinHash: dedup_minhash(settings)
+# ---------------------------------------------------------------------------
+
+def planted_corpus(make, count: int = 40, seed: int = 5) -> tuple[list[dict[str, Any]], set[str]]:
+    """``count`` distinct documents, then a near-copy (2 tokens changed) of every 5th one,
+    interleaved later in the file; returns the records and the ids of the copies."""
+    rng = random.Random(seed)
+    records = [{"id": f"d{i}", "text": make(rng), "source": "base"} for i in range(count)]
+    copies = [{"id": f"c{i}", "text": edit_words(records[i]["text"], rng, 2, "edit"),
+               "source": "copy"} for i in range(0, count, 5)]
+    for offset, copy in enumerate(copies):
+        records.insert(10 + 4 * offset + offset, copy)
+    return records, {copy["id"] for copy in copies}
+
+
+def minhash(tmp_path: Path, records: list[dict[str, Any]], **options: Any):
+    source = write_jsonl(tmp_path / "in.jsonl", records)
+    settings = MinHashDedupSettings(input=source, output=tmp_path / "kept.jsonl",
+                                    removed=tmp_path / "removed.jsonl", **options)
+    summary = dedup_minhash(settings)
+    return summary, read_jsonl(tmp_path / "kept.jsonl"), read_jsonl(tmp_path / "removed.jsonl")
+
+
+@pytest.mark.parametrize("make", [english_document, chinese_document], ids=["en", "zh"])
+def test_minhash_removes_planted_near_duplicates(tmp_path: Path, make) -> None:
+    records, copies = planted_corpus(make)
+    summary, kept, removed = minhash(tmp_path, records, field="text")
+    assert {r["id"] for r in removed} == copies
+    assert all(r["source"] == "base" for r in kept)
+    assert (summary.read, summary.kept, summary.removed, summary.clusters) == (48, 40, 8, 8)
+
+
+def test_minhash_kept_and_removed_partition_the_input_in_order(tmp_path: Path) -> None:
+    records, _ = planted_corpus(english_document)
+    summary, kept, removed = minhash(tmp_path, records, field="text")
+    ids = [r["id"] for r in records]
+    kept_ids = [r["id"] for r in kept]
+    removed_ids = [r["id"] for r in removed]
+    assert sorted(kept_ids + removed_ids) == sorted(ids)
+    assert not set(kept_ids) & set(removed_ids)
+    assert kept_ids == [i for i in ids if i in set(kept_ids)]  # input order
+    assert removed_ids == [i for i in ids if i in set(removed_ids)]
+    # Records are copied whole; the removed ones gain exactly two fields.
+    assert kept == [r for r in records if r["id"] in set(kept_ids)]
+    by_id = {r["id"]: r for r in records}
+    for record in removed:
+        extra = {k: v for k, v in record.items() if k not in by_id[record["id"]]}
+        assert set(extra) == {"duplicate_of", "estimated_jaccard"}
+    tokens = {r["id"]: len(tokenize(r["text"])) for r in records}
+    assert summary.tokens_before == sum(tokens.values())
+    assert summary.tokens_after == sum(tokens[i] for i in kept_ids)
+
+
+def test_minhash_keeps_the_first_and_names_it_in_duplicate_of(tmp_path: Path) -> None:
+    rng = random.Random(2)
+    base = english_document(rng)
+    records = [
+        {"id": "other", "text": english_document(rng)},
+        {"id": "late-copy", "text": edit_words(base, rng, 1, "x")},  # first in order: kept
+        {"id": "original", "text": base},
+        {"id": "exact", "text": base},
+    ]
+    _, kept, removed = minhash(tmp_path, records, field="text")
+    assert [r["id"] for r in kept] == ["other", "late-copy"]
+    assert [(r["id"], r["duplicate_of"]) for r in removed] == [("original", "late-copy"),
+                                                               ("exact", "late-copy")]
+    assert all(0.9 <= r["estimated_jaccard"] <= 1.0 for r in removed)
+    assert all(r["estimated_jaccard"] == round(r["estimated_jaccard"], 4) for r in removed)
+
+
+def test_minhash_duplicate_of_is_the_position_without_an_id_field(tmp_path: Path) -> None:
+    text = "the same long enough sentence is written here twice over"
+    records = [{"text": "something else entirely, a different sentence"}, {"text": text},
+               {"text": text}]
+    _, kept, removed = minhash(tmp_path, records, field="text")
+    assert len(kept) == 2
+    assert removed == [{"text": text, "duplicate_of": 1, "estimated_jaccard": 1.0}]
+    _, _, removed = minhash(tmp_path, [{**r, "key": i} for i, r in enumerate(records)],
+                            field="text", id_field="key")
+    assert removed[0]["duplicate_of"] == 1
+
+
+def test_minhash_hashes_the_field_it_is_given(tmp_path: Path) -> None:
+    """The article's bug: stage 1 hashed another field than the rest used, and found no
+    duplicates. Here the instruction is the same everywhere and the outputs are distinct
+    except one near-copy: only the field asked for may decide."""
+    rng = random.Random(4)
+    outputs = [english_document(rng) for _ in range(6)]
+    outputs.append(edit_words(outputs[2], rng, 1, "x"))
+    records = [{"id": i, "instruction": "Write an essay.", "output": text}
+               for i, text in enumerate(outputs)]
+    summary, kept, removed = minhash(tmp_path, records, field="output")
+    assert [r["id"] for r in removed] == [6]
+    assert [r["duplicate_of"] for r in removed] == [2]
+    assert summary.tokens_before == sum(len(tokenize(t)) for t in outputs)
+    # The same records on the instruction field: all one cluster.
+    _, kept, removed = minhash(tmp_path, records, field="instruction")
+    assert [r["id"] for r in kept] == [0]
+    # A record whose other field is identical but whose --field differs stays.
+    twins = [{"id": "a", "instruction": "Same prompt", "output": outputs[0]},
+             {"id": "b", "instruction": "Same prompt", "output": outputs[1]}]
+    _, kept, removed = minhash(tmp_path, twins, field="output")
+    assert ([r["id"] for r in kept], removed) == (["a", "b"], [])
+
+
+def test_minhash_missing_field_names_file_and_line_before_writing(tmp_path: Path) -> None:
+    records = [{"text": "a b c"}, {"output": "no text field"}]
+    source = write_jsonl(tmp_path / "in.jsonl", records)
+    settings = MinHashDedupSettings(input=source, output=tmp_path / "kept.jsonl",
+                                    removed=tmp_path / "removed.jsonl", field="text")
+    with pytest.raises(UserError, match=r"in\.jsonl:2: no 'text' field \(fields: output\)"):
+        dedup_minhash(settings)
+    assert not (tmp_path / "kept.jsonl").exists()
+    assert not (tmp_path / "removed.jsonl").exists()
+
+
+def test_minhash_is_reproducible_with_a_seed(tmp_path: Path) -> None:
+    # Pairs at true Jaccard ~0.6-0.75, where LSH finds some and misses some: which
+    # ones depends on the hash functions, so on the seed and nothing else.
+    rng = random.Random(8)
+    records = []
+    for i in range(40):
+        base = english_document(rng)
+        records += [{"id": f"b{i}", "text": base},
+                    {"id": f"c{i}", "text": edit_words(base, rng, 10, "x")}]
+    runs = {}
+    for seed in (1, 1, 2):
+        _, _, removed = minhash(tmp_path, records, field="text", seed=seed)
+        runs.setdefault(seed, []).append(removed)
+    assert runs[1][0] == runs[1][1]
+    assert runs[1][0] != runs[2][0]
+
+
+def test_minhash_without_removed_file_and_empty_input(tmp_path: Path) -> None:
+    source = tmp_path / "empty.json"
+    source.write_text("[]", encoding="utf-8")
+    summary = dedup_minhash(MinHashDedupSettings(input=source, output=tmp_path / "kept.jsonl"))
+    assert (summary.read, summary.kept, summary.removed, summary.tokens_before) == (0, 0, 0, 0)
+    assert (tmp_path / "kept.jsonl").read_text() == ""
+    assert summary.records_per_second >= 0
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"ngram": 0}, "--ngram must be at least 1, got 0"),
+    ({"bands": 0}, "--bands must be at least 1, got 0"),
+    ({"rows": 0}, "--rows must be at least 1, got 0"),
+    ({"num_perm": 128}, "--num-perm 128 is not --bands x --rows = 14 x 8 = 112"),
+    ({"bands": 16, "num_perm": 112}, "--num-perm 112 is not --bands x --rows = 16 x 8 = 128"),
+    ({"seed": -3}, "--seed must not be negative, got -3"),
+    ({"tokenizer": "bert"}, "unknown tokenizer 'bert'"),
+])
+def test_minhash_bad_settings_are_user_errors(tmp_path: Path, options: dict[str, Any],
+                                              message: str) -> None:
+    with pytest.raises(UserError, match=re.escape(message)) as caught:
+        MinHashDedupSettings(input=tmp_path / "in.jsonl", output=tmp_path / "o.jsonl",
+                             **options)
+    assert "\n" not in str(caught.value)
+
+
+def test_minhash_num_perm_equal_to_bands_times_rows_is_accepted(tmp_path: Path) -> None:
+    MinHashDedupSettings(input=tmp_path / "i", output=tmp_path / "o", bands=20, rows=5,
+                         num_perm=100)
+
+
+def test_minhash_refuses_outputs_that_overwrite_the_input_or_each_other(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"instruction": "a b c"}])
+    cases = [({"output": source}, "output .* is the input"),
+             ({"removed": source}, "--removed file .* is the input"),
+             ({"removed": tmp_path / "kept.jsonl"}, "--removed .* is the output"),
+             ({"output": tmp_path}, "is a directory")]
+    for options, message in cases:
+        settings = MinHashDedupSettings(**{"input": source, "output": tmp_path / "kept.jsonl",
+                                           **options})
+        with pytest.raises(UserError, match=message):
+            dedup_minhash(settings)
+    assert read_jsonl(source) == [{"instruction": "a b c"}]

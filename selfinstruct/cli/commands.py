@@ -26,16 +26,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from selfinstruct.cli.summary import (
     generate_summary,
+    minhash_summary,
     reason_summary,
     resume_command,
     score_summary_lines,
     stage_summary,
 )
+from selfinstruct.config import MinHashDedupSettings
 from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.filters.traces import TraceSettings
 from selfinstruct.llm import Backend
 from selfinstruct.runs.shard import EVERYTHING, Shard
-from selfinstruct.stages.dedup import count_records, dedup_file
+from selfinstruct.stages.dedup import count_records, dedup_file, dedup_minhash
 from selfinstruct.stages.dryrun import plan_generate
 from selfinstruct.stages.export import ExportResult, export_run
 from selfinstruct.stages.generate import GenerateStats
@@ -122,6 +124,13 @@ class TokenizerOption(str, Enum):
 
     multilingual = "multilingual"
     rouge = "rouge"
+
+
+class DedupMethod(str, Enum):
+    """How ``dedup`` compares records."""
+
+    rouge = "rouge"
+    minhash = "minhash"
 
 
 class DataOption(str, Enum):
@@ -794,35 +803,92 @@ def report(
 
 @app.command()
 def dedup(
+    ctx: typer.Context,
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="JSONL or JSON array.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Kept records, JSONL.")],
+    method: Annotated[
+        DedupMethod, typer.Option(help="rouge: exact ROUGE-L, for instructions; minhash: "
+                                  "MinHash/LSH over word n-grams, for long documents.")
+    ] = DedupMethod.rouge,
     similarity_threshold: Annotated[
-        float, typer.Option(help="Drop a record whose ROUGE-L vs kept ones is above this.")
+        float, typer.Option(help="rouge: drop a record whose ROUGE-L vs kept ones is above "
+                            "this.")
     ] = 0.7,
-    tokenizer: Annotated[TokenizerOption, typer.Option(help="ROUGE tokenizer.")]
+    tokenizer: Annotated[TokenizerOption, typer.Option(help="Tokenizer (the words of the "
+                                                       "n-grams for minhash).")]
     = TokenizerOption.multilingual,
     against: Annotated[
-        Path | None, typer.Option(help="Also drop records similar to this file's texts.")
+        Path | None, typer.Option(help="rouge: also drop records similar to this file's texts.")
     ] = None,
-    field: Annotated[str, typer.Option(help="The field holding the text.")] = "instruction",
+    field: Annotated[str, typer.Option(help="The field holding the text; every step uses "
+                                       "it.")] = "instruction",
+    removed: Annotated[
+        Path | None, typer.Option(help="minhash: write removed records here, with "
+                                  "duplicate_of and estimated_jaccard.")
+    ] = None,
+    ngram: Annotated[int, typer.Option(help="minhash: words per shingle.")] = 5,
+    bands: Annotated[int, typer.Option(help="minhash: LSH bands.")] = 14,
+    rows: Annotated[int, typer.Option(help="minhash: hashes per band.")] = 8,
+    num_perm: Annotated[int | None, typer.Option(help="minhash: signature length; must be "
+                                                 "bands x rows (a check).")] = None,
+    seed: Annotated[int, typer.Option(help="minhash: seed of the hash functions.")] = 1,
+    id_field: Annotated[str, typer.Option(help="minhash: the field duplicate_of names (else "
+                                          "the kept record's 0-based position).")] = "id",
 ) -> None:
-    """Drop near-duplicates from an existing dataset, streaming, in order."""
+    """Drop near-duplicates from an existing dataset, keeping the first of each in order."""
     with reported_errors():
-        if not 0.0 <= similarity_threshold <= 1.0:
-            raise UserError("--similarity-threshold must be between 0 and 1")
-        total = count_records(input_path, field)
-        with _progress_bar("dedup") as progress:
-            task = progress.add_task("dedup", total=total, detail="")
-            summary = dedup_file(
-                input_path, output, threshold=similarity_threshold,
-                tokenizer=tokenizer.value, field=field, against=against,
-                progress=lambda read, kept: progress.update(
-                    task, completed=read, detail=f"{kept} kept"
-                ),
-            )
-        say(f"kept {summary.kept} of {summary.read} records ({summary.dropped} dropped) "
-            f"in {summary.elapsed_seconds:.1f}s, {summary.records_per_second:,.0f} records/s "
-            f"-> {output}")
+        if method is DedupMethod.minhash:
+            _refuse_flags(ctx, "--method minhash", ("similarity_threshold", "against"))
+            _dedup_minhash(MinHashDedupSettings(
+                input=input_path, output=output, removed=removed, field=field,
+                id_field=id_field, ngram=ngram, bands=bands, rows=rows, num_perm=num_perm,
+                seed=seed, tokenizer=tokenizer.value,
+            ))
+        else:
+            _refuse_flags(ctx, "--method rouge",
+                          ("removed", "ngram", "bands", "rows", "num_perm", "seed", "id_field"))
+            _dedup_rouge(input_path, output, similarity_threshold, tokenizer.value, against,
+                         field)
+
+
+def _refuse_flags(ctx: typer.Context, method: str, names: tuple[str, ...]) -> None:
+    """A flag only the other method reads would be silently ignored: refuse it instead."""
+    # By name: typer carries its own copy of click, whose ParameterSource is another enum.
+    given = [f"--{name.replace('_', '-')}" for name in names
+             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"]
+    if given:
+        one = len(given) == 1
+        raise UserError(f"{', '.join(given)} {'does' if one else 'do'} not apply to {method}; "
+                        f"leave {'it' if one else 'them'} out or choose the other --method")
+
+
+def _dedup_rouge(input_path: Path, output: Path, threshold: float, tokenizer: str,
+                 against: Path | None, field: str) -> None:
+    """Exact ROUGE-L dedup under a progress bar, then its summary line."""
+    if not 0.0 <= threshold <= 1.0:
+        raise UserError("--similarity-threshold must be between 0 and 1")
+    total = count_records(input_path, field)
+    with _progress_bar("dedup") as progress:
+        task = progress.add_task("dedup", total=total, detail="")
+        summary = dedup_file(
+            input_path, output, threshold=threshold, tokenizer=tokenizer, field=field,
+            against=against,
+            progress=lambda read, kept: progress.update(task, completed=read,
+                                                        detail=f"{kept} kept"),
+        )
+    say(f"kept {summary.kept} of {summary.read} records ({summary.dropped} dropped) "
+        f"in {summary.elapsed_seconds:.1f}s, {summary.records_per_second:,.0f} records/s "
+        f"-> {output}")
+
+
+def _dedup_minhash(settings: MinHashDedupSettings) -> None:
+    """MinHash dedup under a progress bar (hashing, then writing), then its summary."""
+    with _progress_bar("dedup") as progress:
+        task = progress.add_task("dedup", total=None, detail="")
+        summary = dedup_minhash(settings, progress=lambda step, done: progress.update(
+            task, completed=done, detail=step))
+    for line in minhash_summary(summary, settings.output, settings.removed):
+        say(line)
 
 
 def _progress_bar(label: str) -> Progress:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from selfinstruct.runs.layout import REASONING_FILE, SCORES_FILE, STATS_FILE
 from selfinstruct.runs.store import read_json, read_jsonl
+from selfinstruct.stages.dedup import MinHashSummary
 from selfinstruct.stages.generate import GenerateStats
 from selfinstruct.stages.per_record import StageStats, throughput
 from selfinstruct.stages.runner import RequestStats
@@ -107,4 +108,20 @@ def score_summary_lines(out: Path) -> list[str]:
              f"overall mean {section['mean']:g} ({histogram})"]
     if means:
         lines.append(f"dimension means: {means}")
+    return lines
+
+
+def minhash_summary(summary: MinHashSummary, output: Path, removed: Path | None) -> list[str]:
+    """Counts, tokens before and after, speed, and where kept and removed records went."""
+    share = summary.tokens_after / summary.tokens_before if summary.tokens_before else 1.0
+    lines = [
+        f"kept {summary.kept:,} of {summary.read:,} records ({summary.removed:,} removed as "
+        f"near-duplicates, in {summary.clusters:,} clusters)",
+        f"tokens {summary.tokens_before:,} before, {summary.tokens_after:,} after "
+        f"({share:.1%} kept)",
+        f"{summary.elapsed_seconds:.1f}s, {summary.records_per_second:,.0f} records/s "
+        f"-> {output}",
+    ]
+    if removed is not None:
+        lines.append(f"removed records, with duplicate_of and estimated_jaccard -> {removed}")
     return lines

@@ -1,18 +1,26 @@
-"""Near-duplicate removal for any instruction file: the library behind ``selfinstruct dedup``.
+"""Near-duplicate removal for any dataset file: the library behind ``selfinstruct dedup``.
 
-Records are kept greedily in file order: a record survives when its ROUGE-L F1 against
-every record kept before it (and every text of an optional ``--against`` file, e.g. the
-seed tasks) is at most the threshold, exactly the rule the bootstrap loop applies to
+Two methods. ``rouge`` (:func:`dedup_file`) suits instructions: records are kept
+greedily in file order; a record survives when its ROUGE-L F1 against every record kept
+before it (and every text of an optional ``--against`` file, e.g. the seed tasks) is at
+most the threshold, exactly the rule the bootstrap loop applies to
 new instructions, so ``dedup`` can clean data made elsewhere or re-filter a run at a
 different threshold.
 
 The input is read twice: once to validate it completely (so a bad line 90,000 fails
 before any output is written), then to filter it. Kept records are written as JSON
 Lines, one line each, flushed as they go, unchanged apart from formatting.
+
+``minhash`` (:func:`dedup_minhash`) suits long documents, where an LCS per pair is too
+slow: pass 1 hashes every record's text into a MinHash signature (validating the
+whole file on the way), the signatures are clustered by LSH bands, and pass 2 writes
+each cluster's first record to the output and the others, with the record they
+duplicate and the estimated Jaccard similarity, to the ``--removed`` file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -20,12 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+import numpy.typing as npt
+
+from selfinstruct.config import MinHashDedupSettings
 from selfinstruct.errors import UserError
 from selfinstruct.runs.readers import iter_objects, json_type
 from selfinstruct.similarity.index import TOKENIZERS, SimilarityIndex
+from selfinstruct.similarity.minhash import MinHasher, Signatures, cluster, estimate_jaccard
 
-__all__ = ["DedupSummary", "Record", "count_records", "dedup_file", "iter_records"]
+__all__ = ["DedupSummary", "MinHashSummary", "Record", "count_records", "dedup_file",
+           "dedup_minhash", "iter_records"]
 
+#: Records hashed per kernel call: big enough to amortise the call, small enough that
+#: the batch's text is a few MB.
+MINHASH_BATCH = 2048
 
 
 @dataclass(frozen=True)
@@ -163,3 +180,134 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve() or (b.exists() and a.samefile(b))
     except OSError:
         return False
+
+
+# ---------------------------------------------------------------------------
+# MinHash
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MinHashSummary:
+    """What a MinHash dedup run did: counts, tokens before and after, time."""
+
+    read: int
+    kept: int
+    removed: int
+    clusters: int  # clusters with at least one removed record
+    tokens_before: int
+    tokens_after: int
+    elapsed_seconds: float
+
+    @property
+    def records_per_second(self) -> float:
+        """Throughput, for the closing line of the CLI."""
+        return self.read / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+
+#: How MinHash dedup reports progress: (step, records done); steps are "hashing"
+#: (pass 1) and "writing" (pass 2).
+MinHashProgress = Callable[[str, int], None]
+
+
+def dedup_minhash(settings: MinHashDedupSettings,
+                  progress: MinHashProgress | None = None) -> MinHashSummary:
+    """Keep the first record of each MinHash/LSH cluster of ``settings.input``, in input
+    order, in ``settings.output``; write the others to ``settings.removed`` (if set) with
+    ``duplicate_of`` and ``estimated_jaccard``.
+
+    ``duplicate_of`` is the kept record's ``settings.id_field`` value, or its 0-based
+    position in the input when it has none. The whole input is read and hashed before
+    any output is opened, so bad input never leaves a partial output file.
+    """
+    started = time.perf_counter()
+    _check_minhash_paths(settings)
+    hasher = MinHasher(ngram=settings.ngram, bands=settings.bands, rows=settings.rows,
+                       seed=settings.seed, tokenizer=settings.tokenizer)
+    signatures = _hash_records(settings.input, settings.field, hasher, progress)
+    keeper = cluster(signatures.values, signatures.tokens, hasher.bands, hasher.rows).keeper
+    kept = keeper == np.arange(len(keeper))
+    removed = np.flatnonzero(~kept)
+    estimates = np.full(len(keeper), np.nan)
+    estimates[removed] = estimate_jaccard(signatures.values, removed, keeper[removed])
+    _write_split(settings, keeper, estimates, progress)
+    return MinHashSummary(
+        read=len(keeper), kept=int(kept.sum()), removed=len(removed),
+        clusters=len(np.unique(keeper[removed])),
+        tokens_before=int(signatures.tokens.sum()),
+        tokens_after=int(signatures.tokens[kept].sum()),
+        elapsed_seconds=time.perf_counter() - started)
+
+
+def _check_minhash_paths(settings: MinHashDedupSettings) -> None:
+    """The outputs must be files distinct from the input and from each other."""
+    outputs = [(settings.output, "output")]
+    if settings.removed is not None:
+        outputs.append((settings.removed, "--removed file"))
+        if _same_file(settings.output, settings.removed):
+            raise UserError(f"--removed {settings.removed} is the output; write the removed "
+                            "records to a different file")
+    for path, name in outputs:
+        if _same_file(settings.input, path):
+            raise UserError(f"{name} {path} is the input; write to a different file")
+        if path.is_dir():
+            raise UserError(f"{name} {path} is a directory; give a file name")
+
+
+def _hash_records(path: Path, field: str, hasher: MinHasher,
+                  progress: MinHashProgress | None) -> Signatures:
+    """Pass 1: every record's signature and token count, in input order."""
+    values: list[npt.NDArray[np.uint64]] = [np.zeros((0, hasher.num_perm), dtype=np.uint64)]
+    tokens: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64)]
+    batch: list[str] = []
+    done = 0
+    for record in iter_records(path, field):
+        batch.append(record.text)
+        if len(batch) == MINHASH_BATCH:
+            done += _hash_batch(hasher, batch, values, tokens)
+            if progress is not None:
+                progress("hashing", done)
+    done += _hash_batch(hasher, batch, values, tokens)
+    if progress is not None:
+        progress("hashing", done)
+    return Signatures(np.concatenate(values), np.concatenate(tokens))
+
+
+def _hash_batch(hasher: MinHasher, batch: list[str], values: list[npt.NDArray[np.uint64]],
+                tokens: list[npt.NDArray[np.int64]]) -> int:
+    """Hash and clear ``batch``, appending its results; return how many it held."""
+    if not batch:
+        return 0
+    result = hasher.signatures(batch)
+    values.append(result.values)
+    tokens.append(result.tokens)
+    size = len(batch)
+    batch.clear()
+    return size
+
+
+def _write_split(settings: MinHashDedupSettings, keeper: npt.NDArray[np.int64],
+                 estimates: npt.NDArray[np.float64], progress: MinHashProgress | None) -> None:
+    """Pass 2: copy each record to the output or, annotated, to the removed file."""
+    leaders = set(keeper[keeper != np.arange(len(keeper))].tolist())
+    names: dict[int, Any] = {}
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(_open_output(settings.output))
+        removed_out = (stack.enter_context(_open_output(settings.removed))
+                       if settings.removed is not None else None)
+        for position, record in enumerate(iter_records(settings.input, settings.field)):
+            if position >= len(keeper):
+                raise UserError(f"{settings.input} changed while it was being deduplicated")
+            leader = int(keeper[position])
+            if leader == position:
+                out.write(json.dumps(record.data, ensure_ascii=False) + "\n")
+                if position in leaders:
+                    names[position] = record.data.get(settings.id_field, position)
+            elif removed_out is not None:
+                annotated = {**record.data, "duplicate_of": names[leader],
+                             "estimated_jaccard": round(float(estimates[position]), 4)}
+                removed_out.write(json.dumps(annotated, ensure_ascii=False) + "\n")
+            if progress is not None and (position + 1) % MINHASH_BATCH == 0:
+                progress("writing", position + 1)
+    if progress is not None:
+        progress("writing", len(keeper))
