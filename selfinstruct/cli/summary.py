@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from selfinstruct.runs.layout import REASONING_FILE
+from selfinstruct.runs.layout import DISTILLED_FILE, REASONING_FILE
 from selfinstruct.runs.store import read_jsonl
 from selfinstruct.stages.generate import GenerateStats
 from selfinstruct.stages.per_record import StageStats, throughput
@@ -94,3 +94,10 @@ def reason_summary(stats: StageStats, out: Path) -> list[str]:
             "--reasoning-parser is optional (the trace is read from <think> tags too)"
         )
     return lines
+
+
+def distill_summary(stats: StageStats, out: Path) -> list[str]:
+    """Where a distill run's records are, and how many answers were rejected."""
+    rejected = sum(stats.rejected.values())
+    return [f"distill: {stats.seen.get('records', 0)} records written to "
+            f"{out / DISTILLED_FILE} this session, {rejected} answers or items rejected"]

@@ -21,6 +21,7 @@ FAILURES_FILE = "failures.jsonl"
 STATS_FILE = "stats.json"
 REASONING_FILE = "reasoning.jsonl"
 PASS_RATES_FILE = "pass_rates.jsonl"
+DISTILLED_FILE = "distilled.jsonl"
 
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:
