@@ -114,10 +114,9 @@ class VLLMBackend:
             self.rounds.append(len(batch))
             try:
                 completions = await asyncio.to_thread(self._generate, [r for r, _ in batch])
-            except BackendError as err:
-                failure = err
             except Exception as err:  # the engine's errors have no common type
-                failure = BackendError(f"vLLM failed: {err}", retryable=False)
+                failure = err if isinstance(err, BackendError) else BackendError(
+                    f"vLLM failed: {err}", retryable=False)
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(failure)
