@@ -302,6 +302,9 @@ def test_the_openai_backend_sends_system_stop_extra_body_and_the_thinking_switch
     thinking = {k: body[k] for k in ("chat_template_kwargs", "enable_thinking",
                                      "thinking_budget") if k in body}
     assert thinking == fields
+    # the record keeps the filled template; a /no_think switch is not part of it
+    [record] = read(tmp_path / "out" / "distilled.jsonl")
+    assert record["prompt"] == "What is 0 plus 0?"
 
 
 def test_completions_api_puts_the_system_prompt_in_front(tmp_path):

@@ -130,11 +130,17 @@ class DistillJob:
     #: What ``config.json`` gets (the settings plus the template texts' fingerprints).
     config: Mapping[str, Any]
 
-    def request(self, row: Row) -> Request:
-        """The request for one row: the same for each of its samples."""
+    def render(self, row: Row) -> str:
+        """The user's template filled from ``row``: the prompt records keep."""
+        return self.template.render(row.values)
+
+    def request(self, row: Row, prompt: str | None = None) -> Request:
+        """The request for one row (its rendered ``prompt``, if already made), the same
+        for each of its samples; a ``/think`` soft switch goes after the prompt."""
         settings = self.settings
+        text = self.render(row) if prompt is None else prompt
         return Request(
-            prompt=self.template.render(row.values) + self.switch.prompt_suffix,
+            prompt=text + self.switch.prompt_suffix,
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
             top_p=None,
@@ -176,9 +182,8 @@ async def distill_run(
         stats = StageStats("distill", total=total, done_before=total - len(pending))
 
         def make_request(item: dict[str, Any]) -> Request:
-            request = job.request(item["row"])
-            item["prompt"] = request.prompt
-            return request
+            item["prompt"] = job.render(item["row"])
+            return job.request(item["row"], item["prompt"])
 
         def handle(item: dict[str, Any], completion: Completion) -> None:
             parsed = parse_answer(completion.text, completion.reasoning,
