@@ -423,7 +423,9 @@ def lf_turns(record: dict, entry: dict) -> tuple[str, list[tuple[str, str]]]:
     through its dataset_info.json entry: Alpaca joins prompt and query with one newline
     and takes the system column; ShareGPT-style files take a first turn with the system
     tag as the system prompt, then alternate user and assistant tags. (Our statement of
-    the rules of src/llamafactory/data/converter.py, checked against that file.)"""
+    the rules of LLaMA-Factory's data/converter.py and data/parser.py; the real ones, of
+    llamafactory 0.9.5, read our alpaca, sharegpt and messages exports of a distill run
+    with the same system prompt and turns in a one-off run outside the suite.)"""
     columns = entry["columns"]
     if entry.get("formatting", "alpaca") == "alpaca":
         query = [record[columns[k]] for k in ("prompt", "query")
