@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import UserError
-from selfinstruct.runs.readers import iter_objects, json_type
 from selfinstruct.runs.layout import INSTANCES_FILE, INSTRUCTIONS_FILE
+from selfinstruct.runs.readers import iter_objects, json_type
 from selfinstruct.runs.store import read_jsonl
 
 _HUMAN_ROLES = ("human", "user")

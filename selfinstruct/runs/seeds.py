@@ -15,8 +15,8 @@ from typing import Any
 
 from selfinstruct.errors import UserError
 from selfinstruct.language import Language
-from selfinstruct.runs.readers import first_significant_byte, iter_objects, json_type
 from selfinstruct.runs.bundled import data_dir
+from selfinstruct.runs.readers import first_significant_byte, iter_objects, json_type
 
 #: A seed line longer than this is almost certainly not a seed task (a dump, a binary).
 MAX_LINE_BYTES = 1_000_000
