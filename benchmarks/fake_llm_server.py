@@ -13,6 +13,8 @@ once), with a body shaped like a real model's answer to that prompt:
 * a ``classify`` prompt: ``Yes`` or ``No``;
 * an ``instances`` prompt: ``Example k`` / ``Input:`` / ``Output:`` blocks (input-first)
   or ``Class labels:`` / ``Class label:`` / ``Input:`` blocks (output-first);
+* a ``distill`` prompt (``Answer as a JSON list ...``): a short trace, then a fenced
+  JSON list of three ``{"q": ..., "a": ...}`` pairs;
 * anything else (``reason``): a ``<think>...</think>`` trace of a few hundred words and
   an answer.
 
@@ -105,6 +107,8 @@ class FakeAnswers:
         if tail.rstrip().endswith("Is it classification?"):
             return "classify"
         head = prompt[:200]
+        if head.startswith("Answer as a JSON list"):
+            return "distill"
         if head.startswith("You are writing worked examples"):
             return "instances"
         if head.startswith("You are writing examples for classification tasks"):
@@ -124,6 +128,8 @@ class FakeAnswers:
             return self.input_first(), kind
         if kind == "instances_classification":
             return self.output_first(), kind
+        if kind == "distill":
+            return self.qa_pairs(), kind
         return self.reasoning(prompt), kind
 
     def _pick(self, salt: int) -> str:
@@ -155,6 +161,12 @@ class FakeAnswers:
         for k in range(count):
             lines.append(f"Class label: {labels[k % len(labels)]}\nInput: {self._pick(k)}")
         return "\n".join(lines)
+
+    def qa_pairs(self, count: int = 3) -> str:
+        """A short trace, then ``count`` question/answer pairs as a fenced JSON list."""
+        pairs = [{"q": self._pick(2 * k), "a": self._pick(2 * k + 1)} for k in range(count)]
+        listing = json.dumps(pairs, ensure_ascii=False, indent=1)
+        return f"<think>\n{self._pick(50)}\n</think>\n\n```json\n{listing}\n```"
 
     def reasoning(self, prompt: str) -> str:
         """A ``<think>`` trace of about 300-500 words, then a short answer."""

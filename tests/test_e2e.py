@@ -207,6 +207,8 @@ def check_export(directory: Path, name: str, entry: dict) -> int:
             continue
         tags = entry["tags"]
         turns = record[columns["messages"]]
+        if turns[0][tags["role_tag"]] == tags.get("system_tag"):
+            turns = turns[1:]
         assert [t[tags["role_tag"]] for t in turns] == [tags["user_tag"], tags["assistant_tag"]]
         assert all(t[tags["content_tag"]].strip() for t in turns)
     return len(records)
@@ -287,3 +289,36 @@ def test_score_export_and_report_against_the_server(server, tmp_path):
     assert report.returncode == 0, report.stderr
     page = (out / "report.html").read_text(encoding="utf-8")
     assert 'alt="funnel" src="data:image/svg+xml;base64,' in page
+
+
+def test_distill_five_csv_rows_through_the_server(server, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("country,continent\nFrance,Europe\nJapan,Asia\nKenya,Africa\n"
+                    "Peru,\nCanada,North America\n", encoding="utf-8")
+    template = tmp_path / "t.txt"
+    template.write_text("What is the capital of {country} ({continent})? One word.\n")
+    out = tmp_path / "out"
+    result = selfinstruct("distill", str(rows), "--user-template", str(template),
+                          "--system", "You are a geography teacher.", "--fill-na", "unknown",
+                          "-o", str(out), "--base-url", server, "--model", MODEL_ALIAS,
+                          "--api-key", PLANTED_KEY, "--max-tokens", "24", "--temperature", "0",
+                          "--extra-body", '{"top_k": 1}', "--concurrency", "2")
+    assert result.returncode == 0, result.stderr
+    kept = [json.loads(x) for x in (out / "distilled.jsonl").read_text().splitlines()]
+    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    answered = sorted([r["id"] for r in kept] + [r["id"] for r in rejected])
+    assert answered == [f"row{i}" for i in range(5)]
+    assert {r["filter"] for r in rejected} <= {"truncated", "empty"}
+    for record in kept:
+        assert record["answer"].strip() and record["country"] and record["model"]
+        assert record["prompt"].startswith(f"What is the capital of {record['country']}")
+    [peru] = [r for r in kept + rejected if r["id"] == "row3"]
+    assert peru["prompt"] == "What is the capital of Peru (unknown)? One word.\n"
+    stats = json.loads((out / "stats.json").read_text())["distill"]
+    assert (stats["total"], stats["done"]) == (5, 5)
+    assert_no_key(out, result.stdout, result.stderr)
+    if kept:
+        exported = selfinstruct("export", str(out), "--format", "sharegpt")
+        assert exported.returncode == 0, exported.stderr
+        info = json.loads((out / "export" / "dataset_info.json").read_text())
+        assert check_export(out / "export", "out_sharegpt", info["out_sharegpt"]) == len(kept)

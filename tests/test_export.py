@@ -28,9 +28,10 @@ def test_alpaca_records():
 
 
 def test_sharegpt_records_join_instruction_and_input():
+    """One newline, as LLaMA-Factory's Alpaca converter joins prompt and query."""
     assert to_records(EXAMPLES, "sharegpt")[0] == {
         "conversations": [
-            {"from": "human", "value": "Translate to French.\n\nGood morning"},
+            {"from": "human", "value": "Translate to French.\nGood morning"},
             {"from": "gpt", "value": "Bonjour"},
         ]
     }

@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from selfinstruct.cli.summary import (
+    distill_summary,
     generate_summary,
     minhash_summary,
     reason_summary,
@@ -36,8 +37,11 @@ from selfinstruct.config import MinHashDedupSettings
 from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.filters.traces import TraceSettings
 from selfinstruct.llm import Backend
+from selfinstruct.llm.thinking import resolve_style
 from selfinstruct.runs.shard import EVERYTHING, Shard
 from selfinstruct.stages.dedup import count_records, dedup_file, dedup_minhash
+from selfinstruct.stages.distill import DistillSettings, distill_run
+from selfinstruct.stages.distill_setup import load_distill_job, parse_extra_body, system_prompt
 from selfinstruct.stages.dryrun import plan_generate
 from selfinstruct.stages.export import ExportResult, export_run
 from selfinstruct.stages.generate import GenerateStats
@@ -47,6 +51,8 @@ from selfinstruct.stages.per_record import StageStats
 from selfinstruct.stages.pipeline import (
     BackendFlags,
     classify_stage,
+    connect,
+    dry_run_distill,
     dry_run_reason,
     dry_run_stage,
     instances_stage,
@@ -61,6 +67,7 @@ from selfinstruct.stages.report import build_report
 from selfinstruct.stages.review import ReviewSettings, import_review, write_review_sheet
 from selfinstruct.stages.score import ScoreSettings
 from selfinstruct.stages.score_setup import dry_run_score, open_score, score_stage
+from selfinstruct.text.row_answers import parse_renames
 from selfinstruct.text.rubric import RubricError, Scale
 
 app = typer.Typer(
@@ -139,6 +146,7 @@ class DataOption(str, Enum):
     auto = "auto"
     instances = "instances"
     reasoning = "reasoning"
+    distilled = "distilled"
 
 
 class ThinkOption(str, Enum):
@@ -148,12 +156,37 @@ class ThinkOption(str, Enum):
     field = "field"
 
 
+class ParseOption(str, Enum):
+    """How distill reads an answer."""
+
+    text = "text"
+    json = "json"
+    separator = "separator"
+
+
+class SwitchOption(str, Enum):
+    """A thinking model's reasoning: on or off."""
+
+    on = "on"
+    off = "off"
+
+
+class ThinkingStyleOption(str, Enum):
+    """How the thinking switch is sent."""
+
+    auto = "auto"
+    template = "template"
+    top_level = "top-level"
+    prompt = "prompt"
+
+
 class FormatOption(str, Enum):
     """Export formats."""
 
     alpaca = "alpaca"
     sharegpt = "sharegpt"
     messages = "messages"
+    text = "text"
 
 
 def _option(annotation: Any, default: Any, help_text: str, **kwargs: Any) -> inspect.Parameter:
@@ -261,7 +294,12 @@ def say_exported(result: ExportResult) -> None:
             f"lower, {curated.unscored} without a score (see rejected.jsonl) left out")
     if curated is not None and (curated.dropped_in_review or curated.edited):
         say(f"review.jsonl: {curated.dropped_in_review} dropped, {curated.edited} edited")
-    say(f"exported {result.count} examples to {result.path}; LLaMA-Factory dataset "
+    skipped = (f" ({result.skipped} left out: empty instruction or answer)"
+               if result.skipped else "")
+    if result.dataset_name is None:
+        say(f"exported {result.count} examples to {result.path}{skipped}; {result.note}")
+        return
+    say(f"exported {result.count} examples to {result.path}{skipped}; LLaMA-Factory dataset "
         f"{result.dataset_name!r} registered in {result.dataset_info}")
 
 
@@ -543,24 +581,33 @@ def export(
         bool, typer.Option(help="Add the seed tasks' own instances.")
     ] = False,
     data: Annotated[
-        DataOption, typer.Option(help="auto: reasoning.jsonl if the directory has one, "
-                                 "else the instances.")
+        DataOption, typer.Option(help="auto: distilled.jsonl or reasoning.jsonl if the "
+                                 "directory has one, else the instances.")
     ] = DataOption.auto,
     think: Annotated[
         ThinkOption, typer.Option(help="Reasoning traces inline as <think>…</think> before "
                                   "the answer (LLaMA-Factory), or in their own field "
-                                  "(reasoning_content).")
+                                  "(reasoning_content; not registered for LLaMA-Factory, "
+                                  "which cannot read it).")
     ] = ThinkOption.inline,
     min_score: Annotated[
         float | None, typer.Option(help="Keep only examples whose judge score (selfinstruct "
                                    "score) is at least this.")
     ] = None,
+    map: Annotated[
+        list[str] | None, typer.Option(
+            "--map", help="PART=FIELD for distilled records: which field is the "
+                          "instruction, input or output (default: the prompt or the field "
+                          "distill's --map made, and the answer).")
+    ] = None,
 ) -> None:
-    """Write training data (alpaca, sharegpt, messages) and its dataset_info.json entry."""
+    """Write training data (alpaca, sharegpt, messages, text) and its dataset_info.json
+    entry."""
     with reported_errors():
         result = export_run(run_dir, format.value, output,
                             include_seeds=include_seeds, data=data.value,
-                            think=think.value, min_score=min_score)
+                            think=think.value, min_score=min_score,
+                            fields=parse_renames(map or ()))
         say_exported(result)
 
 
@@ -684,6 +731,44 @@ def _scale(text: str) -> Scale:
         raise UserError(str(err)) from None
 
 
+def _distill(*, source: Path, out: Path, user_template: Path, questions: Path | None,
+             system: str | None, system_file: Path | None, sheet: str | None,
+             fill_na: str | None, id_field: str | None, limit: int | None,
+             sample: int | None, seed: int, shard: str | None, stop: list[str] | None,
+             temperature: float | None, max_tokens: int, samples: int, extra_body: str | None,
+             thinking: SwitchOption | None, thinking_style: ThinkingStyleOption,
+             thinking_budget: int | None, parse: ParseOption, separator: str,
+             map: list[str] | None, force: bool, dry_run: bool, backend: BackendFlags) -> None:
+    spec, _ = resolve_backend({}, backend)
+    settings = DistillSettings(
+        user_template=user_template, questions=questions,
+        system=system_prompt(system, system_file), sheet=sheet, fill_na=fill_na,
+        id_field=id_field, limit=limit, sample=sample, seed=seed, shard=Shard.parse(shard),
+        stop=tuple(stop or ()), temperature=temperature, max_tokens=max_tokens,
+        samples=samples, extra_body=parse_extra_body(extra_body),
+        thinking=None if thinking is None else thinking == SwitchOption.on,
+        thinking_style=resolve_style(thinking_style.value,
+                                     spec.kind, spec.base_urls),
+        thinking_budget=thinking_budget, parse=parse.value,
+        renames=parse_renames(map or ()), separator=separator,
+    )
+    job = load_distill_job(source, settings, out, force=force)
+    if dry_run:
+        for line in dry_run_distill(job, out, backend):
+            say(line)
+        return
+    client, stage = connect({}, backend)
+    with summary_on_abort(stage_summary):
+        stats, stopped_by = drive(
+            "distill", None, 0, client,
+            lambda stop, update: distill_run(job, out, client, stage, stop,
+                                             _stage_progress(update)),
+        )
+    for line in [*stage_summary(stats), *distill_summary(stats, out)]:
+        say(line)
+    exit_if_stopped(stopped_by)
+
+
 @app.command()
 @with_backend_options
 def score(
@@ -799,6 +884,69 @@ def report(
             say(f"would write {result.path}: {shows}")
             return
         say(f"wrote {result.path} ({', '.join(result.figures)}): {shows}")
+
+
+@app.command()
+@with_backend_options
+def distill(
+    source: Annotated[Path, typer.Argument(
+        metavar="INPUT", help="Rows: JSONL, JSON list, CSV/TSV (header), XLSX, Parquet.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (resumed if it "
+                                      "exists).")],
+    user_template: Annotated[Path, typer.Option(
+        help="Prompt template: {column}, {row} (the row as JSON), {questions}; {{ }} for "
+             "literal braces.")],
+    questions: Annotated[Path | None, typer.Option(
+        help="Question templates, one a line, listed as {questions}.")] = None,
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    system_file: Annotated[Path | None, typer.Option(help="System prompt from a file.")]
+    = None,
+    sheet: Annotated[str | None, typer.Option(help="XLSX sheet (default: the first).")]
+    = None,
+    fill_na: Annotated[str | None, typer.Option(help="Text for empty cells, e.g. 无数据.")]
+    = None,
+    id_field: Annotated[str | None, typer.Option(
+        help="Column with each row's id (default: id if there is one, else the row "
+             "number).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N rows.")] = None,
+    sample: Annotated[int | None, typer.Option(help="N rows at random (by --seed).")]
+    = None,
+    seed: Annotated[int, typer.Option(help="Seed of --sample.")] = 0,
+    shard: SHARD = None,
+    stop: Annotated[list[str] | None, typer.Option(
+        help="Stop string (repeatable), e.g. --stop '####'.")] = None,
+    temperature: Annotated[float | None, typer.Option(
+        help="Sampling temperature (default: not sent, the server's own).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Token limit per answer.")] = 2048,
+    samples: Annotated[int, typer.Option(help="Answers per row.")] = 1,
+    extra_body: Annotated[str | None, typer.Option(
+        help="JSON object merged into each request, e.g. '{\"repetition_penalty\": "
+             "1.05, \"top_k\": 20}'.")] = None,
+    thinking: Annotated[SwitchOption | None, typer.Option(
+        help="A thinking model's reasoning on or off (default: the model's own).")] = None,
+    thinking_style: Annotated[ThinkingStyleOption, typer.Option(
+        help="template: chat_template_kwargs (vLLM, SGLang, llama.cpp); top-level: "
+             "enable_thinking in the body (DashScope, SiliconFlow); prompt: /think or "
+             "/no_think in the message; auto picks top-level for DashScope and "
+             "SiliconFlow URLs, else template.")] = ThinkingStyleOption.auto,
+    thinking_budget: Annotated[int | None, typer.Option(
+        help="DashScope's thinking_budget (with --thinking on).")] = None,
+    parse: Annotated[ParseOption, typer.Option(
+        help="text: the answer after </think>; json: a fenced or bare JSON object or list "
+             "(a list gives one record per item); separator: answer before --separator, "
+             "rationale after.")] = ParseOption.text,
+    separator: Annotated[str, typer.Option(help="For --parse separator.")] = "####",
+    map: Annotated[list[str] | None, typer.Option(
+        "--map", help="NEW=KEY: rename a JSON key (repeatable), e.g. --map instruction=q "
+                      "--map output=a.")] = None,
+    force: Annotated[bool, typer.Option(
+        help="Resume even though the template, system prompt or parsing changed.")] = False,
+    dry_run: DRY_RUN = False,
+    backend: BackendFlags = NO_FLAGS,
+) -> None:
+    """A teacher model's answer for every row of a table, with your own prompt."""
+    with reported_errors():
+        _distill(**locals())
 
 
 @app.command()

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from selfinstruct.runs.layout import REASONING_FILE, SCORES_FILE, STATS_FILE
+from selfinstruct.runs.layout import DISTILLED_FILE, REASONING_FILE, SCORES_FILE, STATS_FILE
 from selfinstruct.runs.store import read_json, read_jsonl
 from selfinstruct.stages.dedup import MinHashSummary
 from selfinstruct.stages.generate import GenerateStats
@@ -125,3 +125,10 @@ def minhash_summary(summary: MinHashSummary, output: Path, removed: Path | None)
     if removed is not None:
         lines.append(f"removed records, with duplicate_of and estimated_jaccard -> {removed}")
     return lines
+
+
+def distill_summary(stats: StageStats, out: Path) -> list[str]:
+    """Where a distill run's records are, and how many answers were rejected."""
+    rejected = sum(stats.rejected.values())
+    return [f"distill: {stats.seen.get('records', 0)} records written to "
+            f"{out / DISTILLED_FILE} this session, {rejected} answers or items rejected"]

@@ -7,24 +7,37 @@ llama.cpp model, and tests swap in a fake backend at this seam.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Api = Literal["chat", "completions"]
 
 
 @dataclass(frozen=True)
 class Request:
-    """One prompt to send. ``prompt`` is the user message (chat) or the raw prompt."""
+    """One prompt to send. ``prompt`` is the user message (chat) or the raw prompt.
+
+    Every field means the same on every backend (OpenAI-compatible servers, the vLLM
+    engine, the embedded llama.cpp model), so a stage says what it wants once.
+    """
 
     prompt: str
     max_tokens: int = 1024
-    temperature: float = 0.7
-    top_p: float = 1.0
+    #: None sends nothing, so the server's (or the model's generation config) default holds.
+    temperature: float | None = 0.7
+    top_p: float | None = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
     #: Qwen3-style thinking switch, sent as ``chat_template_kwargs``; None sends nothing.
     enable_thinking: bool | None = None
+    #: A system message before the prompt (chat); the completions API gets it in front of
+    #: the prompt, since a raw prompt has no other place for it.
+    system: str | None = None
+    #: Provider-specific fields merged into the request (``repetition_penalty``,
+    #: ``top_k``, DashScope's ``enable_thinking`` …): into the body of an OpenAI-style
+    #: request, into ``SamplingParams`` for vLLM, into the call for llama.cpp.
+    extra_body: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -110,3 +123,39 @@ async def preflight(backend: Backend) -> None:
     """
     if isinstance(backend, Checkable):
         await backend.check()
+
+
+def chat_messages(request: Request) -> list[dict[str, str]]:
+    """The chat turns of ``request``: its system message (if any), then the prompt."""
+    messages = [{"role": "user", "content": request.prompt}]
+    if request.system:
+        messages.insert(0, {"role": "system", "content": request.system})
+    return messages
+
+
+def raw_prompt(request: Request) -> str:
+    """The text a completions API gets: a raw prompt has no system turn, so the system
+    message goes in front of it."""
+    return f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+
+
+def sampling_fields(request: Request) -> dict[str, Any]:
+    """Temperature and top_p where given: a None leaves the backend's own default."""
+    fields: dict[str, Any] = {}
+    if request.temperature is not None:
+        fields["temperature"] = request.temperature
+    if request.top_p is not None:
+        fields["top_p"] = request.top_p
+    return fields
+
+
+def template_kwargs(request: Request) -> dict[str, Any]:
+    """The chat template's keyword arguments: ``enable_thinking`` when set, plus any
+    ``chat_template_kwargs`` of the extra body (which win)."""
+    kwargs: dict[str, Any] = {}
+    if request.enable_thinking is not None:
+        kwargs["enable_thinking"] = request.enable_thinking
+    extra = request.extra_body.get("chat_template_kwargs")
+    if isinstance(extra, Mapping):
+        kwargs.update(extra)
+    return kwargs

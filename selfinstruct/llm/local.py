@@ -13,11 +13,21 @@ import importlib.util
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import UserError
-from selfinstruct.llm.base import Api, BackendError, Completion, Request, Usage
+from selfinstruct.llm.base import (
+    Api,
+    BackendError,
+    Completion,
+    Request,
+    Usage,
+    chat_messages,
+    raw_prompt,
+    sampling_fields,
+)
 from selfinstruct.llm.cpu_probe import check_llama, llama_params
 
 _LOG = logging.getLogger(__name__)
@@ -109,6 +119,10 @@ class LocalBackend:
                 raise
             except (RuntimeError, ValueError) as err:
                 raise BackendError(f"llama.cpp failed: {err}", retryable=False) from None
+            except TypeError as err:
+                raise BackendError(f"llama.cpp refused the extra body "
+                                   f"{sorted(request.extra_body)}: {err}",
+                                   retryable=False) from None
 
     async def aclose(self) -> None:
         """Free the model once no generation is running."""
@@ -118,18 +132,18 @@ class LocalBackend:
     def _generate(self, request: Request) -> Completion:
         args: dict[str, Any] = {
             "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
+            **sampling_fields(request),
             "stop": list(request.stop) or None,
             "stream": True,
+            **local_extra(request.extra_body),
         }
         if request.seed is not None:
             args["seed"] = request.seed
+        prompt = raw_prompt(request)
         if self.api == "chat":
-            messages = [{"role": "user", "content": request.prompt}]
-            stream = self._llama.create_chat_completion(messages=messages, **args)
+            stream = self._llama.create_chat_completion(messages=chat_messages(request), **args)
         else:
-            stream = self._llama.create_completion(prompt=request.prompt, **args)
+            stream = self._llama.create_completion(prompt=prompt, **args)
         pieces: list[str] = []
         finish_reason = None
         for chunk in stream:
@@ -141,7 +155,7 @@ class LocalBackend:
                 pieces.append(piece)
             finish_reason = choice.get("finish_reason") or finish_reason
         stream.close()
-        prompt_tokens = len(self._llama.tokenize(request.prompt.encode("utf-8")))
+        prompt_tokens = len(self._llama.tokenize(prompt.encode("utf-8")))
         return Completion(
             text="".join(pieces),
             finish_reason=finish_reason,
@@ -150,3 +164,14 @@ class LocalBackend:
             usage=Usage(prompt_tokens, len(pieces)),
             model=self.name,
         )
+
+
+#: vLLM / OpenAI-style names of sampling fields that llama.cpp calls otherwise.
+_LLAMA_NAMES = {"repetition_penalty": "repeat_penalty"}
+
+
+def local_extra(extra_body: Mapping[str, Any]) -> dict[str, Any]:
+    """The extra body as llama.cpp's keyword arguments: vLLM's names translated, and the
+    chat template's arguments left out (llama.cpp applies the GGUF's template as is)."""
+    return {_LLAMA_NAMES.get(key, key): value for key, value in extra_body.items()
+            if key not in ("chat_template_kwargs", "enable_thinking")}

@@ -25,6 +25,10 @@ from selfinstruct.llm.base import (
     Request,
     ServerUnreachable,
     Usage,
+    chat_messages,
+    raw_prompt,
+    sampling_fields,
+    template_kwargs,
 )
 
 #: HTTP statuses that will fail the same way on every request of the run.
@@ -222,25 +226,28 @@ class OpenAIBackend:
             await client.close()
 
     def _sampling_args(self, request: Request) -> dict[str, Any]:
+        """The body fields every request has, then the request's extra body over them
+        (a user's ``--extra-body`` names provider fields on purpose, so it wins)."""
         args: dict[str, Any] = {
             "model": self.model,
             "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
+            **sampling_fields(request),
         }
         if request.stop:
             args["stop"] = list(request.stop)
         if request.seed is not None:
             args["seed"] = request.seed
+        args.update(request.extra_body)
         return args
 
     async def _chat(self, request: Request) -> Completion:
         body: dict[str, Any] = {
-            "messages": [{"role": "user", "content": request.prompt}],
+            "messages": chat_messages(request),
             **self._sampling_args(request),
         }
-        if request.enable_thinking is not None:
-            body["chat_template_kwargs"] = {"enable_thinking": request.enable_thinking}
+        kwargs = template_kwargs(request)
+        if kwargs:
+            body["chat_template_kwargs"] = kwargs
         response = await self._post("/chat/completions", body)
         choice = _first_choice(response)
         message = choice.get("message")
@@ -254,7 +261,7 @@ class OpenAIBackend:
 
     async def _completions(self, request: Request) -> Completion:
         response = await self._post("/completions",
-                                    {"prompt": request.prompt, **self._sampling_args(request)})
+                                    {"prompt": raw_prompt(request), **self._sampling_args(request)})
         choice = _first_choice(response)
         text = _text(choice.get("text"))
         if not text.strip():

@@ -11,12 +11,23 @@ server-side reasoning parser here; traces are split from the text like any other
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from selfinstruct.errors import UserError
-from selfinstruct.llm.base import Api, BackendError, Completion, Request, Usage
+from selfinstruct.llm.base import (
+    Api,
+    BackendError,
+    Completion,
+    Request,
+    Usage,
+    chat_messages,
+    raw_prompt,
+    sampling_fields,
+    template_kwargs,
+)
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,8 @@ class VLLMBackend:
             try:
                 completions = await asyncio.to_thread(self._generate, [r for r, _ in batch])
             except Exception as err:  # the engine's errors have no common type
-                failure = BackendError(f"vLLM failed: {err}", retryable=False)
+                failure = err if isinstance(err, BackendError) else BackendError(
+                    f"vLLM failed: {err}", retryable=False)
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(failure)
@@ -116,16 +128,21 @@ class VLLMBackend:
     def _generate(self, requests: Sequence[Request]) -> list[Completion]:
         params = [self._sampling_params(r) for r in requests]
         if self.api == "completions":
-            outputs = self._llm.generate([r.prompt for r in requests], params, use_tqdm=False)
+            outputs = self._llm.generate([raw_prompt(r) for r in requests], params,
+                                         use_tqdm=False)
             return [self._completion(output) for output in outputs]
+        # LLM.chat takes one set of template arguments per call: one call per distinct set.
+        groups: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            key = json.dumps(template_kwargs(request), sort_keys=True)
+            groups.setdefault(key, []).append(i)
         results: dict[int, Completion] = {}
-        for thinking in {r.enable_thinking for r in requests}:
-            group = [i for i, r in enumerate(requests) if r.enable_thinking == thinking]
+        for key, group in groups.items():
             kwargs: dict[str, Any] = {"use_tqdm": False}
-            if thinking is not None:
-                kwargs["chat_template_kwargs"] = {"enable_thinking": thinking}
+            if key != "{}":
+                kwargs["chat_template_kwargs"] = json.loads(key)
             outputs = self._llm.chat(
-                [[{"role": "user", "content": requests[i].prompt}] for i in group],
+                [chat_messages(requests[i]) for i in group],
                 [params[i] for i in group],
                 **kwargs,
             )
@@ -134,13 +151,22 @@ class VLLMBackend:
         return [results[i] for i in range(len(requests))]
 
     def _sampling_params(self, request: Request) -> Any:
-        return self._vllm.SamplingParams(
-            temperature=request.temperature,
-            top_p=request.top_p,
-            max_tokens=request.max_tokens,
-            stop=list(request.stop) or None,
-            seed=request.seed,
-        )
+        """``SamplingParams`` of the request; its extra body's fields (``top_k``,
+        ``repetition_penalty`` …) are ``SamplingParams`` fields too, except the chat
+        template's arguments, which go to ``LLM.chat``."""
+        extra = {k: v for k, v in request.extra_body.items() if k != "chat_template_kwargs"}
+        fields: dict[str, Any] = {
+            **sampling_fields(request),
+            "max_tokens": request.max_tokens,
+            "stop": list(request.stop) or None,
+            "seed": request.seed,
+            **extra,
+        }
+        try:
+            return self._vllm.SamplingParams(**fields)
+        except TypeError as err:
+            raise BackendError(f"vLLM's SamplingParams refused the extra body "
+                               f"{sorted(extra)}: {err}", retryable=False) from None
 
     def _completion(self, output: Any) -> Completion:
         choice = output.outputs[0]

@@ -23,6 +23,7 @@ REASONING_FILE = "reasoning.jsonl"
 PASS_RATES_FILE = "pass_rates.jsonl"
 SCORES_FILE = "scores.jsonl"
 REVIEW_FILE = "review.jsonl"
+DISTILLED_FILE = "distilled.jsonl"
 
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:

@@ -137,6 +137,21 @@ class JsonlAppender:
             self._failed = True
             raise _write_error(self.path, err) from None
 
+    def write_many(self, records: list[dict[str, Any]]) -> None:
+        """Append several records with one ``write`` call, so a process killed meanwhile
+        leaves all of them or none (a write to a local file is not cut by a signal)."""
+        if not records:
+            return
+        data = "".join(_dumps(record) + "\n" for record in records).encode("utf-8")
+        try:
+            self._fp.flush()
+            written = 0
+            while written < len(data):
+                written += os.write(self._fp.fileno(), data[written:])
+        except OSError as err:
+            self._failed = True
+            raise _write_error(self.path, err) from None
+
     def close(self) -> None:
         """Flush to stable storage and close; the file is closed even when that fails.
 

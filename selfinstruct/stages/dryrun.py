@@ -14,7 +14,7 @@ from typing import Any
 
 from selfinstruct.config import GenerateConfig
 from selfinstruct.language import is_cjk_char
-from selfinstruct.llm.base import Request
+from selfinstruct.llm.base import Request, template_kwargs
 from selfinstruct.runs.inputs import PromptRecord
 from selfinstruct.runs.layout import (
     CLASSIFICATION_FILE,
@@ -26,6 +26,7 @@ from selfinstruct.runs.seeds import SeedTask
 from selfinstruct.runs.store import read_jsonl
 from selfinstruct.runs.templates import PromptTemplate
 from selfinstruct.stages.classify import classify_request
+from selfinstruct.stages.distill import DistillJob
 from selfinstruct.stages.generate import PromptSampler
 from selfinstruct.stages.instances import InstanceOptions, classification_of, instance_request
 from selfinstruct.stages.over_target import pending_over_target
@@ -122,3 +123,23 @@ def plan_reason(prompts: list[PromptRecord], out_dir: Path, options: ReasonOptio
 
 def _tasks(run_dir: Path) -> list[dict[str, Any]]:
     return list(read_jsonl(run_dir / INSTRUCTIONS_FILE))
+
+
+def plan_distill(job: DistillJob, out_dir: Path) -> list[str]:
+    """One request per row and sample without an answer yet: the count, the system
+    prompt, the first rendered prompt and the request's other fields."""
+    pending = job.undone(out_dir)
+    if not pending:
+        return Plan("distill", 0, None).lines()
+    request = job.request(pending[0][1])
+    lines = Plan("distill", len(pending), request).lines()
+    if request.system:
+        lines[1:1] = ["system prompt:", "-" * 40, request.system, "-" * 40]
+    extra = {**request.extra_body}
+    kwargs = template_kwargs(request)
+    if kwargs:
+        extra["chat_template_kwargs"] = kwargs
+    temperature = "server default" if request.temperature is None else request.temperature
+    lines.append(f"request: max_tokens {request.max_tokens}, temperature {temperature}, "
+                 f"stop {list(request.stop)}, extra body {extra or 'none'}")
+    return lines

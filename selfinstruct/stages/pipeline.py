@@ -28,7 +28,8 @@ from selfinstruct.runs.shard import EVERYTHING, Shard
 from selfinstruct.runs.store import prepare_out_dir
 from selfinstruct.runs.templates import PromptTemplate, TemplateName, load_template
 from selfinstruct.stages.classify import classify_run
-from selfinstruct.stages.dryrun import plan_classify, plan_instances, plan_reason
+from selfinstruct.stages.distill import DistillJob
+from selfinstruct.stages.dryrun import plan_classify, plan_distill, plan_instances, plan_reason
 from selfinstruct.stages.instances import InstanceOptions, instances_run
 from selfinstruct.stages.per_record import StageSettings, StageStats
 from selfinstruct.stages.reason import ReasonOptions, reason_run
@@ -299,6 +300,12 @@ def dry_run_reason(
     prompts = shard.select(load_prompts(source, field=field, reference_field=reference_field))
     plan = plan_reason(prompts, out_dir or source, options)
     return [_destination(spec, drive), *plan.lines()]
+
+
+def dry_run_distill(job: DistillJob, out_dir: Path, flags: BackendFlags) -> list[str]:
+    """``--dry-run`` of distill: nothing is loaded, sent or written."""
+    spec, drive = resolve_backend({}, flags)
+    return [_destination(spec, drive), *plan_distill(job, out_dir)]
 
 
 def _destination(spec: BackendSpec, drive: Drive) -> str:

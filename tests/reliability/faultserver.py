@@ -325,6 +325,9 @@ class FaultServer:
                 blocks.append(f"{head}{self._instruction()}\n{n}. Input:\n<noinput>\n"
                               f"{n}. Output:\n{self._word()} {self._word()}.")
             return "\n###\n".join(blocks), None
+        if kind == "json-list":  # distill --parse json: three q/a pairs after a trace
+            pairs = [{"q": self._instruction(), "a": self._word()} for _ in range(3)]
+            return f"<think>{self._word()}</think>\n```json\n{json.dumps(pairs)}\n```", None
         if kind == "classify":
             instruction = prompt.rsplit("Task:", 1)[-1]
             return ("Yes" if zlib.crc32(instruction.encode()) % 3 == 0 else "No"), None
@@ -383,6 +386,8 @@ def prompt_kind(prompt: str) -> str:
         return "alpaca"
     if prompt.rstrip().endswith("Is it classification?"):
         return "classify"
+    if "as a JSON list" in prompt:
+        return "json-list"
     if prompt.startswith("You are writing worked examples"):
         return "input-first"
     if prompt.startswith("You are writing examples for classification tasks"):

@@ -34,7 +34,7 @@ from .conftest import (
 from .faultserver import FaultServer
 
 RUN_FILES = ("instructions.jsonl", "rejected.jsonl", "failures.jsonl",
-             "classification.jsonl", "instances.jsonl", "reasoning.jsonl")
+             "classification.jsonl", "instances.jsonl", "reasoning.jsonl", "distilled.jsonl")
 
 
 def assert_at_most_the_last_line_torn(out: Path) -> None:
@@ -69,11 +69,11 @@ def kill_repeatedly(server: FaultServer, args: list[str], out: Path, *, kills: i
             time.sleep(rng.uniform(0.0, 0.12))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=30)
+        _, stderr = process.communicate(timeout=30)
         if process.returncode == -signal.SIGKILL:
             killed += 1
         else:
-            assert process.returncode == 0, process.stderr
+            assert process.returncode == 0, stderr
         assert_at_most_the_last_line_torn(out)
     return killed
 
@@ -98,6 +98,30 @@ def test_generate_survives_kill_9(server: FaultServer, seeds, tmp_path):
 
 STAGE_OUTPUT = {"classify": "classification.jsonl", "instances": "instances.jsonl",
                 "reason": "reasoning.jsonl"}
+
+
+def test_distill_survives_kill_9_without_a_duplicate(server: FaultServer, tmp_path):
+    """Rows answered with JSON lists of three items, the process killed again and again:
+    every (id, item, sample) is written exactly once, and every row ends with its items."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("q\n" + "".join(f"question {i}\n" for i in range(30)))
+    template = tmp_path / "t.txt"
+    template.write_text("Answer as a JSON list of q/a pairs: {q}")
+    out = tmp_path / "out"
+    args = ["distill", str(rows), "--user-template", str(template), "-o", str(out),
+            "--system", "You write Q&A pairs.", "--parse", "json", "--map", "instruction=q",
+            "--map", "output=a", "--samples", "2", *backend_flags(server, concurrency=3)]
+    server.latency = (0.03, 0.1)
+    killed = kill_repeatedly(server, args, out, kills=6, seed=31)
+    assert killed >= 3
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    records = read_records(out / "distilled.jsonl")
+    keys = [(r["id"], r["item"], r["sample"]) for r in records]
+    assert len(keys) == len(set(keys))
+    assert sorted(keys) == sorted((f"row{i}", item, sample) for i in range(30)
+                                  for item in range(3) for sample in range(2))
+    assert read_records(out / "rejected.jsonl") == []
 
 
 def test_later_stages_survive_kill_9(server: FaultServer, seeds, tmp_path):

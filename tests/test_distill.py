@@ -1,0 +1,508 @@
+"""distill end to end on the fake backend: what is sent for each row (and how each backend
+sends it), what is kept and rejected, resume, and the export LLaMA-Factory loads."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import httpx2
+import openpyxl
+import pytest
+from typer.testing import CliRunner
+
+from selfinstruct.cli import commands as cli
+from selfinstruct.llm import use_backend
+from selfinstruct.llm.base import BackendError, Completion, Request
+from selfinstruct.llm.fake import FakeBackend, completion
+from selfinstruct.llm.local import LocalBackend
+from selfinstruct.llm.openai import OpenAIBackend
+from selfinstruct.stages.export import TrainingExample, dataset_info_entry, to_records
+
+STAND_INS = Path(__file__).parent / "stand_ins"
+SYSTEM = "你是铁路客服，只根据给定的车次信息回答。"
+TEMPLATE = "根据给定的车次信息回答用户的问题\n# 车次信息\n{row}\n# 问题列表\n{questions}\n"
+QUESTIONS = "{车次}号车次应该从哪个检票口检票?\n\n{车次}号车次几点到?\n"
+
+
+def read(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def timetable(tmp_path):
+    """An XLSX of three trains (an empty cell, times as Excel times), the template, the
+    question lines and the system prompt, as the article's user had them."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["车次", "始发站", "到点", "检票口"])
+    sheet.append(["G101", "北京南", dt.time(8, 15), None])
+    sheet.append(["G103", "上海虹桥", dt.time(9, 30), "A3"])
+    sheet.append(["G105", None, dt.time(10, 0), "B1"])
+    book.save(tmp_path / "rows.xlsx")
+    (tmp_path / "t.txt").write_text(TEMPLATE, encoding="utf-8")
+    (tmp_path / "q.txt").write_text(QUESTIONS, encoding="utf-8")
+    (tmp_path / "s.txt").write_text(SYSTEM + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def answer(request: Request, number: int) -> Completion:
+    """G101: a fenced list after a trace; G103: prose; G105: one item lacks its answer."""
+    if '"G101"' in request.prompt:
+        return completion('<think>看信息。</think>\n```json\n'
+                          '[{"q": "G101号车次应该从哪个检票口检票?", "a": "无数据"}, '
+                          '{"q": "G101号车次几点到?", "a": "08:15"}]\n```')
+    if '"G103"' in request.prompt:
+        return completion("抱歉，我无法回答这些问题。")
+    return completion('[{"q": "G105号车次应该从哪个检票口检票?", "a": "B1"}, {"q": "几点到?"}]')
+
+
+def distill_args(d: Path, *extra: str) -> list[str]:
+    return ["distill", str(d / "rows.xlsx"), "--user-template", str(d / "t.txt"),
+            "--questions", str(d / "q.txt"), "--system-file", str(d / "s.txt"),
+            "--fill-na", "无数据", "--parse", "json", "--map", "instruction=q",
+            "--map", "output=a", "-o", str(d / "out"), "--base-url", "http://127.0.0.1:9/v1",
+            "--model", "teacher", "--concurrency", "4", *extra]
+
+
+def invoke(backend, *args: str):
+    with use_backend(backend):
+        return CliRunner().invoke(cli.app, list(args))
+
+
+def test_the_timetable_job_from_the_issue(timetable):
+    fake = FakeBackend(answer)
+    result = invoke(fake, *distill_args(timetable))
+    assert result.exit_code == 0, result.output
+    out = timetable / "out"
+    # each row sent once, with the system prompt and the filled template
+    assert len(fake.requests) == 3
+    first = next(r for r in fake.requests if '"G101"' in r.prompt)
+    assert first.system == SYSTEM
+    assert first.prompt == (
+        "根据给定的车次信息回答用户的问题\n# 车次信息\n"
+        '{"车次": "G101", "始发站": "北京南", "到点": "08:15", "检票口": "无数据"}\n'
+        "# 问题列表\n1. G101号车次应该从哪个检票口检票?\n2. G101号车次几点到?\n")
+    assert (first.max_tokens, first.temperature, first.top_p, first.stop) == (2048, None,
+                                                                              None, ())
+    # every parseable answer: one record per list item, with the row's columns
+    kept = read(out / "distilled.jsonl")
+    assert [(r["id"], r["item"], r["sample"], r["instruction"], r["output"]) for r in kept] == [
+        ("row0", 0, 0, "G101号车次应该从哪个检票口检票?", "无数据"),
+        ("row0", 1, 0, "G101号车次几点到?", "08:15"),
+        ("row2", 0, 0, "G105号车次应该从哪个检票口检票?", "B1"),
+    ]
+    record = kept[0]
+    assert {k: record[k] for k in ("车次", "始发站", "到点", "检票口")} == {
+        "车次": "G101", "始发站": "北京南", "到点": "08:15", "检票口": "无数据"}
+    assert record["prompt"] == first.prompt and record["reasoning"] == "看信息。"
+    assert record["response"].startswith("<think>看信息。</think>")
+    assert (record["model"], record["finish_reason"]) == ("fake-model", "stop")
+    assert record["usage"]["prompt_tokens"] == 100
+    # each unparseable answer, with its raw text
+    rejected = read(out / "rejected.jsonl")
+    assert [(r["id"], r["filter"], r.get("item")) for r in rejected] == [
+        ("row1", "unparseable", None), ("row2", "missing_key", 1)]
+    assert rejected[0]["response"] == "抱歉，我无法回答这些问题。"
+    stats = json.loads((out / "stats.json").read_text())["distill"]
+    assert (stats["total"], stats["done"], stats["seen"]["records"]) == (3, 3, 3)
+    assert stats["rejected"] == {"unparseable": 1, "missing_key": 1}
+    config = json.loads((out / "config.json").read_text())["distill"]
+    assert config["system"] == SYSTEM and config["renames"] == {"instruction": "q",
+                                                                "output": "a"}
+    flat = " ".join(result.output.split())
+    assert "distill: 3 records written to" in flat and "unparseable 1" in flat
+    # resuming asks for nothing: every row has its answer recorded, kept or rejected
+    again = FakeBackend(answer)
+    assert invoke(again, *distill_args(timetable)).exit_code == 0
+    assert again.requests == [] and len(read(out / "distilled.jsonl")) == 3
+    # export: instruction/output from q/a, the system prompt as LLaMA-Factory's column
+    exported = CliRunner().invoke(cli.app, ["export", str(out), "--format", "alpaca"])
+    assert exported.exit_code == 0, exported.output
+    records = json.loads((out / "export" / "alpaca.json").read_text(encoding="utf-8"))
+    assert records[1] == {"instruction": "G101号车次几点到?", "input": "", "output": "08:15",
+                          "system": SYSTEM}
+    info = json.loads((out / "export" / "dataset_info.json").read_text())
+    assert info["out_alpaca"]["columns"] == {"prompt": "instruction", "query": "input",
+                                             "response": "output", "system": "system"}
+
+
+def test_dry_run_shows_the_first_prompt_and_the_count_and_sends_nothing(timetable):
+    fake = FakeBackend(answer)
+    result = invoke(fake, *distill_args(timetable, "--dry-run", "--stop", "####",
+                                        "--extra-body", '{"top_k": 20}', "--samples", "2"))
+    assert result.exit_code == 0, result.output
+    assert fake.requests == [] and not (timetable / "out").exists()
+    assert "distill: 6 requests" in result.output
+    assert SYSTEM in result.output and "1. G101号车次应该从哪个检票口检票?" in result.output
+    assert "stop ['####'], extra body {'top_k': 20}" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [("t.txt", "车次 {车号}\n",
+      "{file}:1: {车号} is not a column of {rows} (columns: 车次, 始发站, 到点, 检票口)"),
+     ("q.txt", "{车次}?\n{检票}?\n", "{file}:2: {检票} is not a column of {rows} (columns: ")],
+)
+def test_a_placeholder_that_is_not_a_column_stops_before_any_request(timetable, name, text,
+                                                                      message):
+    (timetable / name).write_text(text, encoding="utf-8")
+    fake = FakeBackend(answer)
+    result = invoke(fake, *distill_args(timetable))
+    assert result.exit_code == 2
+    expected = message.replace("{file}", str(timetable / name)).replace(
+        "{rows}", str(timetable / "rows.xlsx"))
+    assert f"Error: {expected}" in result.output
+    assert "Traceback" not in result.output and fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--system", "x"], "give the system prompt with --system or --system-file, not both"),
+     (["--extra-body", "{oops"], "--extra-body is not valid JSON"),
+     (["--extra-body", "[1]"], "--extra-body must be a JSON object"),
+     (["--parse", "text"], "--map renames JSON keys; it needs --parse json"),
+     (["--thinking-budget", "100"], "--thinking-budget is sent as DashScope's top-level"),
+     (["--id-field", "train"], "--id-field 'train' is not a column"),
+     (["--samples", "0"], "--samples must be at least 1")],
+)
+def test_flag_errors_are_one_line(timetable, extra, message):
+    result = invoke(FakeBackend(answer), *distill_args(timetable, *extra))
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_resume_with_another_template_is_refused(timetable):
+    assert invoke(FakeBackend(answer), *distill_args(timetable, "--limit", "1")).exit_code == 0
+    (timetable / "t.txt").write_text(TEMPLATE + "请用JSON回答。\n{questions}", encoding="utf-8")
+    result = invoke(FakeBackend(answer), *distill_args(timetable))
+    assert result.exit_code == 2
+    assert "this run was made with template_sha256=" in " ".join(result.output.split())
+    forced = FakeBackend(answer)
+    assert invoke(forced, *distill_args(timetable, "--force")).exit_code == 0
+    assert len(forced.requests) == 2
+
+
+def rows_csv(tmp_path: Path, n: int = 5) -> Path:
+    path = tmp_path / "rows.csv"
+    path.write_text("question,answer\n" + "".join(f"What is {i} plus {i}?,{2 * i}\n"
+                                                  for i in range(n)))
+    (tmp_path / "t.txt").write_text("{question}")
+    return path
+
+
+def simple_args(tmp_path: Path, *extra: str) -> list[str]:
+    return ["distill", str(tmp_path / "rows.csv"), "--user-template", str(tmp_path / "t.txt"),
+            "-o", str(tmp_path / "out"), "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+            *extra]
+
+
+@pytest.mark.parametrize(
+    ("extra", "ids"),
+    [(["--limit", "2"], ["row0", "row1"]),
+     (["--sample", "2", "--seed", "3"], None),
+     (["--shard", "1/2"], ["row1", "row3"]),
+     (["--limit", "4", "--shard", "0/2"], ["row0", "row2"])],
+)
+def test_row_selection_keeps_file_positions_as_ids(tmp_path, extra, ids):
+    rows_csv(tmp_path)
+    fake = FakeBackend(lambda r, n: completion("fine"))
+    assert invoke(fake, *simple_args(tmp_path, *extra)).exit_code == 0
+    got = sorted(r["id"] for r in read(tmp_path / "out" / "distilled.jsonl"))
+    if ids is None:  # a sample: the same two rows again with the same seed
+        again = tmp_path / "again"
+        again.mkdir()
+        rows_csv(again)
+        invoke(FakeBackend(lambda r, n: completion("fine")), *simple_args(again, *extra))
+        assert len(got) == 2 and got == sorted(
+            r["id"] for r in read(again / "out" / "distilled.jsonl"))
+    else:
+        assert got == ids
+
+
+def test_samples_separator_and_columns_that_clash_with_our_fields(tmp_path):
+    rows_csv(tmp_path, 2)
+    fake = FakeBackend(lambda r, n: completion(f"label{n} #### because"))
+    result = invoke(fake, *simple_args(tmp_path, "--samples", "2", "--parse", "separator",
+                                       "--temperature", "0.3"))
+    assert result.exit_code == 0, result.output
+    kept = read(tmp_path / "out" / "distilled.jsonl")
+    assert sorted((r["id"], r["sample"]) for r in kept) == [
+        ("row0", 0), ("row0", 1), ("row1", 0), ("row1", 1)]
+    # the input's own "answer" column is kept beside the parsed answer
+    assert {r["row_answer"] for r in kept if r["id"] == "row1"} == {"2"}
+    assert all(r["answer"].startswith("label") and r["rationale"] == "because" for r in kept)
+    assert {r.temperature for r in fake.requests} == {0.3}
+
+
+def test_an_id_column_is_the_id_and_must_be_unique(tmp_path):
+    (tmp_path / "rows.jsonl").write_text('{"id": 7, "q": "a"}\n{"id": 7, "q": "b"}\n')
+    (tmp_path / "t.txt").write_text("{q}")
+    args = ["distill", str(tmp_path / "rows.jsonl"), "--user-template", str(tmp_path / "t.txt"),
+            "-o", str(tmp_path / "out")]
+    result = invoke(FakeBackend(), *args)
+    assert result.exit_code == 2
+    assert "rows.jsonl:2: duplicate id '7' (also at" in " ".join(result.output.split())
+    (tmp_path / "rows.jsonl").write_text('{"id": 7, "q": "a"}\n')
+    fake = FakeBackend()
+    fake.enqueue("ok")
+    assert invoke(fake, *args).exit_code == 0
+    [record] = read(tmp_path / "out" / "distilled.jsonl")
+    assert (record["id"], record["q"], record["answer"]) == ("7", "a", "ok")
+
+
+# ---- what each backend sends ------------------------------------------------------------
+
+def served(seen: list[dict], base_url: str = "http://127.0.0.1:9/v1") -> OpenAIBackend:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.method == "GET":  # the server check before the first request
+            return httpx2.Response(404)
+        seen.append(json.loads(request.content))
+        return httpx2.Response(200, json={
+            "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+                                       "message": {"role": "assistant", "content": "ok"}}]})
+
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    return OpenAIBackend(base_url=base_url, model="m", api_key="k", max_retries=0,
+                         http_client=client)
+
+
+@pytest.mark.parametrize(
+    ("url", "extra", "fields", "suffix"),
+    [("http://127.0.0.1:8000/v1", ["--thinking", "off"],
+      {"chat_template_kwargs": {"enable_thinking": False}}, ""),
+     ("https://dashscope.aliyuncs.com/compatible-mode/v1",
+      ["--thinking", "on", "--thinking-budget", "512"],
+      {"enable_thinking": True, "thinking_budget": 512}, ""),
+     ("https://api.siliconflow.cn/v1", ["--thinking", "off"], {"enable_thinking": False}, ""),
+     ("http://127.0.0.1:8000/v1", ["--thinking", "off", "--thinking-style", "prompt"], {},
+      " /no_think"),
+     ("http://127.0.0.1:8000/v1", [], {}, "")],
+)
+def test_the_openai_backend_sends_system_stop_extra_body_and_the_thinking_switch(
+        tmp_path, url, extra, fields, suffix):
+    rows_csv(tmp_path, 1)
+    seen: list[dict] = []
+    args = [*simple_args(tmp_path, "--system", "Be brief.", "--stop", "####", "--stop", "\n\n",
+                         "--extra-body", '{"repetition_penalty": 1.05, "top_k": 20}',
+                         "--max-tokens", "64", *extra)]
+    args[args.index("--base-url") + 1] = url
+    result = invoke(served(seen, url), *args)
+    assert result.exit_code == 0, result.output
+    [body] = seen
+    assert body["messages"] == [{"role": "system", "content": "Be brief."},
+                                {"role": "user", "content": "What is 0 plus 0?" + suffix}]
+    assert body["stop"] == ["####", "\n\n"] and body["max_tokens"] == 64
+    assert (body["repetition_penalty"], body["top_k"]) == (1.05, 20)
+    assert "temperature" not in body and "top_p" not in body
+    thinking = {k: body[k] for k in ("chat_template_kwargs", "enable_thinking",
+                                     "thinking_budget") if k in body}
+    assert thinking == fields
+    # the record keeps the filled template; a /no_think switch is not part of it
+    [record] = read(tmp_path / "out" / "distilled.jsonl")
+    assert record["prompt"] == "What is 0 plus 0?"
+
+
+def test_completions_api_puts_the_system_prompt_in_front(tmp_path):
+    seen: list[dict] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.method == "GET":  # the server check before the first request
+            return httpx2.Response(404)
+        seen.append(json.loads(request.content))
+        return httpx2.Response(200, json={"choices": [{"text": "ok", "finish_reason": "stop"}]})
+
+    backend = OpenAIBackend(base_url="http://x/v1", model="m", api_key=None, api="completions",
+                            max_retries=0,
+                            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+    asyncio.run(backend.complete(Request("Q", system="S", temperature=None,
+                                         extra_body={"min_p": 0.1})))
+    assert seen[0]["prompt"] == "S\n\nQ" and seen[0]["min_p"] == 0.1
+    assert "temperature" not in seen[0]
+
+
+@pytest.fixture
+def stand_in_vllm(monkeypatch):
+    monkeypatch.syspath_prepend(str(STAND_INS))
+    monkeypatch.delitem(sys.modules, "vllm", raising=False)
+    import vllm
+
+    from selfinstruct.llm import vllm as backend_module
+
+    vllm.instances.clear()
+    monkeypatch.setattr(backend_module, "_ENGINES", {})
+    yield vllm
+    sys.modules.pop("vllm", None)
+
+
+def test_the_vllm_engine_gets_system_extra_body_and_template_kwargs(stand_in_vllm, monkeypatch):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Params(stand_in_vllm.SamplingParams):  # the fields of a real SamplingParams
+        top_k: int = -1
+        repetition_penalty: float = 1.0
+
+    monkeypatch.setattr(stand_in_vllm, "SamplingParams", Params)
+    from selfinstruct.llm import BackendSpec, create_backend
+
+    backend = create_backend(BackendSpec(kind="vllm", model="Qwen/Qwen3-8B"))
+    engine = stand_in_vllm.instances[0]
+    conversations: list = []
+    chat = engine.chat
+    monkeypatch.setattr(engine, "chat", lambda messages, params, **kw: (
+        conversations.extend(messages), chat(messages, params, **kw))[1])
+    request = Request("Q", system="S", stop=("####",), temperature=None, top_p=None,
+                      enable_thinking=False,
+                      extra_body={"top_k": 20, "repetition_penalty": 1.05,
+                                  "chat_template_kwargs": {"custom": 1}})
+
+    async def send(*requests: Request) -> list[Completion | BaseException]:
+        results = await asyncio.gather(*(backend.complete(r) for r in requests),
+                                       return_exceptions=True)
+        await backend.aclose()
+        return results
+
+    [result] = asyncio.run(send(request))
+    assert result.text == "<think>stand-in</think>ok"
+    assert conversations == [[{"role": "system", "content": "S"},
+                              {"role": "user", "content": "Q"}]]
+    [call] = engine.calls
+    assert call["chat_template_kwargs"] == {"enable_thinking": False, "custom": 1}
+    [params] = call["sampling_params"]
+    assert (params.top_k, params.repetition_penalty, params.stop) == (20, 1.05, ["####"])
+    assert (params.temperature, params.top_p) == (1.0, 1.0)  # SamplingParams' own defaults
+    backend = create_backend(BackendSpec(kind="vllm", model="Qwen/Qwen3-8B"))
+    [error] = asyncio.run(send(Request("Q", extra_body={"no_such_field": 1})))
+    assert isinstance(error, BackendError) and not error.retryable
+    assert "SamplingParams refused the extra body ['no_such_field']" in error.message
+
+
+class RecordingLlama:
+    """Enough of llama_cpp.Llama for LocalBackend: records each call's arguments."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def create_chat_completion(self, **kwargs):
+        self.calls.append(kwargs)
+        yield {"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}]}
+
+    def tokenize(self, data: bytes) -> list[int]:
+        return list(range(len(data.split())))
+
+
+def test_the_embedded_model_gets_system_and_extra_body_in_llama_cpp_names():
+    backend = LocalBackend.__new__(LocalBackend)
+    llama = RecordingLlama()
+    backend.name, backend.api, backend._llama = "local:x", "chat", llama
+    import threading
+
+    async def send() -> Completion:
+        backend._lock = asyncio.Lock()
+        backend._abort = threading.Event()
+        return await backend.complete(Request(
+            "Q", system="S", temperature=None, top_p=None, stop=("####",),
+            extra_body={"repetition_penalty": 1.1, "top_k": 20,
+                        "chat_template_kwargs": {"enable_thinking": False}}))
+
+    assert asyncio.run(send()).text == "ok"
+    [call] = llama.calls
+    assert call["messages"] == [{"role": "system", "content": "S"},
+                                {"role": "user", "content": "Q"}]
+    assert (call["repeat_penalty"], call["top_k"], call["stop"]) == (1.1, 20, ["####"])
+    assert "temperature" not in call and "chat_template_kwargs" not in call
+
+
+# ---- export -----------------------------------------------------------------------------
+
+def lf_turns(record: dict, entry: dict) -> tuple[str, list[tuple[str, str]]]:
+    """(system, [(role, content)…]) as LLaMA-Factory's dataset converters read a record
+    through its dataset_info.json entry: Alpaca joins prompt and query with one newline
+    and takes the system column; ShareGPT-style files take a first turn with the system
+    tag as the system prompt, then alternate user and assistant tags. (Our statement of
+    the rules of LLaMA-Factory's data/converter.py and data/parser.py; the real ones, of
+    llamafactory 0.9.5, read our alpaca, sharegpt and messages exports of a distill run
+    with the same system prompt and turns in a one-off run outside the suite.)"""
+    columns = entry["columns"]
+    if entry.get("formatting", "alpaca") == "alpaca":
+        query = [record[columns[k]] for k in ("prompt", "query")
+                 if k in columns and record[columns[k]]]
+        system = record[columns["system"]] if "system" in columns else ""
+        return system, [("user", "\n".join(query)), ("assistant", record[columns["response"]])]
+    tags = {"role_tag": "from", "content_tag": "value", "user_tag": "human",
+            "assistant_tag": "gpt", "system_tag": "system", **entry.get("tags", {})}
+    turns = record[columns["messages"]]
+    system = ""
+    if turns and turns[0][tags["role_tag"]] == tags["system_tag"]:
+        system, turns = turns[0][tags["content_tag"]], turns[1:]
+    expected = (tags["user_tag"], tags["assistant_tag"])
+    assert [t[tags["role_tag"]] for t in turns] == [expected[i % 2] for i in range(len(turns))]
+    roles = {tags["user_tag"]: "user", tags["assistant_tag"]: "assistant"}
+    return system, [(roles[t[tags["role_tag"]]], t[tags["content_tag"]]) for t in turns]
+
+
+@pytest.mark.parametrize("system", [None, "Answer briefly."])
+def test_every_format_gives_llamafactory_the_same_turns(system):
+    examples = [TrainingExample("Translate to French.", "Good morning", "Bonjour",
+                                system=system),
+                TrainingExample("Q?", "", "42", "think", system=system)]
+    seen = set()
+    for fmt in ("alpaca", "sharegpt", "messages"):
+        entry = dataset_info_entry(fmt, "f", system=system is not None)
+        read_back = tuple((lf_turns(record, entry)[0], tuple(lf_turns(record, entry)[1]))
+                          for record in to_records(examples, fmt))
+        seen.add(read_back)
+    assert seen == {(
+        (system or "", (("user", "Translate to French.\nGood morning"),
+                        ("assistant", "Bonjour"))),
+        (system or "", (("user", "Q?"), ("assistant", "<think>\nthink\n</think>\n\n42"))),
+    )}
+
+
+def test_think_field_exports_are_not_registered(tmp_path):
+    rows_csv(tmp_path, 2)
+    fake = FakeBackend(lambda r, n: completion("<think>add them</think>4"))
+    assert invoke(fake, *simple_args(tmp_path)).exit_code == 0
+    out = tmp_path / "out"
+    inline = CliRunner().invoke(cli.app, ["export", str(out), "-f", "messages"])
+    assert inline.exit_code == 0 and "registered in" in inline.output
+    field = CliRunner().invoke(cli.app, ["export", str(out), "-f", "messages", "--think",
+                                         "field"])
+    assert field.exit_code == 0, field.output
+    flat = " ".join(field.output.split())
+    assert "not registered in dataset_info.json: LLaMA-Factory has no column for a separate " \
+           "reasoning field" in flat and "--think inline" in flat
+    info = json.loads((out / "export" / "dataset_info.json").read_text())
+    assert "out_messages" not in info  # the inline entry for the same file went too
+    record = json.loads((out / "export" / "messages.jsonl").read_text().splitlines()[0])
+    assert record["messages"] == [
+        {"role": "user", "content": "What is 0 plus 0?"},
+        {"role": "assistant", "content": "4", "reasoning_content": "add them"}]
+
+
+def test_export_text_and_map_choose_the_fields(tmp_path):
+    rows_csv(tmp_path, 2)
+    fake = FakeBackend(lambda r, n: completion('{"label": "sum", "why": "it adds"}'))
+    assert invoke(fake, *simple_args(tmp_path, "--parse", "json")).exit_code == 0
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli.app, ["export", str(out)])
+    assert result.exit_code == 2
+    assert "--map output=FIELD" in " ".join(result.output.split())
+    result = CliRunner().invoke(cli.app, ["export", str(out), "-f", "alpaca", "--map",
+                                          "output=label", "--map", "input=answer"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "export" / "alpaca.json").read_text())[0] == {
+        "instruction": "What is 0 plus 0?", "input": "0", "output": "sum"}
+    result = CliRunner().invoke(cli.app, ["export", str(out), "-f", "text", "--map",
+                                          "output=why"])
+    assert result.exit_code == 0, result.output
+    assert read(out / "export" / "text.jsonl") == [{"text": "it adds"}] * 2
+    info = json.loads((out / "export" / "dataset_info.json").read_text())
+    assert info["out_text"] == {"file_name": "text.jsonl", "columns": {"prompt": "text"}}

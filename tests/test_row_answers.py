@@ -1,0 +1,117 @@
+"""Reading a teacher's answer to one row: text, JSON (object or list, fenced or bare),
+"conclusion #### reasoning"; every answer that cannot be read is a named rejection."""
+
+from __future__ import annotations
+
+import pytest
+
+from selfinstruct.errors import UserError
+from selfinstruct.text.row_answers import (
+    AnswerFormat,
+    Rejection,
+    find_json,
+    parse_answer,
+    parse_renames,
+)
+
+JSON_QA = AnswerFormat("json", {"instruction": "q", "output": "a"})
+
+FENCED_LIST = """<think>
+先看车次信息，再逐个回答。
+</think>
+
+```json
+[{"q": "G101号车次应该从哪个检票口检票?", "a": "无数据"},
+ {"q": "G101号车次几点到?", "a": "08:15"},
+ {"q": "G101号车次的始发站是哪里?", "a": "北京南"}]
+```"""
+
+
+def test_a_fenced_json_list_after_think_gives_one_item_each():
+    parsed = parse_answer(FENCED_LIST, None, "stop", JSON_QA)
+    assert parsed.rejections == []
+    assert parsed.reasoning == "先看车次信息，再逐个回答。"
+    assert parsed.items == [
+        (0, {"instruction": "G101号车次应该从哪个检票口检票?", "output": "无数据"}),
+        (1, {"instruction": "G101号车次几点到?", "output": "08:15"}),
+        (2, {"instruction": "G101号车次的始发站是哪里?", "output": "北京南"}),
+    ]
+
+
+def test_prose_instead_of_json_is_unparseable():
+    parsed = parse_answer("I cannot answer that from the train info.", None, "stop", JSON_QA)
+    assert parsed.items == []
+    assert parsed.rejections == [
+        Rejection("unparseable", "no JSON object or list in the answer")]
+
+
+def test_one_item_without_a_mapped_key_is_rejected_alone():
+    answer = '[{"q": "a?", "a": "1"}, {"q": "b?"}, "loose", {"q": "c?", "a": 3, "n": 1}]'
+    parsed = parse_answer(answer, None, "stop", JSON_QA)
+    assert parsed.items == [(0, {"instruction": "a?", "output": "1"}),
+                            (3, {"instruction": "c?", "output": 3, "n": 1})]
+    assert [(r.filter, r.item) for r in parsed.rejections] == [
+        ("missing_key", 1), ("missing_key", 2)]
+    assert parsed.rejections[0].detail == "no 'a' in the item (keys: 'q')"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [('{"label": "positive"}', {"label": "positive"}),
+     ('Sure! Here it is: {"label": "x"} Hope it helps.', {"label": "x"}),
+     ("```\n[1, 2]\n```", [1, 2]),
+     ("```json\nnot json\n```\n[3]", [3]),
+     ("no braces {at all", None),
+     ('"just a string"', None)],
+)
+def test_find_json(text, value):
+    assert find_json(text) == value
+
+
+def test_json_without_renames_keeps_the_keys_and_scalars_become_answers():
+    parsed = parse_answer('{"label": "pos", "score": 0.9}', "trace", "stop", AnswerFormat("json"))
+    assert parsed.items == [(None, {"label": "pos", "score": 0.9})]
+    assert parsed.reasoning == "trace"
+    listed = parse_answer('["a", "b"]', None, "stop", AnswerFormat("json"))
+    assert listed.items == [(0, {"answer": "a"}), (1, {"answer": "b"})]
+    assert parse_answer("[]", None, "stop", AnswerFormat("json")).rejections[0].filter == "empty"
+
+
+@pytest.mark.parametrize(
+    ("text", "finish", "fmt", "expected"),
+    [("positive #### the review praises the food", "stop", AnswerFormat("separator"),
+      {"answer": "positive", "rationale": "the review praises the food"}),
+     # with #### as a stop word the model stops before the reasoning
+     ("positive", "stop", AnswerFormat("separator", stop=("####",)),
+      {"answer": "positive", "rationale": ""}),
+     ("<think>hmm</think>positive || why", "stop", AnswerFormat("separator", separator="||"),
+      {"answer": "positive", "rationale": "why"}),
+     ("<think>hmm</think> 42 ", "stop", AnswerFormat(), {"answer": "42"})],
+)
+def test_separator_and_text(text, finish, fmt, expected):
+    parsed = parse_answer(text, None, finish, fmt)
+    assert parsed.rejections == []
+    assert parsed.items == [(None, expected)]
+
+
+@pytest.mark.parametrize(
+    ("text", "finish", "fmt", "name"),
+    [("positive, because", "stop", AnswerFormat("separator"), "no_separator"),
+     ("#### only reasoning", "stop", AnswerFormat("separator"), "empty"),
+     ('[{"q": "a", "a": "b"}, {"q":', "length", JSON_QA, "truncated"),
+     ("<think>still going", "length", AnswerFormat(), "truncated"),
+     ("<think>done</think>   ", "stop", AnswerFormat(), "empty"),
+     ("", "stop", AnswerFormat(), "empty")],
+)
+def test_rejections(text, finish, fmt, name):
+    parsed = parse_answer(text, None, finish, fmt)
+    assert parsed.items == []
+    assert [r.filter for r in parsed.rejections] == [name]
+
+
+def test_parse_renames():
+    assert parse_renames(["instruction=q", " output = a "]) == {"instruction": "q",
+                                                                "output": "a"}
+    for bad in (["instruction"], ["=q"], ["a=q", "a=r"]):
+        with pytest.raises(UserError, match="--map"):
+            parse_renames(bad)
