@@ -139,7 +139,7 @@ def test_balancer_gives_up_when_every_server_fails_and_never_retries_fatal_error
     assert spare.requests == []
 
 
-def test_generate_over_three_servers_one_failing(tmp_path, seed_file, monkeypatch):
+def test_generate_over_three_servers_one_failing(tmp_path, seed_file, serve):
     texts = iter(distinct_texts(300, seed=21))
 
     def answer(request: Request, number: int) -> Completion:
@@ -148,8 +148,7 @@ def test_generate_over_three_servers_one_failing(tmp_path, seed_file, monkeypatc
 
     servers = [FakeBackend(answer, delay=0.005), FakeBackend(down),
                FakeBackend(answer, delay=0.005)]
-    monkeypatch.setattr(cli, "create_run_backend",
-                        lambda config, key: BalancedBackend(servers))
+    serve(lambda spec: BalancedBackend(servers))
     out = tmp_path / "run"
     result = CliRunner().invoke(cli.app, [
         "generate", "--seeds", str(seed_file), "-o", str(out), "-n", "30",
@@ -225,7 +224,7 @@ def test_backends_without_a_server_are_not_checked():
     assert backend.requests == []
 
 
-def test_a_stage_backend_is_checked_unless_told_not_to(monkeypatch):
+def test_a_stage_backend_is_checked_unless_told_not_to(serve):
     """One place for every stage: the failed check closes the backend and is one line."""
     class Unreachable(FakeBackend):
         checks = 0
@@ -235,8 +234,7 @@ def test_a_stage_backend_is_checked_unless_told_not_to(monkeypatch):
             raise BackendError("cannot reach http://127.0.0.1:1/v1: refused", retryable=True)
 
     backends: list[Unreachable] = []
-    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
-                        lambda *args: backends.append(Unreachable(ok)) or backends[-1])
+    serve(lambda *args: backends.append(Unreachable(ok)) or backends[-1])
     spec = BackendSpec(kind="openai", model="m", base_urls=("http://127.0.0.1:1/v1",))
     with pytest.raises(UserError, match=r"^fake: cannot reach http://127.0.0.1:1/v1: refused$"):
         open_backend(spec, None, 1)

@@ -243,7 +243,7 @@ def test_export_reasoning_inline_and_field(tmp_path):
     assert record["conversations"][1]["value"].endswith("</think>\n\n42")
 
 
-def test_reason_cli_on_an_alpaca_file(tmp_path, monkeypatch):
+def test_reason_cli_on_an_alpaca_file(tmp_path, serve):
     source = tmp_path / "alpaca.json"
     source.write_text(json.dumps([
         {"instruction": "What is 6 times 7?", "input": "", "output": "42"},
@@ -251,7 +251,7 @@ def test_reason_cli_on_an_alpaca_file(tmp_path, monkeypatch):
     ]))
     backend = FakeBackend(lambda r, n: Completion(text="<think>ok so</think>fine",
                                                   finish_reason="stop"))
-    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend", lambda *a, **k: backend)
+    serve(backend)
     out = tmp_path / "out"
     result = CliRunner().invoke(cli.app, ["reason", str(source), "-o", str(out),
                                           "--samples", "2", "--base-url", "http://x/v1",
@@ -284,12 +284,12 @@ def test_reason_cli_errors(tmp_path):
     [("0/2", ["row0", "row2", "row4"]), ("1/2", ["row1", "row3"]),
      (None, ["row0", "row1", "row2", "row3", "row4"])],
 )
-def test_reason_shards_split_the_prompts(tmp_path, monkeypatch, spec, ids):
+def test_reason_shards_split_the_prompts(tmp_path, serve, spec, ids):
     source = tmp_path / "q.jsonl"
     source.write_text("".join(json.dumps({"instruction": f"Question {i}?"}) + "\n"
                               for i in range(5)))
     backend = FakeBackend(lambda r, n: Completion(text="<think>t</think>a", finish_reason="stop"))
-    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend", lambda *a, **k: backend)
+    serve(backend)
     out = tmp_path / "out"
     args = ["reason", str(source), "-o", str(out), "--base-url", "http://x/v1", "--model", "m"]
     result = CliRunner().invoke(cli.app, [*args, *(["--shard", spec] if spec else [])])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import inspect
 import logging
@@ -24,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from selfinstruct.api import aclassify, ainstances, later_stages, prepare_generate
 from selfinstruct.cli.summary import (
     distill_summary,
     generate_summary,
@@ -45,19 +47,15 @@ from selfinstruct.stages.distill_setup import load_distill_job, parse_extra_body
 from selfinstruct.stages.dryrun import plan_generate
 from selfinstruct.stages.export import ExportResult, export_run
 from selfinstruct.stages.generate import GenerateStats
-from selfinstruct.stages.generate_setup import create_run_backend, open_run, resolve_config
 from selfinstruct.stages.instances import InstanceOptions
 from selfinstruct.stages.per_record import StageStats
 from selfinstruct.stages.pipeline import (
     BackendFlags,
-    classify_stage,
     connect,
     dry_run_distill,
     dry_run_reason,
     dry_run_stage,
-    instances_stage,
     open_reason,
-    open_stage,
     reason_stage,
     resolve_backend,
     run_template,
@@ -354,44 +352,16 @@ def _generate(
     dry_run: bool,
     backend: BackendFlags,
 ) -> None:
-    spec, pace = resolve_backend({}, backend)
-    given = {
-        "backend": spec.kind,
-        "model": spec.model,
-        "base_urls": spec.base_urls,
-        "api": spec.api,
-        "concurrency": pace.concurrency,
-        "timeout": spec.timeout,
-        "max_retries": spec.max_retries,
-        "max_consecutive_failures": pace.max_failures,
-        "tensor_parallel_size": spec.engine.tensor_parallel_size,
-        "dtype": spec.engine.dtype,
-        "max_model_len": spec.engine.max_model_len,
-        "gpu_memory_utilization": spec.engine.gpu_memory_utilization,
-    }
-    config, seed_tasks = resolve_config(
-        out=out,
-        seeds_path=seeds,
-        language=language.value,
-        prompt_style=prompt_style.value,
-        options={
-            "num_instructions": num_instructions,
-            "similarity_threshold": similarity_threshold,
-            "tokenizer": tokenizer.value,
-            "most_similar": most_similar,
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_tokens": max_tokens,
-            "num_seed_examples": seed_examples,
-            "num_machine_examples": machine_examples,
-            "seed": seed,
-            "blacklist": tuple(blacklist or ()),
-            "min_length": min_length,
-            "max_length": max_length,
-            "prompt_dir": str(prompt_dir) if prompt_dir else None,
-            **given,
-        },
+    job = prepare_generate(
+        out, num_instructions=num_instructions, seeds=seeds, language=language.value,
+        prompt_style=prompt_style.value, similarity_threshold=similarity_threshold,
+        tokenizer=tokenizer.value, most_similar=most_similar, temperature=temperature,
+        top_p=top_p, max_tokens=max_tokens, seed_examples=seed_examples,
+        machine_examples=machine_examples, seed=seed, blacklist=tuple(blacklist or ()),
+        min_length=min_length, max_length=max_length, prompt_dir=prompt_dir,
+        **dataclasses.asdict(backend),
     )
+    config, seed_tasks = job.config, job.seeds
     say(
         f"selfinstruct: {config.language} seeds from {config.seeds} ({len(seed_tasks)} tasks), "
         f"{config.prompt_style} prompts, model "
@@ -402,8 +372,8 @@ def _generate(
         for line in plan_generate(config, seed_tasks, template).lines():
             say(line)
         return
-    client = create_run_backend(config, backend.api_key)
-    bootstrap = open_run(config, seed_tasks, client, force=force)
+    bootstrap = job.open(force=force)
+    client = bootstrap.backend
 
     def work(stop: asyncio.Event, update: ProgressUpdate) -> Awaitable[GenerateStats]:
         def progress(stats: GenerateStats) -> None:
@@ -495,11 +465,11 @@ INSTANCE_MAX_TOKENS = Annotated[
 
 
 def _classify(run_dir: Path, backend: BackendFlags, *, check: bool = True) -> None:
-    context = open_stage(run_dir, backend, check=check)
     with summary_on_abort(stage_summary):
         stats, stopped_by = drive(
-            "classify", None, 0, context.backend,
-            lambda stop, update: classify_stage(context, stop, _stage_progress(update)),
+            "classify", None, 0, None,
+            lambda stop, update: aclassify(run_dir, progress=_stage_progress(update), stop=stop,
+                                           check=check, **dataclasses.asdict(backend)),
         )
     for line in stage_summary(stats):
         say(line)
@@ -510,16 +480,13 @@ def _instances(
     run_dir: Path, per_task: int, max_tokens: int, backend: BackendFlags, shard: Shard = EVERYTHING,
     *, check: bool = True,
 ) -> None:
-    if per_task < 1:
-        raise UserError("--per-task must be at least 1")
-    if max_tokens < 16:
-        raise UserError("--instance-max-tokens must be at least 16")
-    context = open_stage(run_dir, backend, check=check)
-    options = InstanceOptions(per_task=per_task, max_tokens=max_tokens, shard=shard)
     with summary_on_abort(stage_summary):
         stats, stopped_by = drive(
-            "instances", None, 0, context.backend,
-            lambda stop, update: instances_stage(context, options, stop, _stage_progress(update)),
+            "instances", None, 0, None,
+            lambda stop, update: ainstances(
+                run_dir, per_task=per_task, instance_max_tokens=max_tokens, shard=shard,
+                progress=_stage_progress(update), stop=stop, check=check,
+                **dataclasses.asdict(backend)),
         )
     for line in stage_summary(stats):
         say(line)
@@ -653,10 +620,12 @@ def run_all(
     with reported_errors():
         out: Path = kwargs["out"]
         backend = backend_flags(dict(kwargs))
-        if kwargs["prompt_style"] != Style.alpaca:
-            # generate checked the server before its first request: once is enough.
-            _classify(out, backend, check=False)
-            _instances(out, per_task, instance_max_tokens, backend, check=False)
+        # generate checked the server before its first request: once is enough.
+        for stage in later_stages(kwargs["prompt_style"].value):
+            if stage == "classify":
+                _classify(out, backend, check=False)
+            else:
+                _instances(out, per_task, instance_max_tokens, backend, check=False)
         result = export_run(out, format.value, include_seeds=include_seeds)
         say_exported(result)
 
@@ -1054,10 +1023,11 @@ def drive(
     label: str,
     total: int | None,
     completed: int,
-    backend: Backend,
+    backend: Backend | None,
     work: Callable[[asyncio.Event, ProgressUpdate], Awaitable[T]],
 ) -> tuple[T, signal.Signals | None]:
-    """Run one stage under a progress bar; SIGINT/SIGTERM stop it cleanly."""
+    """Run one stage under a progress bar; SIGINT/SIGTERM stop it cleanly. ``backend``
+    is closed afterwards (None: the library's stage function closes its own)."""
     return asyncio.run(_drive(label, total, completed, backend, work))
 
 
@@ -1065,7 +1035,7 @@ async def _drive(
     label: str,
     total: int | None,
     completed: int,
-    backend: Backend,
+    backend: Backend | None,
     work: Callable[[asyncio.Event, ProgressUpdate], Awaitable[T]],
 ) -> tuple[T, signal.Signals | None]:
     stop = asyncio.Event()
@@ -1084,7 +1054,8 @@ async def _drive(
     finally:
         for signum in SIGNAL_EXIT:
             loop.remove_signal_handler(signum)
-        await backend.aclose()
+        if backend is not None:
+            await backend.aclose()
     return result, received[0] if received else None
 
 

@@ -47,8 +47,9 @@ class BackendSpec:
 #: Builds a backend from its spec, the API key and the requests it will have in flight.
 BackendFactory = Callable[[BackendSpec, "str | None", int], Backend]
 
-#: Backends given to :func:`use_backend`, innermost last.
-_GIVEN: list[Backend] = []
+#: What :func:`use_backend` was given, innermost last: a backend, or a function that
+#: makes one from the spec a stage asks for.
+_GIVEN: list[Backend | Callable[[BackendSpec], Backend]] = []
 
 
 def create_backend(spec: BackendSpec, api_key: str | None = None,
@@ -57,13 +58,17 @@ def create_backend(spec: BackendSpec, api_key: str | None = None,
     optional dependencies are imported only here. Inside :func:`use_backend`, that
     backend instead."""
     if _GIVEN:
-        return _GIVEN[-1]
+        given = _GIVEN[-1]
+        return given if isinstance(given, Backend) else given(spec)
     return FACTORIES[spec.kind](spec, api_key, concurrency)
 
 
 @contextlib.contextmanager
-def use_backend(backend: Backend) -> Iterator[Backend]:
-    """Every backend a stage asks for inside the block is ``backend``.
+def use_backend(
+    backend: Backend | Callable[[BackendSpec], Backend],
+) -> Iterator[Backend | Callable[[BackendSpec], Backend]]:
+    """Every backend a stage asks for inside the block is ``backend`` (or what it makes
+    from the stage's :class:`BackendSpec`, when it is a function).
 
     The one seam through which tests (and notebooks) run the CLI and the library on a
     :class:`~selfinstruct.llm.fake.FakeBackend` or a model built beforehand, instead of
@@ -73,7 +78,7 @@ def use_backend(backend: Backend) -> Iterator[Backend]:
     try:
         yield backend
     finally:
-        _GIVEN.remove(backend)
+        _GIVEN.pop()
 
 
 def _vllm(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend:

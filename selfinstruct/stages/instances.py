@@ -45,6 +45,12 @@ class InstanceOptions:
     seed: int | None = None
     shard: Shard = EVERYTHING
 
+    def __post_init__(self) -> None:
+        if self.per_task < 1:
+            raise UserError("--per-task must be at least 1")
+        if self.max_tokens < 16:
+            raise UserError("--instance-max-tokens must be at least 16")
+
     def request_seed(self, key: str) -> int | None:
         """A per-record sampling seed, so a seeded run samples each task the same way."""
         return None if self.seed is None else zlib.crc32(f"{self.seed}/{key}".encode())
