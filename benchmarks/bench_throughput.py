@@ -478,15 +478,15 @@ def pipeline_cpu(texts: list[str], pool: int, requests: int, workdir: Path,
 
     for name in ("first_above", "most_similar_ids"):
         setattr(bootstrap.index, name, timed(getattr(bootstrap.index, name)))
-    for number, completion in enumerate(completions):
-        if number == warmup:
-            start, candidates_before, in_search[0] = time.process_time(), \
-                bootstrap.stats.candidates, 0.0
-            pool_before = len(bootstrap.index)
-        job, _request = bootstrap._next_job()  # type: ignore[misc]
-        bootstrap._handle(job, completion)
-    used = time.process_time() - start
-    bootstrap.close()
+    with bootstrap.session():
+        for number, completion in enumerate(completions):
+            if number == warmup:
+                start, candidates_before, in_search[0] = time.process_time(), \
+                    bootstrap.stats.candidates, 0.0
+                pool_before = len(bootstrap.index)
+            job, _request = bootstrap._next_job()  # type: ignore[misc]
+            bootstrap._handle(job, completion)
+        used = time.process_time() - start
     stats = bootstrap.stats
     candidates = stats.candidates - candidates_before
     return {

@@ -350,3 +350,23 @@ def test_chinese_near_duplicate_is_rejected(tmp_path):
     assert [r["instruction"] for r in kept] == ["列出三种减少家庭用电的方法。"]
     rejected = read_lines(out / "rejected.jsonl")
     assert rejected[0]["filter"] == "similarity"
+
+
+def test_a_bootstrap_runs_twice_and_the_second_run_goes_on_from_the_pool(tmp_path, seed_file):
+    backend = FakeBackend(stream_script(per_answer=2), delay=0.01)
+    bootstrap = open_bootstrap(tmp_path / "run", seed_file, backend, n=8)
+    stop = asyncio.Event()
+
+    def stop_early(stats) -> None:
+        if stats.kept >= 3:
+            stop.set()
+
+    first = asyncio.run(bootstrap.run(stop, stop_early))
+    assert first.interrupted and 3 <= first.kept < 8
+    second = run(bootstrap)  # writes again: its files are its own session's
+    assert second is not first and not second.interrupted
+    assert (second.kept, second.kept_before) == (8, first.kept)
+    kept = read_lines(tmp_path / "run" / "instructions.jsonl")
+    assert [r["id"] for r in kept] == [f"gen_{i:06d}" for i in range(8)]
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())["generate"]
+    assert stats["kept"] == 8 and stats["kept_this_session"] == 8 - first.kept

@@ -15,7 +15,7 @@ import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,21 +159,45 @@ class Bootstrap:
         self.index = SimilarityIndex(tokenizer=config.tokenizer)
         for seed in seeds:
             self.index.add(seed.instruction)
-        self._open_files = contextlib.ExitStack()
-        self._files = self._open_files.enter_context(stage_files(self.out, INSTRUCTIONS_FILE))
-        self.machine = [record["instruction"] for record in read_jsonl(self._files.results.path)]
+        with stage_files(self.out, INSTRUCTIONS_FILE) as files:  # repairs a torn last line
+            self.machine = [record["instruction"] for record in read_jsonl(files.results.path)]
         for text in self.machine:
             self.index.add(text)
-        self.stats = GenerateStats(target=config.num_instructions, kept_before=len(self.machine))
-        self.stats.kept = len(self.machine)
         self.sampler = PromptSampler(config, seeds, template, self.machine)
-        self.pacer = Pacer(target=config.num_instructions)
+        self._sessions = 0
+        self._new_session()
+
+    def _new_session(self) -> None:
+        """Counts and pacing start afresh for each run(); the pool carries over."""
+        self.stats = GenerateStats(target=self.config.num_instructions,
+                                   kept_before=len(self.machine))
+        self.stats.kept = len(self.machine)
+        self.pacer = Pacer(target=self.config.num_instructions)
         self._barren = 0
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """The run files open for one session (``run`` uses it; so can a caller that
+        hands answers to the loop itself); ``stats.json`` is written when it ends."""
+        if self._sessions:
+            self._new_session()
+        self._sessions += 1
+        with stage_files(self.out, INSTRUCTIONS_FILE) as self._files:
+            try:
+                yield
+            finally:
+                save_stats(self.out, "generate", self.stats.to_json())
 
     async def run(
         self, stop: asyncio.Event, progress: Callable[[GenerateStats], None] | None = None
     ) -> GenerateStats:
-        """Send prompts until N instructions are kept, ``stop`` is set or failures abort."""
+        """Send prompts until N instructions are kept, ``stop`` is set or failures abort.
+        A second ``run`` goes on from the pool the first one left (a new session)."""
+        with self.session():
+            return await self._run(stop, progress)
+
+    async def _run(self, stop: asyncio.Event,
+                   progress: Callable[[GenerateStats], None] | None) -> GenerateStats:
         started = time.monotonic()
         runner: Runner[Job] = Runner(
             self.backend,
@@ -203,14 +227,8 @@ class Bootstrap:
             raise StageAborted(err, self.stats) from None
         finally:
             self.stats.elapsed = time.monotonic() - started
-            self.close()
             await asyncio.gather(*warming, return_exceptions=True)
         return self.stats
-
-    def close(self) -> None:
-        """Flush every run file and write ``stats.json``."""
-        self._open_files.close()
-        save_stats(self.out, "generate", self.stats.to_json())
 
     def _done(self) -> bool:
         return self.stats.kept >= self.config.num_instructions
