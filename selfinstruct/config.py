@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from selfinstruct.errors import UserError
+from selfinstruct.llm import BackendKind
 from selfinstruct.llm.base import Api
 from selfinstruct.runs.templates import PromptStyle
 
-BackendName = Literal["local", "openai", "vllm"]
 TokenizerName = Literal["multilingual", "rouge"]
+DedupMethod = Literal["rouge", "minhash"]
 
 #: Sampling defaults per prompt style. Alpaca's are its own; Self-Instruct used 0.7 / 0.5
 #: with GPT-3, but chat models at top_p 0.5 tend to copy the example list back, so we
@@ -87,7 +88,7 @@ class GenerateConfig:
     seeds_sha256: str
     language: str
     prompt_style: PromptStyle
-    backend: BackendName
+    backend: BackendKind
     model: str
     base_urls: tuple[str, ...]
     api: Api

@@ -315,3 +315,33 @@ def test_dedup_minhash_bad_flags(tmp_path, flags, message):
     assert message in one_line(result.output)
     assert "Traceback" not in result.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize(("option", "literal"), [
+    (cli.Style, "selfinstruct.runs.templates.PromptStyle"),
+    (cli.LanguageOption, "selfinstruct.config.LanguageChoice"),
+    (cli.ApiOption, "selfinstruct.llm.base.Api"),
+    (cli.TokenizerOption, "selfinstruct.config.TokenizerName"),
+    (cli.DedupMethod, "selfinstruct.config.DedupMethod"),
+    (cli.DataOption, "selfinstruct.stages.export.ExportData"),
+    (cli.ThinkOption, "selfinstruct.stages.export.ThinkStyle"),
+    (cli.FormatOption, "selfinstruct.stages.export.ExportFormat"),
+    (cli.ParseOption, "selfinstruct.text.row_answers.ParseMode"),
+    (cli.ThinkingStyleOption, "selfinstruct.llm.thinking.ThinkingStyle"),
+])
+def test_cli_choices_are_exactly_the_settings_literals(option, literal):
+    """A value the CLI offers that the settings refuse (or the reverse) fails here."""
+    import importlib
+    from typing import get_args
+
+    module, _, name = literal.rpartition(".")
+    assert [member.value for member in option] == list(
+        get_args(getattr(importlib.import_module(module), name)))
+
+
+def test_backend_choices_are_auto_and_the_backend_kinds():
+    from typing import get_args
+
+    from selfinstruct.llm import BackendKind
+
+    assert {member.value for member in cli.BackendOption} == {"auto", *get_args(BackendKind)}
