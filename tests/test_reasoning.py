@@ -318,3 +318,26 @@ def test_export_cli_think_field_and_data_choice(tmp_path):
     result = CliRunner().invoke(cli.app, ["export", str(tmp_path), "--data", "instances"])
     assert result.exit_code == 2
     assert "not a run directory" in result.output
+
+
+def test_decide_trace_is_a_pure_decision_on_one_answer():
+    """answer in → record and rejection out, no files, no backend."""
+    from selfinstruct.filters.traces import TraceSettings
+    from selfinstruct.llm.base import Usage
+    from selfinstruct.runs.inputs import PromptRecord
+    from selfinstruct.stages.reason import decide_trace
+
+    prompt = PromptRecord(id="q1", instruction="What is 6 times 7?", input="", reference="42")
+    right = Completion(text="<think>six sevens are 42</think>42", finish_reason="stop",
+                       usage=Usage(10, 5))
+    kept = decide_trace(prompt, 1, right, TraceSettings(), "m")
+    assert kept.rejection is None and not kept.without_reasoning
+    assert (kept.record["reasoning"], kept.record["answer"]) == ("six sevens are 42", "42")
+    assert kept.record["correct"] is True and kept.record["sample"] == 1
+    wrong = decide_trace(prompt, 0, Completion(text="<think>hm</think>41", finish_reason="stop"),
+                         TraceSettings(), "m")
+    assert wrong.rejection is not None and wrong.rejection[0] == "wrong_answer"
+    bare = decide_trace(prompt, 0, Completion(text="42", finish_reason="stop"),
+                        TraceSettings(), "m")
+    assert bare.without_reasoning and bare.rejection is not None
+    assert bare.rejection[0] == "no_reasoning"
