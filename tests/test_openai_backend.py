@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -281,8 +282,11 @@ def test_check_retries_once_quickly():
     assert time.monotonic() - started < 2
 
 
-def test_check_gives_up_on_a_server_that_does_not_answer(monkeypatch):
-    """A socket on 127.0.0.1 that takes connections and never answers."""
+def test_check_goes_on_past_a_server_that_takes_connections_but_does_not_answer(
+        monkeypatch, caplog):
+    """A socket on 127.0.0.1 that takes connections and never answers: a busy one-slot
+    server (llama.cpp's answers nothing, /models included, while it generates) is there;
+    the runner's per-request timeouts deal with one that never answers."""
     monkeypatch.setattr(openai_backend, "CHECK_TIMEOUT", 0.3)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
@@ -290,10 +294,10 @@ def test_check_gives_up_on_a_server_that_does_not_answer(monkeypatch):
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
         b = OpenAIBackend(base_url=url, model="m", api_key=None)
         started = time.monotonic()
-        with pytest.raises(ServerUnreachable) as err:
+        with caplog.at_level(logging.INFO, logger="selfinstruct"):
             check(b)
     assert time.monotonic() - started < 3
-    assert err.value.message == f"cannot reach {url}: no answer within 0.3s {UNREACHABLE}"
+    assert f"{url} took connections but did not answer GET /models within 0.3s" in caplog.text
 
 
 def test_check_goes_on_when_a_slow_answer_runs_past_the_deadline(monkeypatch):

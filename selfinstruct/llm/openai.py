@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from typing import Any
 
@@ -30,6 +31,8 @@ from selfinstruct.llm.base import (
     sampling_fields,
     template_kwargs,
 )
+
+_LOG = logging.getLogger(__name__)
 
 #: HTTP statuses that will fail the same way on every request of the run.
 _FATAL_STATUSES = {400: "the server rejected the request", 401: "the API key was refused",
@@ -173,6 +176,12 @@ class OpenAIBackend:
         try:
             return await client.get("/models", cast_to=httpx2.Response)
         except openai.APIConnectionError as err:  # timeouts included
+            if _connected_but_silent(err):
+                # A busy one-slot server (llama.cpp's) answers nothing until its current
+                # generation ends; it is there, and the runner's timeouts take it from here.
+                _LOG.info("%s took connections but did not answer GET /models within %gs "
+                          "(busy?); going on", self._where(), CHECK_TIMEOUT)
+                return None
             raise ServerUnreachable(self._where(), _check_failure(err)) from None
         except openai.APIStatusError as err:
             if err.status_code == 401:
@@ -347,6 +356,12 @@ def _connection_detail(err: openai.APIConnectionError) -> str:
     """What went wrong underneath the SDK's generic "Connection error."."""
     cause = err.__cause__
     return (str(cause) or type(cause).__name__) if cause else str(err)
+
+
+def _connected_but_silent(err: openai.APIConnectionError) -> bool:
+    """Whether the check connected and then heard nothing (a read timeout), rather than
+    failing to connect at all."""
+    return isinstance(err.__cause__, (httpx2.ReadTimeout, httpx2.WriteTimeout))
 
 
 def _check_failure(err: openai.APIConnectionError) -> str:
