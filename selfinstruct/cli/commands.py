@@ -50,6 +50,8 @@ from selfinstruct.stages.generate import GenerateStats
 from selfinstruct.stages.instances import InstanceOptions
 from selfinstruct.stages.per_record import StageStats
 from selfinstruct.stages.pipeline import (
+    BACKEND_DEFAULTS,
+    DEFAULT_CONCURRENCY,
     BackendFlags,
     connect,
     dry_run_distill,
@@ -215,18 +217,24 @@ BACKEND_PARAMETERS = [
     _named("api_key", _option(str | None, None, "API key (never written to disk).",
                               envvar="OPENAI_API_KEY", show_default=False, show_envvar=True)),
     _named("api", _option(ApiOption | None, None, "chat, or completions for base models.")),
-    _named("concurrency", _option(int | None, None, "Requests in flight (default 8; vllm 256, "
-                                  "the size of a round; the local model runs one at a time).")),
-    _named("timeout", _option(float | None, None, "Seconds per request (default 600).")),
-    _named("max_retries", _option(int | None, None, "HTTP retries per request (default 5).")),
+    _named("concurrency", _option(int | None, None, "Requests in flight (default "
+                                  f"{DEFAULT_CONCURRENCY['openai']}; vllm "
+                                  f"{DEFAULT_CONCURRENCY['vllm']}, the size of a round; the "
+                                  "local model runs one at a time).")),
+    _named("timeout", _option(float | None, None, "Seconds per request (default "
+                              f"{BACKEND_DEFAULTS['timeout']:g}).")),
+    _named("max_retries", _option(int | None, None, "HTTP retries per request (default "
+                                  f"{BACKEND_DEFAULTS['max_retries']}).")),
     _named("max_failures", _option(int | None, None, "Stop after this many failed requests "
-                                   "in a row (default 20; requests that fail together, as in "
-                                   "an outage, count once).")),
-    _named("tensor_parallel_size", _option(int | None, None, "vllm: GPUs per model (1).")),
+                                   f"in a row (default {BACKEND_DEFAULTS['max_failures']}; "
+                                   "requests that fail together, as in an outage, count "
+                                   "once).")),
+    _named("tensor_parallel_size", _option(int | None, None, "vllm: GPUs per model "
+                                          f"({BACKEND_DEFAULTS['tensor_parallel_size']}).")),
     _named("dtype", _option(str | None, None, "vllm: auto, bfloat16, float16 …")),
     _named("max_model_len", _option(int | None, None, "vllm: context length.")),
     _named("gpu_memory_utilization", _option(float | None, None, "vllm: share of GPU memory "
-                                             "(0.9).")),
+                                             f"({BACKEND_DEFAULTS['gpu_memory_utilization']}).")),
 ]
 
 

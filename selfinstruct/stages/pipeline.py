@@ -77,6 +77,13 @@ class Drive:
 #: Requests in flight when nobody said: vLLM wants big rounds, servers a moderate load.
 DEFAULT_CONCURRENCY = {"openai": 8, "vllm": 256, "local": 1}
 
+#: What a backend setting nobody gave (on the command line, or in the run) becomes: the
+#: one place these defaults are written (the CLI's help quotes them from here).
+BACKEND_DEFAULTS: dict[str, Any] = {
+    "api": "chat", "timeout": 600.0, "max_retries": 5, "max_failures": 20,
+    "tensor_parallel_size": 1, "dtype": "auto", "gpu_memory_utilization": 0.9,
+}
+
 
 @dataclass(frozen=True)
 class StageContext:
@@ -115,20 +122,23 @@ def resolve_backend(saved: dict[str, Any], flags: BackendFlags) -> tuple[Backend
         raise UserError("--backend vllm needs --model (a Hugging Face id or a local path)")
     engine = EngineOptions(
         tensor_parallel_size=_first(flags.tensor_parallel_size,
-                                    saved.get("tensor_parallel_size"), 1),
-        dtype=_first(flags.dtype, saved.get("dtype"), "auto"),
+                                    saved.get("tensor_parallel_size"),
+                                    BACKEND_DEFAULTS["tensor_parallel_size"]),
+        dtype=_first(flags.dtype, saved.get("dtype"), BACKEND_DEFAULTS["dtype"]),
         max_model_len=_first(flags.max_model_len, saved.get("max_model_len"), 0) or None,
         gpu_memory_utilization=_first(flags.gpu_memory_utilization,
-                                      saved.get("gpu_memory_utilization"), 0.9),
+                                      saved.get("gpu_memory_utilization"),
+                                      BACKEND_DEFAULTS["gpu_memory_utilization"]),
         seed=saved.get("seed"),
     )
     spec = BackendSpec(
         kind=kind,  # type: ignore[arg-type]
         model=model,
         base_urls=urls if kind == "openai" else (),
-        api=_first(flags.api, saved.get("api"), "chat"),
-        timeout=_first(flags.timeout, saved.get("timeout"), 600.0),
-        max_retries=_first(flags.max_retries, saved.get("max_retries"), 5),
+        api=_first(flags.api, saved.get("api"), BACKEND_DEFAULTS["api"]),
+        timeout=_first(flags.timeout, saved.get("timeout"), BACKEND_DEFAULTS["timeout"]),
+        max_retries=_first(flags.max_retries, saved.get("max_retries"),
+                           BACKEND_DEFAULTS["max_retries"]),
         seed=saved.get("seed"),
         engine=engine,
     )
@@ -136,7 +146,8 @@ def resolve_backend(saved: dict[str, Any], flags: BackendFlags) -> tuple[Backend
                          DEFAULT_CONCURRENCY[kind])
     drive = Drive(
         concurrency=1 if kind == "local" and concurrency >= 1 else concurrency,
-        max_failures=_first(flags.max_failures, saved.get("max_consecutive_failures"), 20),
+        max_failures=_first(flags.max_failures, saved.get("max_consecutive_failures"),
+                            BACKEND_DEFAULTS["max_failures"]),
     )
     if drive.concurrency < 1:
         raise UserError("--concurrency must be at least 1")
