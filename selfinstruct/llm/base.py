@@ -7,10 +7,14 @@ llama.cpp model, and tests swap in a fake backend at this seam.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Api = Literal["chat", "completions"]
+#: ``auto``: ask for JSON where the backend can, text where a server refuses; ``json``:
+#: a server's refusal is an error; ``off``: no schema, the text prompts of old.
+StructuredMode = Literal["auto", "json", "off"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,10 @@ class Request:
     seed: int | None = None
     #: Qwen3-style thinking switch, sent as ``chat_template_kwargs``; None sends nothing.
     enable_thinking: bool | None = None
+    #: A JSON schema the answer must follow (structured output), or None for free text.
+    schema: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: The schema's short name, which OpenAI-style servers require (``[A-Za-z0-9_-]``).
+    schema_name: str = "answer"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ server-side reasoning parser here; traces are split from the text like any other
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import importlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,12 +135,31 @@ class VLLMBackend:
         return [results[i] for i in range(len(requests))]
 
     def _sampling_params(self, request: Request) -> Any:
+        structured = {} if request.schema is None else self._structured(request.schema)
         return self._vllm.SamplingParams(
             temperature=request.temperature,
             top_p=request.top_p,
             max_tokens=request.max_tokens,
             stop=list(request.stop) or None,
             seed=request.seed,
+            **structured,
+        )
+
+    def _structured(self, schema: Mapping[str, Any]) -> dict[str, Any]:
+        """The sampling parameter that makes the answer JSON of ``schema``.
+
+        vLLM renamed it: ``structured_outputs=StructuredOutputsParams(json=…)`` since
+        0.10.2 (the old name was removed in 0.12), ``guided_decoding=
+        GuidedDecodingParams(json=…)`` before; whichever the installed vLLM has is used.
+        """
+        module = importlib.import_module(f"{self._vllm.__name__}.sampling_params")
+        if hasattr(module, "StructuredOutputsParams"):
+            return {"structured_outputs": module.StructuredOutputsParams(json=dict(schema))}
+        if hasattr(module, "GuidedDecodingParams"):
+            return {"guided_decoding": module.GuidedDecodingParams(json=dict(schema))}
+        raise UserError(
+            "this vLLM has no structured output (StructuredOutputsParams or "
+            "GuidedDecodingParams); upgrade vLLM or pass --structured off"
         )
 
     def _completion(self, output: Any) -> Completion:
