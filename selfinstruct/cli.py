@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import inspect
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -127,6 +129,23 @@ class ThinkOption(str, Enum):
     field = "field"
 
 
+class StructuredOption(str, Enum):
+    """Whether stages ask for JSON answers (structured output)."""
+
+    auto = "auto"
+    json = "json"
+    off = "off"
+
+
+STRUCTURED = Annotated[
+    StructuredOption | None,
+    typer.Option(help="auto: ask for JSON answers (a grammar for the local model, vLLM's "
+                 "structured outputs, response_format for servers, which fall back to text "
+                 "if they refuse it); json: a server's refusal is an error; off: plain "
+                 "text prompts. Default: the run's setting, else auto.", show_default=False),
+]
+
+
 class FormatOption(str, Enum):
     """Export formats."""
 
@@ -203,6 +222,13 @@ def backend_flags(kwargs: dict[str, Any]) -> BackendFlags:
     return BackendFlags(**values)
 
 
+def with_structured(flags: BackendFlags, structured: StructuredOption | None) -> BackendFlags:
+    """The backend flags with ``--structured`` (None: not given, the run's choice holds)."""
+    if structured is None:
+        return flags
+    return dataclasses.replace(flags, structured=structured.value)
+
+
 @contextlib.contextmanager
 def reported_errors() -> Iterator[None]:
     """Print a :class:`UserError` as one line and exit with its code."""
@@ -237,9 +263,25 @@ def say_exported(result: ExportResult) -> None:
         f"{result.dataset_name!r} registered in {result.dataset_info}")
 
 
+class _SayHandler(logging.Handler):
+    """The library's warnings (a server that refused the JSON schema) as report lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """One line on stderr, like every other report line."""
+        say(record.getMessage())
+
+
+def report_library_warnings() -> None:
+    """Show what the library logs at WARNING and above (each backend says a thing once)."""
+    logger = logging.getLogger("selfinstruct")
+    if not any(isinstance(handler, _SayHandler) for handler in logger.handlers):
+        logger.addHandler(_SayHandler(logging.WARNING))
+
+
 @app.callback()
 def selfinstruct() -> None:
     """Grow instruction-tuning data from seed tasks with an LLM."""
+    report_library_warnings()
 
 
 def _generate(
@@ -264,8 +306,10 @@ def _generate(
     prompt_dir: Path | None,
     force: bool,
     dry_run: bool,
+    structured: StructuredOption | None,
     backend: BackendFlags,
 ) -> None:
+    backend = with_structured(backend, structured)
     spec, pace = resolve_backend({}, backend)
     given = {
         "backend": spec.kind,
@@ -280,6 +324,7 @@ def _generate(
         "dtype": spec.engine.dtype,
         "max_model_len": spec.engine.max_model_len,
         "gpu_memory_utilization": spec.engine.gpu_memory_utilization,
+        "structured": spec.structured,
     }
     config, seed_tasks = resolve_config(
         out=out,
@@ -310,7 +355,8 @@ def _generate(
         f"{config.model or 'embedded SmolLM2-135M-Instruct'}"
     )
     if dry_run:
-        template = run_template(config.to_json(), config.prompt_style)
+        template = run_template(config.to_json(), config.prompt_style,
+                                structured=config.structured != "off")
         for line in plan_generate(config, seed_tasks, template).lines():
             say(line)
         return
@@ -388,6 +434,7 @@ def generate(
         bool, typer.Option(help="Resume even though pool-defining settings changed.")
     ] = False,
     dry_run: DRY_RUN = False,
+    structured: STRUCTURED = None,
     backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Grow a pool of new instructions from seed tasks."""
@@ -448,9 +495,13 @@ def _stage_progress(update: ProgressUpdate) -> Callable[[StageStats], None]:
 @app.command()
 @with_backend_options
 def classify(
-    run_dir: RUN_DIR, dry_run: DRY_RUN = False, backend: BackendFlags = NO_FLAGS
+    run_dir: RUN_DIR,
+    dry_run: DRY_RUN = False,
+    structured: STRUCTURED = None,
+    backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Mark which instructions are classification tasks (few-shot, greedy decoding)."""
+    backend = with_structured(backend, structured)
     with reported_errors():
         if dry_run:
             for line in dry_run_stage(run_dir, "classify", backend):
@@ -467,9 +518,11 @@ def instances(
     instance_max_tokens: INSTANCE_MAX_TOKENS = 1024,
     shard: SHARD = None,
     dry_run: DRY_RUN = False,
+    structured: STRUCTURED = None,
     backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Generate input/output instances: input-first, or output-first for classification."""
+    backend = with_structured(backend, structured)
     with reported_errors():
         if dry_run:
             options = InstanceOptions(per_task=per_task, max_tokens=instance_max_tokens,
@@ -550,7 +603,7 @@ def run_all(
         return
     with reported_errors():
         out: Path = kwargs["out"]
-        backend = backend_flags(dict(kwargs))
+        backend = with_structured(backend_flags(dict(kwargs)), kwargs["structured"])
         if kwargs["prompt_style"] != Style.alpaca:
             _classify(out, backend)
             _instances(out, per_task, instance_max_tokens, backend)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from selfinstruct.errors import UserError
-from selfinstruct.llm.base import Api
+from selfinstruct.llm.base import Api, StructuredMode
 from selfinstruct.prompts import PromptStyle
 
 BackendName = Literal["local", "openai", "vllm"]
@@ -78,6 +78,7 @@ class GenerateConfig:
     dtype: str = "auto"
     max_model_len: int | None = None
     gpu_memory_utilization: float = 0.9
+    structured: StructuredMode = "auto"
 
     def __post_init__(self) -> None:
         _check(self.num_instructions >= 1, "-n must be at least 1")
