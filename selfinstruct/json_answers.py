@@ -35,6 +35,13 @@ __all__ = [
     "read_yes_no",
 ]
 
+# "Task 9:", "任务9：", "9." in front of an instruction: a model that saw the prompt's
+# numbered list numbers its JSON strings too. Not "3.5 is…": no digit after the point.
+_TASK_MARKER = re.compile(
+    r"^\W{0,3}(?:(?:task|任务|任務)[ \t]*[#＃]?[ \t]*[0-9０-９]{1,3}|[0-9０-９]{1,3})"
+    r"[ \t]*(?:[:：)）、]|[.．](?![0-9]))[ \t]*(?:\*{1,3}[ \t]*)?",
+    re.IGNORECASE,
+)
 # A fenced block; the closing fence is missing when the answer was cut short.
 _FENCED = re.compile(r"```[\w+-]*[ \t]*\n(?P<body>.*?)(?:\n[ \t]*```|\Z)", re.DOTALL)
 #: How many cut points a repair tries, last first: one usually works, and a degenerate
@@ -139,7 +146,8 @@ def _field(item: dict[str, Any], names: Sequence[str]) -> str:
 
 
 def read_task_list(text: str) -> list[str] | None:
-    """Self-Instruct: the instructions of ``{"tasks": [...]}``, in order."""
+    """Self-Instruct: the instructions of ``{"tasks": [...]}``, in order, each on one
+    line and without a ``Task 9:`` number in front."""
     items = _items(load_json_answer(text), "tasks")
     if items is None:
         return None
@@ -149,8 +157,9 @@ def read_task_list(text: str) -> list[str] | None:
             instruction = _field(item, ("instruction", "task"))
         else:
             instruction = _text(item)
+        instruction = _TASK_MARKER.sub("", " ".join(instruction.split()), count=1)
         if instruction:
-            tasks.append(" ".join(instruction.split()))
+            tasks.append(instruction)
     return tasks
 
 

@@ -246,3 +246,48 @@ def test_reason_with_a_model_that_does_not_think(server, tmp_path):
         ("row0", 0), ("row0", 1), ("row1", 0), ("row1", 1)}
     rates = [json.loads(x) for x in (out / "pass_rates.jsonl").read_text().splitlines()]
     assert [(r["samples"], r["correct"]) for r in rates] == [(2, 0), (2, 0)]
+
+
+def test_the_embedded_model_writes_the_schema_under_a_grammar():
+    """The grammar path in-process: the real 135M model answers in the schema's JSON."""
+    import asyncio
+
+    from selfinstruct.json_answers import read_input_first
+    from selfinstruct.llm.base import Request
+    from selfinstruct.llm.local import LocalBackend
+    from selfinstruct.schemas import classify_schema, input_first_schema
+
+    classify, examples = classify_schema("en"), input_first_schema(2)
+    requests = [
+        Request("Is 'Write a poem about the sea' a classification task? Answer yes or no.",
+                max_tokens=16, temperature=0.0, schema=classify.schema,
+                schema_name=classify.name),
+        Request("Give two examples of adding two small numbers, with input and output.",
+                max_tokens=160, temperature=0.0, seed=1, schema=examples.schema,
+                schema_name=examples.name),
+    ]
+
+    async def ask() -> list[str]:
+        backend = LocalBackend()
+        try:
+            return [(await backend.complete(request)).text for request in requests]
+        finally:
+            await backend.aclose()
+
+    answer, written = asyncio.run(ask())
+    assert json.loads(answer)["answer"] in ("Yes", "No")
+    assert read_input_first(written)  # cut short or not, the complete examples are read
+
+
+def test_the_server_takes_the_schema_as_json_object(server, tmp_path):
+    """llama-cpp-python's server refuses response_format json_schema (422) and takes
+    json_object with a schema: the run keeps asking for JSON, and says nothing."""
+    out = tmp_path / "run"
+    result = selfinstruct("generate", "--base-url", server, "--model", MODEL_ALIAS, "-n", "3",
+                          "-o", str(out), "--seed", "4", "--max-tokens", "256",
+                          "--concurrency", "1")
+    assert result.returncode == 0, result.stderr
+    assert "does not take a JSON schema" not in result.stderr
+    check_run(out, 3)
+    stats = json.loads((out / "stats.json").read_text())["generate"]
+    assert stats["parsed"]["json"] == stats["requests"]["succeeded"] >= 1

@@ -135,6 +135,11 @@ def test_read_task_list():
     assert read_task_list('{"tasks": [{"instruction": "Plan a trip."}, 3]}') == [
         "Plan a trip.", "3"]
     assert read_task_list('{"tasks": []}') == []
+    numbered = ["Task 9: Write a poem.", "TASK 10 - x", "任务11：写一首诗。", "12. Sum it.",
+                "**Task 13:** Plan a trip.", "3.5 is a number; round it.", "2023: a year"]
+    assert read_task_list(json.dumps({"tasks": numbered})) == [
+        "Write a poem.", "TASK 10 - x", "写一首诗。", "Sum it.", "Plan a trip.",
+        "3.5 is a number; round it.", "2023: a year"]
     assert read_task_list('{"answer": "Yes"}') is None
     assert read_task_list("Task 9: Write a poem.\nTask 10: Sum two numbers.") is None
 

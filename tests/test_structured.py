@@ -77,8 +77,14 @@ def test_json_answers_are_read_by_every_stage(tmp_path, seed_file, fake):
     result = runner.invoke(cli.app, ["run", "--seeds", str(seed_file), "-o", str(out), "-n", "6",
                                      "--per-task", "3"])
     assert result.exit_code == 0, result.output
-    names = {request.schema_name for request in requests_of(backends)}
+    sent = requests_of(backends)
+    names = {request.schema_name for request in sent}
     assert names == {"task_list", "classification", "labelled_examples", "examples"}
+    json_variant = load_template("self-instruct", "en", structured=True).text
+    asked_for_json = json_variant.split("\n\n")[0]
+    assert asked_for_json.endswith('Answer with one JSON object, {{"tasks": [...]}}, whose list '
+                                   'holds the new instructions.')
+    assert sent[0].prompt.startswith(asked_for_json.replace("{{", "{").replace("}}", "}"))
     pool = {r["id"]: r["instruction"] for r in read(out / "instructions.jsonl")}
     classified = {r["id"]: r["is_classification"] for r in read(out / "classification.jsonl")}
     assert classified == {i: CLASSIFICATION_WORD in text for i, text in pool.items()}
@@ -140,6 +146,8 @@ def test_off_sends_no_schema_and_the_text_prompts_of_old(tmp_path, seed_file, fa
     assert result.exit_code == 0, result.output
     sent = requests_of(backends)
     assert sent and all(request.schema is None for request in sent)
+    text_template = load_template("self-instruct", "en").text
+    assert sent[0].prompt.startswith(text_template.split("\n\n")[0] + "\n\nTask 1: ")
     classify_prompts = [r.prompt for r in sent if r.prompt.endswith("Is it classification?")]
     template = load_template("classify", "en")
     pool = [r["instruction"] for r in read(out / "instructions.jsonl")]
