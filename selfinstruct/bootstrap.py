@@ -128,8 +128,8 @@ class PromptSampler:
         return job, request
 
     def schema(self) -> AnswerSchema | None:
-        """The JSON shape each answer is asked for in, or None with ``--structured off``."""
-        if self.config.structured == "off":
+        """The JSON shape each answer is asked for in, or None for free text."""
+        if not self.config.asks_for_json:
             return None
         if self.config.prompt_style == "alpaca":
             return alpaca_schema(self.config.tasks_per_request)
@@ -234,7 +234,7 @@ class Bootstrap:
         is JSON of that shape, as text otherwise (a model may ignore the schema)."""
         text = completion.text
         alpaca = self.config.prompt_style == "alpaca"
-        if self.config.structured != "off":
+        if self.config.asks_for_json:
             tasks = read_alpaca_tasks(text) if alpaca else _candidates(read_task_list(text))
             if tasks is not None:
                 self.stats.parsed["json"] += 1

@@ -139,10 +139,11 @@ class StructuredOption(str, Enum):
 
 STRUCTURED = Annotated[
     StructuredOption | None,
-    typer.Option(help="auto: ask for JSON answers (a grammar for the local model, vLLM's "
-                 "structured outputs, response_format for servers, which fall back to text "
-                 "if they refuse it); json: a server's refusal is an error; off: plain "
-                 "text prompts. Default: the run's setting, else auto.", show_default=False),
+    typer.Option(help="auto: ask for JSON answers in classify, instances and alpaca-style "
+                 "generate (a grammar for local models, vLLM's structured outputs, "
+                 "response_format for servers, which fall back to text if they refuse it); "
+                 "json: every stage, a server's refusal is an error; off: plain text "
+                 "prompts. Default: the run's setting, else auto.", show_default=False),
 ]
 
 
@@ -356,7 +357,7 @@ def _generate(
     )
     if dry_run:
         template = run_template(config.to_json(), config.prompt_style,
-                                structured=config.structured != "off")
+                                structured=config.asks_for_json)
         for line in plan_generate(config, seed_tasks, template).lines():
             say(line)
         return

@@ -100,6 +100,20 @@ class GenerateConfig:
         _check(self.min_length <= self.max_length,
                "--min-length must not be greater than --max-length")
 
+    @property
+    def asks_for_json(self) -> bool:
+        """Whether generate asks for its answers as JSON (structured output).
+
+        Always with ``--structured json``, never with ``off``. With ``auto`` only for the
+        alpaca style: a self-instruct answer is a plain list, which the text parser reads
+        from any model (every answer of the embedded 135M model), while a schema made that
+        model repeat itself and decode several times slower (BENCHMARKS.md, "Structured
+        output"), so ``auto`` keeps the list as text.
+        """
+        if self.structured == "auto":
+            return self.prompt_style == "alpaca"
+        return self.structured == "json"
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings); holds no secret by construction."""
         data = dataclasses.asdict(self)

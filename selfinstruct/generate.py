@@ -96,7 +96,7 @@ def open_run(
         config.prompt_style,
         config.language,  # type: ignore[arg-type]
         Path(config.prompt_dir) if config.prompt_dir else None,
-        structured=config.structured != "off",
+        structured=config.asks_for_json,
     )
     if config.prompt_style == "alpaca" and not any(
         seed.instances and seed.instances[0].output for seed in seeds

@@ -230,7 +230,7 @@ def test_dry_run_sends_and_writes_nothing(tmp_path, seed_file, fake):
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())
     assert "generate: 5 requests at least, for 40 more instructions" in flat
-    assert "Task 8: " in result.output and "schema 'task_list'" in result.output
+    assert "Task 8: " in result.output and "Task 9:" in result.output
     assert not out.exists() and fake == []
     assert runner.invoke(cli.app, ["generate", "--seeds", str(seed_file), "-o", str(out),
                                    "-n", "3"]).exit_code == 0
