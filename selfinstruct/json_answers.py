@@ -6,7 +6,8 @@ it), and an answer cut off by the length limit is JSON with its end missing. So 
 reader here is lenient in the same way the text parsers are, and says "not JSON of
 this shape" by returning None, so the stage falls back to its text parser:
 
-* the JSON may sit in a fence (```json … ```), with blank lines around it;
+* the JSON may sit in a fence (```json … ```), with blank lines around it, and its
+  strings may hold raw line breaks;
 * an answer cut short is closed (an open string ended, open lists and objects closed,
   or cut back to the last complete item), so every complete item still counts and the
   filters drop the cut one as ``truncated``, as they do for text;
@@ -47,7 +48,9 @@ _FENCED = re.compile(r"```[\w+-]*[ \t]*\n(?P<body>.*?)(?:\n[ \t]*```|\Z)", re.DO
 #: How many cut points a repair tries, last first: one usually works, and a degenerate
 #: answer should not cost thousands of parses.
 _MAX_REPAIRS = 50
-_DECODER = json.JSONDecoder()
+#: Not strict: control characters are allowed inside strings, because llama-cpp-python's
+#: grammar lets the model write a raw newline in a string, and the text is still wanted.
+_DECODER = json.JSONDecoder(strict=False)
 
 
 def load_json_answer(text: str) -> Any | None:
@@ -106,7 +109,7 @@ def _repair(body: str) -> Any | None:
     attempts += [body[:cut] + close for cut, close in reversed(cuts[-_MAX_REPAIRS:])]
     for attempt in attempts:
         try:
-            return json.loads(attempt)
+            return _DECODER.decode(attempt)
         except ValueError:
             continue
     return None

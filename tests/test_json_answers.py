@@ -84,6 +84,7 @@ def test_schema_shapes():
         ("", None),
         ("```python\nprint(1)\n```", None),
         ('{"a": [1, 2}', None),
+        ('{"tasks": ["two\nlines"]}', {"tasks": ["two\nlines"]}),  # a raw line break
     ],
 )
 def test_load_json_answer(text, expected):
@@ -103,6 +104,7 @@ def test_load_json_answer(text, expected):
         ('{"x": "ends in a backslash \\', {"x": "ends in a backslash "}),
         ('{"flag": tru', {}),
         ('{"tasks": ["a \\"quoted\\" wo', {"tasks": ['a "quoted" wo']}),
+        ('{ "tasks":[ "]\n\nTask 1:\nConvert', {"tasks": ["]\n\nTask 1:\nConvert"]}),
     ],
 )
 def test_an_answer_cut_short_keeps_its_complete_items(cut, expected):
