@@ -281,11 +281,12 @@ def test_the_embedded_model_writes_the_schema_under_a_grammar():
 
 def test_the_server_takes_the_schema_as_json_object(server, tmp_path):
     """llama-cpp-python's server refuses response_format json_schema (422) and takes
-    json_object with a schema: the run keeps asking for JSON, and says nothing."""
+    json_object with a schema: even under --structured json the run goes on asking for
+    JSON that way, and says nothing."""
     out = tmp_path / "run"
     result = selfinstruct("generate", "--base-url", server, "--model", MODEL_ALIAS, "-n", "3",
                           "-o", str(out), "--seed", "4", "--max-tokens", "256",
-                          "--concurrency", "1")
+                          "--concurrency", "1", "--structured", "json")
     assert result.returncode == 0, result.stderr
     assert "does not take a JSON schema" not in result.stderr
     check_run(out, 3)
