@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendKind
-from selfinstruct.llm.base import Api
+from selfinstruct.llm.base import Api, StructuredMode
 from selfinstruct.runs.templates import PromptStyle
 
 TokenizerName = Literal["multilingual", "rouge"]
@@ -114,6 +114,7 @@ class GenerateConfig:
     dtype: str
     max_model_len: int | None
     gpu_memory_utilization: float
+    structured: StructuredMode
 
     def __post_init__(self) -> None:
         _check(self.num_instructions >= 1, "-n must be at least 1")
@@ -134,6 +135,20 @@ class GenerateConfig:
         # Otherwise every candidate is rejected and the run asks for more forever.
         _check(self.min_length <= self.max_length,
                "--min-length must not be greater than --max-length")
+
+    @property
+    def asks_for_json(self) -> bool:
+        """Whether generate asks for its answers as JSON (structured output).
+
+        Always with ``--structured json``, never with ``off``. With ``auto`` only for the
+        alpaca style: a self-instruct answer is a plain list, which the text parser reads
+        from any model (every answer of the embedded 135M model), while a schema made that
+        model repeat itself and decode several times slower (BENCHMARKS.md, "Structured
+        output"), so ``auto`` keeps the list as text.
+        """
+        if self.structured == "auto":
+            return self.prompt_style == "alpaca"
+        return self.structured == "json"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings); holds no secret by construction."""

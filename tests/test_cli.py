@@ -211,7 +211,7 @@ def test_alpaca_style_end_to_end(tmp_path, seed_file, fake):
     backends = fake(lambda request, n: Completion(text=answer, finish_reason="stop"))
     out = tmp_path / "r"
     result = invoke("generate", "--seeds", str(seed_file), "-o", str(out), "-n", "2",
-                    "--prompt-style", "alpaca", "--seed-examples", "10")
+                    "--prompt-style", "alpaca", "--seed-examples", "10", "--structured", "off")
     assert result.exit_code == 0, result.output
     records = [json.loads(x) for x in (out / "instructions.jsonl").read_text().splitlines()]
     assert [(r["instruction"], r["input"], r["output"]) for r in records] == [

@@ -26,14 +26,14 @@ def answer(request: Request, number: int) -> Completion | BackendError:
     if prompt.endswith("Is it classification?"):
         task = task[0]
         return Completion(text="Yes" if CLASSIFICATION_WORD in task else "No, it is not.")
-    if "Class labels:" in prompt:
+    if prompt.startswith("You are writing examples for classification tasks"):
         return Completion(text=(
             "Class labels: Positive, Negative\n"
             "Class label: Positive\nInput: I loved every minute of it.\n"
             "Class label: Negative\nInput: The service was slow and rude.\n"
             "Class label: Maybe\nInput: Not sure about this one.\n"
         ))
-    if "Example 1" in prompt:
+    if prompt.startswith("You are writing worked examples"):
         return Completion(text=(
             "Example 1\nInput: 2, 3\nOutput: 5\n"
             "Example 2\nInput: 10, 4\nOutput: 14\n"
@@ -169,10 +169,10 @@ def chinese_answer(request: Request, number: int) -> Completion:
     if prompt.endswith("是否为分类任务？"):
         task = [line for line in prompt.splitlines() if line.startswith("任务：")][-1]
         return Completion(text="是" if "情感" in task else "否。这是写作任务。")
-    if "类别列表：" in prompt and prompt.rstrip().splitlines()[-1].startswith("任务："):
+    if prompt.startswith("你要为分类任务编写示范例子"):
         return Completion(text="类别列表：正面、负面\n类别：正面\n输入：这家店的菜太好吃了！\n"
                                "类别：负面\n输入：等了一个小时还没上菜。\n")
-    if "示例1" in prompt:
+    if prompt.startswith("你要为人们交给 AI 助手的任务编写示范例子"):
         return Completion(text="示例1\n输入：3和5\n输出：8\n示例2\n输入：10和20\n输出：30\n")
     topics = ["判断这条评论的情感倾向是正面还是负面", "写一段介绍西湖美景的导游词",
               "计算两个数的和并说明步骤", "给即将毕业的学弟学妹写一句寄语"]

@@ -180,6 +180,24 @@ class ThinkingStyleOption(str, Enum):
     prompt = "prompt"
 
 
+class StructuredOption(str, Enum):
+    """Whether stages ask for JSON answers (structured output)."""
+
+    auto = "auto"
+    json = "json"
+    off = "off"
+
+
+STRUCTURED = Annotated[
+    StructuredOption | None,
+    typer.Option(help="auto: ask for JSON answers in classify, instances and alpaca-style "
+                 "generate (a grammar for local models, vLLM's structured outputs, "
+                 "response_format for servers, which fall back to text if they refuse it); "
+                 "json: every stage, a server's refusal is an error; off: plain text "
+                 "prompts. Default: the run's setting, else auto.", show_default=False),
+]
+
+
 class FormatOption(str, Enum):
     """Export formats."""
 
@@ -261,6 +279,13 @@ def backend_flags(kwargs: dict[str, Any]) -> BackendFlags:
             values[name] = values[name].value
     values["base_url"] = tuple(values["base_url"] or ())
     return BackendFlags(**values)
+
+
+def with_structured(flags: BackendFlags, structured: StructuredOption | None) -> BackendFlags:
+    """The backend flags with ``--structured`` (None: not given, the run's choice holds)."""
+    if structured is None:
+        return flags
+    return dataclasses.replace(flags, structured=structured.value)
 
 
 @contextlib.contextmanager
@@ -358,8 +383,10 @@ def _generate(
     prompt_dir: Path | None,
     force: bool,
     dry_run: bool,
+    structured: StructuredOption | None,
     backend: BackendFlags,
 ) -> None:
+    backend = with_structured(backend, structured)
     job = prepare_generate(
         out, num_instructions=num_instructions, seeds=seeds, language=language.value,
         prompt_style=prompt_style.value, similarity_threshold=similarity_threshold,
@@ -376,7 +403,8 @@ def _generate(
         f"{config.model or 'embedded SmolLM2-135M-Instruct'}"
     )
     if dry_run:
-        template = run_template(config.to_json(), config.prompt_style)
+        template = run_template(config.to_json(), config.prompt_style,
+                                structured=config.asks_for_json)
         for line in plan_generate(config, seed_tasks, template).lines():
             say(line)
         return
@@ -454,6 +482,7 @@ def generate(
         bool, typer.Option(help="Resume even though pool-defining settings changed.")
     ] = False,
     dry_run: DRY_RUN = False,
+    structured: STRUCTURED = None,
     backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Grow a pool of new instructions from seed tasks."""
@@ -512,9 +541,13 @@ def _stage_progress(update: ProgressUpdate) -> Callable[[StageStats], None]:
 @app.command()
 @with_backend_options
 def classify(
-    run_dir: RUN_DIR, dry_run: DRY_RUN = False, backend: BackendFlags = NO_FLAGS
+    run_dir: RUN_DIR,
+    dry_run: DRY_RUN = False,
+    structured: STRUCTURED = None,
+    backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Mark which instructions are classification tasks (few-shot, greedy decoding)."""
+    backend = with_structured(backend, structured)
     with reported_errors():
         if dry_run:
             for line in dry_run_stage(run_dir, "classify", backend):
@@ -531,9 +564,11 @@ def instances(
     instance_max_tokens: INSTANCE_MAX_TOKENS = 1024,
     shard: SHARD = None,
     dry_run: DRY_RUN = False,
+    structured: STRUCTURED = None,
     backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Generate input/output instances: input-first, or output-first for classification."""
+    backend = with_structured(backend, structured)
     with reported_errors():
         if dry_run:
             options = InstanceOptions(per_task=per_task, max_tokens=instance_max_tokens,
@@ -627,7 +662,7 @@ def run_all(
         return
     with reported_errors():
         out: Path = kwargs["out"]
-        backend = backend_flags(dict(kwargs))
+        backend = with_structured(backend_flags(dict(kwargs)), kwargs["structured"])
         # generate checked the server before its first request: once is enough.
         for stage in later_stages(kwargs["prompt_style"].value):
             if stage == "classify":

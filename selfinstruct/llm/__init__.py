@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from selfinstruct.llm.base import Api, Backend, BackendError, Completion, Request, Usage
+from selfinstruct.llm.base import (
+    Api,
+    Backend,
+    BackendError,
+    Completion,
+    Request,
+    StructuredMode,
+    Usage,
+)
 from selfinstruct.llm.vllm import EngineOptions
 
 __all__ = [
@@ -19,6 +27,7 @@ __all__ = [
     "Completion",
     "EngineOptions",
     "Request",
+    "StructuredMode",
     "Usage",
     "create_backend",
     "use_backend",
@@ -42,6 +51,8 @@ class BackendSpec:
     max_retries: int = 5
     seed: int | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
+    #: Whether stages ask for JSON answers, and what a server's refusal means.
+    structured: StructuredMode = "auto"
 
 
 #: Builds a backend from its spec, the API key and the requests it will have in flight.
@@ -101,7 +112,8 @@ def _openai(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend
     retries = spec.max_retries if len(urls) == 1 else min(spec.max_retries, BALANCED_MAX_RETRIES)
     servers = [
         OpenAIBackend(base_url=url, model=spec.model, api_key=api_key, api=spec.api,
-                      timeout=spec.timeout, max_retries=retries, concurrency=concurrency)
+                      timeout=spec.timeout, max_retries=retries, concurrency=concurrency,
+                      structured=spec.structured)
         for url in urls
     ]
     return servers[0] if len(servers) == 1 else BalancedBackend(servers)

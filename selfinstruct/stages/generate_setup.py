@@ -82,6 +82,7 @@ def resolve_config(
         dtype=spec.engine.dtype,
         max_model_len=spec.engine.max_model_len,
         gpu_memory_utilization=spec.engine.gpu_memory_utilization,
+        structured=spec.structured,
     )
     return config, seeds
 
@@ -122,6 +123,7 @@ def open_run(
         config.prompt_style,
         config.language,  # type: ignore[arg-type]
         Path(config.prompt_dir) if config.prompt_dir else None,
+        structured=config.asks_for_json,
     )
     if config.prompt_style == "alpaca" and not any(
         seed.instances and seed.instances[0].output for seed in seeds

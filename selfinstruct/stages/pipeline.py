@@ -53,6 +53,7 @@ class BackendFlags:
     dtype: str | None = None
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
+    structured: str | None = None
 
     def urls(self) -> tuple[str, ...]:
         """``--base-url`` values, then the lines of ``--base-url-file`` (``#`` comments)."""
@@ -93,16 +94,22 @@ class StageContext:
     config: dict[str, Any]
     backend: Backend
     settings: StageSettings
+    #: Whether the stage asks for JSON answers (``--structured`` is not ``off``).
+    structured: bool = False
 
     def template(self, name: TemplateName) -> PromptTemplate:
-        """A prompt template in the run's language, honouring its ``--prompt-dir``."""
-        return run_template(self.config, name)
+        """A prompt template in the run's language, honouring its ``--prompt-dir``; the
+        JSON variant when the stage asks for JSON."""
+        return run_template(self.config, name, structured=self.structured)
 
 
-def run_template(config: dict[str, Any], name: TemplateName) -> PromptTemplate:
+def run_template(
+    config: dict[str, Any], name: TemplateName, *, structured: bool = False
+) -> PromptTemplate:
     """A prompt template in a run's language, honouring the run's ``--prompt-dir``."""
     prompt_dir = config.get("prompt_dir")
-    return load_template(name, config["language"], Path(prompt_dir) if prompt_dir else None)
+    return load_template(name, config["language"], Path(prompt_dir) if prompt_dir else None,
+                         structured=structured)
 
 
 def resolve_backend(saved: dict[str, Any], flags: BackendFlags) -> tuple[BackendSpec, Drive]:
@@ -141,6 +148,7 @@ def resolve_backend(saved: dict[str, Any], flags: BackendFlags) -> tuple[Backend
                            BACKEND_DEFAULTS["max_retries"]),
         seed=saved.get("seed"),
         engine=engine,
+        structured=_first(flags.structured, saved.get("structured"), "auto"),
     )
     concurrency = _first(flags.concurrency, saved.get("concurrency") if same_kind else None,
                          DEFAULT_CONCURRENCY[kind])
@@ -170,10 +178,13 @@ def connect(
     """The backend a stage will use (its server checked unless ``check`` is False) and
     how hard to drive it."""
     spec, drive = resolve_backend(saved, flags)
-    settings = StageSettings(
-        concurrency=drive.concurrency, max_consecutive_failures=drive.max_failures
-    )
-    return open_backend(spec, flags.api_key, drive.concurrency, check=check), settings
+    return open_backend(spec, flags.api_key, drive.concurrency, check=check), _drive(drive)
+
+
+def _drive(drive: Drive) -> StageSettings:
+    """How hard a stage drives its backend."""
+    return StageSettings(concurrency=drive.concurrency,
+                         max_consecutive_failures=drive.max_failures)
 
 
 def open_backend(
@@ -219,8 +230,9 @@ def open_stage(run_dir: Path, flags: BackendFlags, *, check: bool = True) -> Sta
     """Read the run's config and connect the backend a stage will use (its server checked
     unless ``check`` is False)."""
     config = load_run_config(run_dir)
-    backend, settings = connect(config, flags, check=check)
-    return StageContext(run_dir, config, backend, settings)
+    spec, drive = resolve_backend(config, flags)
+    backend = open_backend(spec, flags.api_key, drive.concurrency, check=check)
+    return StageContext(run_dir, config, backend, _drive(drive), spec.structured != "off")
 
 
 @dataclass(frozen=True)
@@ -288,11 +300,15 @@ def dry_run_stage(
     """``--dry-run`` of classify or instances: nothing is loaded, sent or written."""
     config = load_run_config(run_dir)
     spec, drive = resolve_backend(config, flags)
+    structured = spec.structured != "off"
     if stage == "classify":
-        plan = plan_classify(run_dir, run_template(config, "classify"))
+        template = run_template(config, "classify", structured=structured)
+        plan = plan_classify(run_dir, template, structured)
     else:
-        templates = (run_template(config, "input-first"), run_template(config, "output-first"))
-        plan = plan_instances(run_dir, templates, options or InstanceOptions())
+        templates = (run_template(config, "input-first", structured=structured),
+                     run_template(config, "output-first", structured=structured))
+        options = dataclasses.replace(options or InstanceOptions(), structured=structured)
+        plan = plan_instances(run_dir, templates, options)
     return [_destination(spec, drive), *plan.lines()]
 
 
@@ -331,7 +347,7 @@ async def classify_stage(
     """Classify the run's instructions."""
     return await classify_run(
         context.run_dir, context.backend, context.template("classify"), context.settings,
-        stop, progress,
+        stop, progress, structured=context.structured,
     )
 
 
@@ -343,7 +359,8 @@ async def instances_stage(
 ) -> StageStats:
     """Generate instances for the run's classified instructions."""
     templates = (context.template("input-first"), context.template("output-first"))
-    options = dataclasses.replace(options, seed=context.config.get("seed"))
+    options = dataclasses.replace(options, seed=context.config.get("seed"),
+                                  structured=context.structured)
     filters = InstanceSettings.for_language(context.config["language"])
     return await instances_run(
         context.run_dir, context.backend, templates, options, filters, context.settings,
