@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import inspect
 import logging
@@ -50,6 +51,7 @@ from selfinstruct.stages.instances import InstanceOptions
 from selfinstruct.stages.per_record import StageStats
 from selfinstruct.stages.pipeline import (
     BackendFlags,
+    ExecutorFlags,
     classify_stage,
     connect,
     dry_run_distill,
@@ -243,6 +245,50 @@ def with_backend_options(func: Callable[..., T]) -> Callable[..., T]:
 
     command.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[*own, *BACKEND_PARAMETERS]
+    )
+    return command
+
+
+class ExecutorOption(str, Enum):
+    """Who sends a row stage's requests."""
+
+    local = "local"
+    ray = "ray"
+
+
+EXECUTOR_PARAMETERS = [
+    _named("executor", _option(ExecutorOption, ExecutorOption.local, "local: this process "
+                               "sends every request; ray: Ray Data actors send them (pip "
+                               "install 'selfinstruct\\[ray]'), each holding one client or, "
+                               "with --backend vllm, one engine per GPU; this process still "
+                               "parses, filters and writes every answer.")),
+    _named("ray_address", _option(str | None, None, "ray: the cluster to join, e.g. "
+                                  "ray://head:10001 or head:6379 (default: RAY_ADDRESS, a "
+                                  "ray start cluster on this machine, else a local Ray; "
+                                  "'local' always starts one).")),
+    _named("ray_actors", _option(int | None, None, "ray: actors in the pool (default: one "
+                                 "per 128 requests in flight; vllm: one per GPU, or per "
+                                 "--tensor-parallel-size GPUs).")),
+]
+
+
+def with_executor_options(func: Callable[..., T]) -> Callable[..., T]:
+    """Add ``--executor`` and its Ray flags to a row stage (under
+    :func:`with_backend_options`); they reach it inside ``backend: BackendFlags``."""
+    signature = inspect.signature(func, eval_str=True)
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> T:
+        values = {p.name: kwargs.pop(p.name) for p in EXECUTOR_PARAMETERS}
+        with reported_errors():
+            flags = ExecutorFlags(values["executor"].value, values["ray_address"],
+                                  values["ray_actors"])
+        kwargs["backend"] = dataclasses.replace(kwargs["backend"], executor=flags)
+        return func(**kwargs)
+
+    command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*(_keyword(p) for p in signature.parameters.values()),
+                    *EXECUTOR_PARAMETERS]
     )
     return command
 
@@ -550,6 +596,7 @@ def classify(
 
 @app.command()
 @with_backend_options
+@with_executor_options
 def instances(
     run_dir: RUN_DIR,
     per_task: PER_TASK = 5,
@@ -663,6 +710,7 @@ def run_all(
 
 @app.command()
 @with_backend_options
+@with_executor_options
 def reason(
     source: Annotated[Path, typer.Argument(
         metavar="INPUT", help="A run directory, Alpaca JSON/JSONL, ShareGPT, JSONL or CSV.")],
@@ -771,6 +819,7 @@ def _distill(*, source: Path, out: Path, user_template: Path, questions: Path | 
 
 @app.command()
 @with_backend_options
+@with_executor_options
 def score(
     source: Annotated[Path, typer.Argument(
         help="A run directory, or Alpaca / ShareGPT / messages JSON or JSONL.")],
@@ -888,6 +937,7 @@ def report(
 
 @app.command()
 @with_backend_options
+@with_executor_options
 def distill(
     source: Annotated[Path, typer.Argument(
         metavar="INPUT", help="Rows: JSONL, JSON list, CSV/TSV (header), XLSX, Parquet.")],

@@ -21,6 +21,7 @@ __all__ = [
     "Request",
     "Usage",
     "create_backend",
+    "given_backend",
     "use_backend",
 ]
 
@@ -74,6 +75,12 @@ def use_backend(backend: Backend) -> Iterator[Backend]:
         yield backend
     finally:
         _GIVEN.remove(backend)
+
+
+def given_backend() -> Backend | None:
+    """The backend :func:`use_backend` gives right now, if any: an executor that builds
+    its backends elsewhere (Ray actors) sends this one there instead."""
+    return _GIVEN[-1] if _GIVEN else None
 
 
 def _vllm(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend:
