@@ -47,3 +47,10 @@ def instance_backend() -> FakeBackend:
 def refusing_answer(request: Request, number: int) -> Completion | BackendError:
     """A server that refuses the key: every request fails for good."""
     return BackendError("HTTP 401: invalid api key", retryable=False)
+
+
+def broken_factory(spec: object, api_key: str | None, concurrency: int) -> FakeBackend:
+    """A backend that cannot be built on the actor's machine (vLLM missing there)."""
+    from selfinstruct.errors import UserError
+
+    raise UserError("--backend vllm needs vLLM and a GPU: pip install 'selfinstruct[vllm]'")

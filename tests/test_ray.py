@@ -5,6 +5,7 @@ server on 127.0.0.1 whose every answer depends only on the prompt."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections import Counter
@@ -16,6 +17,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from selfinstruct.cli import commands as cli
+from selfinstruct.cluster.executor import RayExecutor, RayOptions, RemoteModel
 from selfinstruct.cluster.plan import plan_actors
 from selfinstruct.cluster.wire import (
     decode_outcome,
@@ -24,9 +26,13 @@ from selfinstruct.cluster.wire import (
     encode_request,
 )
 from selfinstruct.errors import UserError
-from selfinstruct.llm import use_backend
+from selfinstruct.filters.traces import TraceSettings
+from selfinstruct.llm import BackendSpec, use_backend
 from selfinstruct.llm.base import BackendError, Completion, Request, Usage
-from tests.ray_fakes import instance_backend
+from selfinstruct.runs.inputs import PromptRecord
+from selfinstruct.stages.per_record import StageSettings
+from selfinstruct.stages.reason import ReasonOptions, reason_run
+from tests.ray_fakes import broken_factory, instance_backend
 from tests.ray_server import MODEL, PromptServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -297,3 +303,15 @@ def test_a_refused_key_stops_the_actors_with_one_line_and_is_never_written(local
     for path in [*out.rglob("*"), *logs.rglob("*")]:
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert PLANTED_KEY.encode() not in path.read_bytes(), path
+
+
+def test_an_actor_that_cannot_start_is_one_clear_error(local_ray, tmp_path):
+    """The error an actor raised while building its backend (vLLM missing on a node) is
+    the run's one line, not Ray's traceback."""
+    spec = BackendSpec(kind="openai", model="m", base_urls=("http://127.0.0.1:9/v1",))
+    executor = RayExecutor(spec, None, RayOptions(), broken_factory)
+    prompts = [PromptRecord(f"p{i}", f"Question {i}?") for i in range(6)]
+    with pytest.raises(UserError, match=r"^--backend vllm needs vLLM and a GPU"):
+        asyncio.run(reason_run(prompts, tmp_path, RemoteModel("m"), ReasonOptions(),
+                               TraceSettings(), StageSettings(concurrency=4, executor=executor),
+                               asyncio.Event()))

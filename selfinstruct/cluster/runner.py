@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -147,14 +148,28 @@ def take_all(source: Callable[[], tuple[J, Request] | None]) -> list[tuple[J, Re
     return work
 
 
+#: The last line of an actor's traceback when it raised one of our errors.
+_OUR_ERROR = re.compile(r"^selfinstruct\.errors\.\w+: (.+)$", re.MULTILINE)
+#: Terminal colours in Ray's messages.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def user_error(err: BaseException) -> UserError:
     """A failure of the Ray job as one line: the :class:`UserError` an actor raised
     (vLLM missing on a node, a bad model name), else what Ray says went wrong. What was
-    handled before it is in the run directory, so the same command resumes."""
+    handled before it is in the run directory, so the same command resumes.
+
+    An actor that fails while it starts comes back as an ``ActorDiedError`` that keeps
+    only the text of its traceback, so our error is read from that text.
+    """
     cause: BaseException | None = err
     while cause is not None:
+        found = _OUR_ERROR.findall(str(cause))
+        if found:
+            return UserError(found[-1].strip())
         if isinstance(cause, UserError):
             return UserError(str(cause), cause.exit_code)
         cause = cause.__cause__ or getattr(cause, "cause", None)
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    text = _ANSI.sub("", str(err)).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
     return UserError(f"Ray: {first}; run the same command again to resume")

@@ -103,9 +103,11 @@ def worker_env() -> dict[str, Any]:
 
 
 def _quiet(ray: Any) -> None:
-    """No progress bars or execution banners from Ray Data: the stage has its own."""
+    """No progress bars, execution banners or tracebacks from Ray Data on the console:
+    the stage has its own progress bar and reports a failure as one line (Ray Data's
+    own log files, in the Ray session's directory, keep everything)."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
