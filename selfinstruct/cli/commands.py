@@ -29,6 +29,7 @@ from selfinstruct.cli.summary import (
     distill_summary,
     generate_summary,
     minhash_summary,
+    mix_summary,
     reason_summary,
     resume_command,
     score_summary_lines,
@@ -48,6 +49,7 @@ from selfinstruct.stages.export import ExportResult, export_run
 from selfinstruct.stages.generate import GenerateStats
 from selfinstruct.stages.generate_setup import create_run_backend, open_run, resolve_config
 from selfinstruct.stages.instances import InstanceOptions
+from selfinstruct.stages.mix import MixSettings, MixSource, mix_sources
 from selfinstruct.stages.per_record import StageStats
 from selfinstruct.stages.pipeline import (
     BackendFlags,
@@ -1047,6 +1049,34 @@ def dedup(
                           ("removed", "ngram", "bands", "rows", "num_perm", "seed", "id_field"))
             _dedup_rouge(input_path, output, similarity_threshold, tokenizer.value, against,
                          field)
+
+
+@app.command()
+def mix(
+    source: Annotated[list[str], typer.Option(
+        "--source", help="FILE:WEIGHT, repeatable: JSONL, JSON, CSV/TSV, XLSX or Parquet "
+                         "and its weight (normalised over all sources).")],
+    num: Annotated[int, typer.Option("--num", "-n", help="Records in the blend.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The blend, .jsonl or "
+                                         ".json; mix.json and dataset_info.json go beside "
+                                         "it.")],
+    seed: Annotated[int, typer.Option(help="Seed of the draw (the same seed, the same "
+                                      "blend).")] = 0,
+    allow_upsample: Annotated[bool, typer.Option(
+        help="Let a source smaller than its part repeat records (whole rounds, then a "
+             "draw) instead of stopping.")] = False,
+    key: Annotated[list[str] | None, typer.Option(
+        help="Field that makes two records the same, repeatable (default: every field "
+             "but id).")] = None,
+) -> None:
+    """Blend datasets by weight: exact parts, duplicates removed across sources, each
+    record's source recorded."""
+    with reported_errors():
+        settings = MixSettings(tuple(MixSource.parse(text) for text in source), num, output,
+                               seed=seed, allow_upsample=allow_upsample, key=tuple(key or ()))
+        result = mix_sources(settings)
+        for line in mix_summary(result):
+            say(line)
 
 
 def _refuse_flags(ctx: typer.Context, method: str, names: tuple[str, ...]) -> None:
