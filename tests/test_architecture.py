@@ -15,7 +15,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "selfinstruct"
 PURE = ("text", "filters", "similarity")
-PURE_MODULES = ("language", "errors")
+PURE_MODULES = ("language", "errors", "mixing")
 ALLOWED = {f"selfinstruct.{name}" for name in (*PURE, *PURE_MODULES)}
 #: Standard modules whose only use is I/O.
 IO_MODULES = {"os", "io", "pathlib", "shutil", "subprocess", "socket", "tempfile", "urllib",

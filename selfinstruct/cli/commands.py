@@ -30,6 +30,7 @@ from selfinstruct.cli.summary import (
     distill_summary,
     generate_summary,
     minhash_summary,
+    mix_summary,
     reason_summary,
     resume_command,
     score_summary_lines,
@@ -48,11 +49,13 @@ from selfinstruct.stages.dryrun import plan_generate
 from selfinstruct.stages.export import ExportResult, export_run
 from selfinstruct.stages.generate import GenerateStats
 from selfinstruct.stages.instances import InstanceOptions
+from selfinstruct.stages.mix import MixSettings, MixSource, mix_sources
 from selfinstruct.stages.per_record import StageStats
 from selfinstruct.stages.pipeline import (
     BACKEND_DEFAULTS,
     DEFAULT_CONCURRENCY,
     BackendFlags,
+    ExecutorFlags,
     connect,
     dry_run_distill,
     dry_run_reason,
@@ -271,6 +274,50 @@ def with_backend_options(func: Callable[..., T]) -> Callable[..., T]:
     return command
 
 
+class ExecutorOption(str, Enum):
+    """Who sends a row stage's requests."""
+
+    local = "local"
+    ray = "ray"
+
+
+EXECUTOR_PARAMETERS = [
+    _named("executor", _option(ExecutorOption, ExecutorOption.local, "local: this process "
+                               "sends every request; ray: Ray Data actors send them (pip "
+                               "install 'selfinstruct\\[ray]'), each holding one client or, "
+                               "with --backend vllm, one engine per GPU; this process still "
+                               "parses, filters and writes every answer.")),
+    _named("ray_address", _option(str | None, None, "ray: the cluster to join, e.g. "
+                                  "ray://head:10001 or head:6379 (default: RAY_ADDRESS, a "
+                                  "ray start cluster on this machine, else a local Ray; "
+                                  "'local' always starts one).")),
+    _named("ray_actors", _option(int | None, None, "ray: actors in the pool (default: one "
+                                 "per 128 requests in flight; vllm: one per GPU, or per "
+                                 "--tensor-parallel-size GPUs).")),
+]
+
+
+def with_executor_options(func: Callable[..., T]) -> Callable[..., T]:
+    """Add ``--executor`` and its Ray flags to a row stage (under
+    :func:`with_backend_options`); they reach it inside ``backend: BackendFlags``."""
+    signature = inspect.signature(func, eval_str=True)
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> T:
+        values = {p.name: kwargs.pop(p.name) for p in EXECUTOR_PARAMETERS}
+        with reported_errors():
+            flags = ExecutorFlags(values["executor"].value, values["ray_address"],
+                                  values["ray_actors"])
+        kwargs["backend"] = dataclasses.replace(kwargs["backend"], executor=flags)
+        return func(**kwargs)
+
+    command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*(_keyword(p) for p in signature.parameters.values()),
+                    *EXECUTOR_PARAMETERS]
+    )
+    return command
+
+
 def backend_flags(kwargs: dict[str, Any]) -> BackendFlags:
     """Take the backend flags out of a command's keyword arguments."""
     values = {p.name: kwargs.pop(p.name) for p in BACKEND_PARAMETERS}
@@ -279,6 +326,12 @@ def backend_flags(kwargs: dict[str, Any]) -> BackendFlags:
             values[name] = values[name].value
     values["base_url"] = tuple(values["base_url"] or ())
     return BackendFlags(**values)
+
+
+def shallow(flags: BackendFlags) -> dict[str, Any]:
+    """The backend flags as the library's keyword arguments (nested settings kept as
+    objects, unlike ``dataclasses.asdict``)."""
+    return {field.name: getattr(flags, field.name) for field in dataclasses.fields(flags)}
 
 
 def with_structured(flags: BackendFlags, structured: StructuredOption | None) -> BackendFlags:
@@ -394,7 +447,7 @@ def _generate(
         top_p=top_p, max_tokens=max_tokens, seed_examples=seed_examples,
         machine_examples=machine_examples, seed=seed, blacklist=tuple(blacklist or ()),
         min_length=min_length, max_length=max_length, prompt_dir=prompt_dir,
-        **dataclasses.asdict(backend),
+        **shallow(backend),
     )
     config, seed_tasks = job.config, job.seeds
     say(
@@ -506,7 +559,7 @@ def _classify(run_dir: Path, backend: BackendFlags, *, check: bool = True) -> No
         stats, stopped_by = drive(
             "classify", None, 0, None,
             lambda stop, update: aclassify(run_dir, progress=_stage_progress(update), stop=stop,
-                                           check=check, **dataclasses.asdict(backend)),
+                                           check=check, **shallow(backend)),
         )
     for line in stage_summary(stats):
         say(line)
@@ -523,7 +576,7 @@ def _instances(
             lambda stop, update: ainstances(
                 run_dir, per_task=per_task, instance_max_tokens=max_tokens, shard=shard,
                 progress=_stage_progress(update), stop=stop, check=check,
-                **dataclasses.asdict(backend)),
+                **shallow(backend)),
         )
     for line in stage_summary(stats):
         say(line)
@@ -558,6 +611,7 @@ def classify(
 
 @app.command()
 @with_backend_options
+@with_executor_options
 def instances(
     run_dir: RUN_DIR,
     per_task: PER_TASK = 5,
@@ -675,6 +729,7 @@ def run_all(
 
 @app.command()
 @with_backend_options
+@with_executor_options
 def reason(
     source: Annotated[Path, typer.Argument(
         metavar="INPUT", help="A run directory, Alpaca JSON/JSONL, ShareGPT, JSONL or CSV.")],
@@ -783,6 +838,7 @@ def _distill(*, source: Path, out: Path, user_template: Path, questions: Path | 
 
 @app.command()
 @with_backend_options
+@with_executor_options
 def score(
     source: Annotated[Path, typer.Argument(
         help="A run directory, or Alpaca / ShareGPT / messages JSON or JSONL.")],
@@ -900,6 +956,7 @@ def report(
 
 @app.command()
 @with_backend_options
+@with_executor_options
 def distill(
     source: Annotated[Path, typer.Argument(
         metavar="INPUT", help="Rows: JSONL, JSON list, CSV/TSV (header), XLSX, Parquet.")],
@@ -1009,6 +1066,34 @@ def dedup(
                           ("removed", "ngram", "bands", "rows", "num_perm", "seed", "id_field"))
             _dedup_rouge(input_path, output, similarity_threshold, tokenizer.value, against,
                          field)
+
+
+@app.command()
+def mix(
+    source: Annotated[list[str], typer.Option(
+        "--source", help="FILE:WEIGHT, repeatable: JSONL, JSON, CSV/TSV, XLSX or Parquet "
+                         "and its weight (normalised over all sources).")],
+    num: Annotated[int, typer.Option("--num", "-n", help="Records in the blend.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The blend, .jsonl or "
+                                         ".json; mix.json and dataset_info.json go beside "
+                                         "it.")],
+    seed: Annotated[int, typer.Option(help="Seed of the draw (the same seed, the same "
+                                      "blend).")] = 0,
+    allow_upsample: Annotated[bool, typer.Option(
+        help="Let a source smaller than its part repeat records (whole rounds, then a "
+             "draw) instead of stopping.")] = False,
+    key: Annotated[list[str] | None, typer.Option(
+        help="Field that makes two records the same, repeatable (default: every field "
+             "but id).")] = None,
+) -> None:
+    """Blend datasets by weight: exact parts, duplicates removed across sources, each
+    record's source recorded."""
+    with reported_errors():
+        settings = MixSettings(tuple(MixSource.parse(text) for text in source), num, output,
+                               seed=seed, allow_upsample=allow_upsample, key=tuple(key or ()))
+        result = mix_sources(settings)
+        for line in mix_summary(result):
+            say(line)
 
 
 def _refuse_flags(ctx: typer.Context, method: str, names: tuple[str, ...]) -> None:

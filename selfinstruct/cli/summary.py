@@ -11,6 +11,7 @@ from selfinstruct.runs.layout import DISTILLED_FILE, REASONING_FILE, SCORES_FILE
 from selfinstruct.runs.store import read_json, read_jsonl
 from selfinstruct.stages.dedup import MinHashSummary
 from selfinstruct.stages.generate import GenerateStats
+from selfinstruct.stages.mix import MixResult
 from selfinstruct.stages.per_record import StageStats, throughput
 from selfinstruct.stages.runner import RequestStats
 
@@ -132,3 +133,25 @@ def distill_summary(stats: StageStats, out: Path) -> list[str]:
     rejected = sum(stats.rejected.values())
     return [f"distill: {stats.seen.get('records', 0)} records written to "
             f"{out / DISTILLED_FILE} this session, {rejected} answers or items rejected"]
+
+
+def mix_summary(result: MixResult) -> list[str]:
+    """Each source's part, the duplicates removed, and where the blend was registered."""
+    lines = [
+        f"{part.source}: {part.taken} of {part.available} distinct records (weight "
+        f"{part.weight:g}, share {part.share:.1%}"
+        + (f", {part.repeated} repeated" if part.repeated else "")
+        + (f"; {part.duplicates_removed} duplicates removed" if part.duplicates_removed
+           else "") + ")"
+        for part in result.parts
+    ]
+    total = sum(part.taken for part in result.parts)
+    lines.append(f"wrote {total} records to {result.output}; what came from where: "
+                 f"{result.mix_file}")
+    if result.dataset_name is not None:
+        lines.append(f"LLaMA-Factory dataset {result.dataset_name!r} registered in "
+                     f"{result.dataset_info}")
+    else:
+        lines.append("not registered in dataset_info.json: the records do not share one "
+                     "format (alpaca, sharegpt, messages or text)")
+    return lines

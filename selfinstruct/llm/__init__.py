@@ -30,6 +30,7 @@ __all__ = [
     "StructuredMode",
     "Usage",
     "create_backend",
+    "given_backend",
     "use_backend",
 ]
 
@@ -90,6 +91,15 @@ def use_backend(
         yield backend
     finally:
         _GIVEN.pop()
+
+
+def given_backend(spec: BackendSpec) -> Backend | None:
+    """The backend :func:`use_backend` gives ``spec`` right now, if any: an executor that
+    builds its backends elsewhere (Ray actors) sends this one there instead."""
+    if not _GIVEN:
+        return None
+    given = _GIVEN[-1]
+    return given if isinstance(given, Backend) else given(spec)
 
 
 def _vllm(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend:

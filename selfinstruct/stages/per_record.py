@@ -22,7 +22,8 @@ from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
 from selfinstruct.runs.layout import FAILURES_FILE, REJECTED_FILE, save_stats
 from selfinstruct.runs.store import JsonlAppender, read_jsonl
-from selfinstruct.stages.runner import RequestStats, Runner
+from selfinstruct.stages.executor import LOCAL, Executor, Sender
+from selfinstruct.stages.runner import RequestStats
 
 
 @dataclass
@@ -121,11 +122,13 @@ def unfinished(records: Sequence[dict[str, Any]], results: Path) -> list[dict[st
 
 @dataclass(frozen=True)
 class StageSettings:
-    """How hard to push the backend, and how often to retry one record."""
+    """How hard to push the backend, how often to retry one record, and who sends the
+    requests (None: this process; ``--executor ray``: Ray Data actors)."""
 
     concurrency: int = 8
     max_consecutive_failures: int = 20
     max_attempts: int = 3
+    executor: Executor | None = field(default=None, compare=False)
 
 
 async def run_stage(
@@ -175,7 +178,8 @@ async def run_stage(
         else:
             stats.gave_up += 1
 
-    runner: Runner[WorkItem] = Runner(
+    executor = settings.executor or LOCAL
+    runner: Sender[WorkItem] = executor.sender(
         backend,
         concurrency=settings.concurrency,
         max_consecutive_failures=settings.max_consecutive_failures,

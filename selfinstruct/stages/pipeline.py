@@ -20,7 +20,14 @@ from typing import Any
 from selfinstruct.errors import UserError
 from selfinstruct.filters.instances import InstanceSettings
 from selfinstruct.filters.traces import TraceSettings
-from selfinstruct.llm import Backend, BackendError, BackendSpec, EngineOptions, create_backend
+from selfinstruct.llm import (
+    Backend,
+    BackendError,
+    BackendSpec,
+    EngineOptions,
+    create_backend,
+    given_backend,
+)
 from selfinstruct.llm.base import preflight
 from selfinstruct.runs.inputs import PromptRecord, load_prompts
 from selfinstruct.runs.layout import load_run_config, save_config_section
@@ -33,6 +40,25 @@ from selfinstruct.stages.dryrun import plan_classify, plan_distill, plan_instanc
 from selfinstruct.stages.instances import InstanceOptions, instances_run
 from selfinstruct.stages.per_record import StageSettings, StageStats
 from selfinstruct.stages.reason import ReasonOptions, reason_run
+
+
+@dataclass(frozen=True)
+class ExecutorFlags:
+    """``--executor`` and its Ray flags (the row stages: instances, reason, distill,
+    score): who sends the requests, this process or Ray Data actors."""
+
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_actors: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.executor not in ("local", "ray"):
+            raise UserError(f"--executor {self.executor}: expected local or ray")
+        if self.executor != "ray" and (self.ray_address is not None
+                                       or self.ray_actors is not None):
+            raise UserError("--ray-address and --ray-actors need --executor ray")
+        if self.ray_actors is not None and self.ray_actors < 1:
+            raise UserError("--ray-actors must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -54,6 +80,7 @@ class BackendFlags:
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
     structured: str | None = None
+    executor: ExecutorFlags = dataclasses.field(default_factory=ExecutorFlags)
 
     def urls(self) -> tuple[str, ...]:
         """``--base-url`` values, then the lines of ``--base-url-file`` (``#`` comments)."""
@@ -178,13 +205,31 @@ def connect(
     """The backend a stage will use (its server checked unless ``check`` is False) and
     how hard to drive it."""
     spec, drive = resolve_backend(saved, flags)
-    return open_backend(spec, flags.api_key, drive.concurrency, check=check), _drive(drive)
+    settings = _drive(drive)
+    if flags.executor.executor == "ray":
+        return _ray_backend(spec, flags, settings, check=check)
+    return open_backend(spec, flags.api_key, drive.concurrency, check=check), settings
 
 
 def _drive(drive: Drive) -> StageSettings:
     """How hard a stage drives its backend."""
     return StageSettings(concurrency=drive.concurrency,
                          max_consecutive_failures=drive.max_failures)
+
+
+def _ray_backend(spec: BackendSpec, flags: BackendFlags, settings: StageSettings, *,
+                 check: bool) -> tuple[Backend, StageSettings]:
+    """``--executor ray``: the server is checked from here as usual (an OpenAI-compatible
+    one; an engine is only ever loaded in the actors), then the stage gets the actors'
+    stand-in and an executor that sends from them."""
+    from selfinstruct.cluster.executor import RayOptions, ray_stage
+
+    options = RayOptions(flags.executor.ray_address, flags.executor.ray_actors)
+    if check and spec.kind == "openai" and given_backend(spec) is None:
+        probe = create_backend(spec, flags.api_key, 1)
+        _check_server(probe)
+        _run_apart(probe.aclose())
+    return ray_stage(spec, flags.api_key, options, settings)
 
 
 def open_backend(

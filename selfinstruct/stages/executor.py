@@ -1,0 +1,79 @@
+"""Who sends a row stage's requests: this process, or actors somewhere else.
+
+``run_stage`` decides what to ask (a request per record) and what an answer means (its
+``handle``, which parses, filters and writes in this process). Between the two sits a
+*sender* that only moves requests to a model and answers back: the local one is the
+:class:`~selfinstruct.stages.runner.Runner` (C requests in flight from this event loop);
+``--executor ray`` (:mod:`selfinstruct.cluster`) sends them from Ray Data actors that
+each hold a backend. Both call the same ``handle`` and ``on_failure``, so the run
+directory's files, ids and stats do not depend on where the requests went.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from selfinstruct.llm.base import Backend, BackendError, Completion, Request
+from selfinstruct.stages.runner import RequestStats, Runner
+
+J = TypeVar("J")
+
+
+class Sender(Protocol[J]):
+    """Sends the work ``source`` gives and hands every outcome back (the Runner's shape).
+
+    ``source()`` returns the next ``(job, request)`` or None when there is nothing to
+    send right now; ``handle(job, completion)`` returns True when the stage is complete;
+    the ``on_failure`` given at construction records a failed request. ``run`` returns
+    when the source has run dry and nothing is in flight, when ``handle`` says done, or
+    soon after ``stop`` is set (the answers that have arrived are still handled).
+    """
+
+    stats: RequestStats
+
+    async def run(
+        self,
+        source: Callable[[], tuple[J, Request] | None],
+        handle: Callable[[J, Completion], bool],
+        stop: asyncio.Event,
+    ) -> None:
+        """Send until done; see the class."""
+        ...
+
+
+class Executor(Protocol):
+    """Makes the sender of one stage."""
+
+    def sender(
+        self,
+        backend: Backend,
+        *,
+        concurrency: int,
+        max_consecutive_failures: int,
+        on_failure: Callable[[J, BackendError], None],
+    ) -> Sender[J]:
+        """A sender for ``concurrency`` requests in flight that stops the run after
+        ``max_consecutive_failures`` failures in a row."""
+        ...
+
+
+class LocalExecutor:
+    """The default: this process sends every request through ``backend``."""
+
+    def sender(
+        self,
+        backend: Backend,
+        *,
+        concurrency: int,
+        max_consecutive_failures: int,
+        on_failure: Callable[[J, BackendError], None],
+    ) -> Sender[J]:
+        """The :class:`Runner`."""
+        return Runner(backend, concurrency=concurrency,
+                      max_consecutive_failures=max_consecutive_failures, on_failure=on_failure)
+
+
+#: The executor a stage uses unless its settings name another.
+LOCAL = LocalExecutor()
