@@ -100,6 +100,19 @@ def test_the_embedded_model_is_not_sent_to_actors(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_a_cluster_address_nothing_answers_on_is_one_line_in_seconds(tmp_path):
+    """Ray itself would try for minutes and then end the process without a word."""
+    prompts = write_prompts(tmp_path, 3)
+    for address, message in (("127.0.0.1:1", "nothing answers at 127.0.0.1:1"),
+                             ("head-node", "expected HOST:PORT or ray://HOST:PORT")):
+        with use_backend(instance_backend()):
+            result = invoke("reason", str(prompts), "-o", str(tmp_path / "o"), "--base-url",
+                            "http://127.0.0.1:9/v1", "--model", "m", "--executor", "ray",
+                            "--ray-address", address)
+        assert result.exit_code == 2, result.output
+        assert f"Error: --ray-address {address}: {message}" in " ".join(result.output.split())
+
+
 # --- on a local Ray -----------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from selfinstruct.cluster.plan import ActorPlan, check_kind, plan_actors
 from selfinstruct.cluster.runner import RayRunner
+from selfinstruct.cluster.session import check_address
 from selfinstruct.cluster.wire import encode_request
 from selfinstruct.cluster.worker import BackendWorker
 from selfinstruct.llm import Backend, BackendFactory, BackendSpec, given_backend
@@ -123,6 +124,7 @@ def ray_stage(spec: BackendSpec, api_key: str | None, options: RayOptions,
     sent to the actors as it is, so it must be picklable.
     """
     check_kind(spec.kind)
+    check_address(options.address)
     given = given_backend()
     factory = functools.partial(_given, given) if given is not None else None
     name = given.name if given is not None else model_name(spec)
