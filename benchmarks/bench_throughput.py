@@ -361,12 +361,13 @@ def bench_generate(server: FakeServer, workdir: Path, template: Path, concurrenc
 
 def make_config(workdir: Path) -> Path:
     """A run's ``config.json`` as ``generate`` would save it, for the later stages."""
+    from selfinstruct.config import GenerateOptions
     from selfinstruct.stages.generate_setup import resolve_config
+    from selfinstruct.stages.pipeline import BackendFlags
 
     config, _ = resolve_config(
-        out=workdir, seeds_path=None, language="en", prompt_style="self-instruct",
-        options={"num_instructions": 1, "backend": "openai", "model": MODEL},
-    )
+        workdir, GenerateOptions(num_instructions=1, language="en"),
+        BackendFlags(base_url=("http://127.0.0.1:1/v1",), model=MODEL))
     path = workdir / "config.json"
     path.write_text(json.dumps(config.to_json(), indent=2))
     return path
@@ -441,18 +442,19 @@ def pipeline_cpu(texts: list[str], pool: int, requests: int, workdir: Path,
     rejected.jsonl, grow the pool). The pool grows as tasks are kept, so "at 50,000"
     means from 50,000 on.
     """
+    from selfinstruct.config import GenerateOptions
     from selfinstruct.llm.base import Completion, Usage
     from selfinstruct.stages.generate_setup import open_run, resolve_config
+    from selfinstruct.stages.pipeline import BackendFlags
 
     run_dir = workdir / f"pipeline-{pool}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir()
     write_pool(run_dir / "instructions.jsonl", texts, pool)
     config, seeds = resolve_config(
-        out=run_dir, seeds_path=None, language="en", prompt_style="self-instruct",
-        options={"num_instructions": 10_000_000, "backend": "openai", "model": MODEL,
-                 "most_similar": most_similar},
-    )
+        run_dir, GenerateOptions(num_instructions=10_000_000, language="en",
+                                 most_similar=most_similar),
+        BackendFlags(base_url=("http://127.0.0.1:1/v1",), model=MODEL))
     bootstrap = open_run(config, seeds, _NoBackend(), force=False)  # type: ignore[arg-type]
     answers = FakeAnswers(texts)
     answers._next_task = 10_000_000  # a stretch of the stream the servers never reach
@@ -476,15 +478,15 @@ def pipeline_cpu(texts: list[str], pool: int, requests: int, workdir: Path,
 
     for name in ("first_above", "most_similar_ids"):
         setattr(bootstrap.index, name, timed(getattr(bootstrap.index, name)))
-    for number, completion in enumerate(completions):
-        if number == warmup:
-            start, candidates_before, in_search[0] = time.process_time(), \
-                bootstrap.stats.candidates, 0.0
-            pool_before = len(bootstrap.index)
-        job, _request = bootstrap._next_job()  # type: ignore[misc]
-        bootstrap._handle(job, completion)
-    used = time.process_time() - start
-    bootstrap.close()
+    with bootstrap.session():
+        for number, completion in enumerate(completions):
+            if number == warmup:
+                start, candidates_before, in_search[0] = time.process_time(), \
+                    bootstrap.stats.candidates, 0.0
+                pool_before = len(bootstrap.index)
+            job, _request = bootstrap._next_job()  # type: ignore[misc]
+            bootstrap._handle(job, completion)
+        used = time.process_time() - start
     stats = bootstrap.stats
     candidates = stats.candidates - candidates_before
     return {

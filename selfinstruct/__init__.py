@@ -1,10 +1,70 @@
 """selfinstruct: grow instruction-tuning data from seed tasks with an LLM.
 
-The library is the product; the ``selfinstruct`` command is a thin client of it.
+The library is the product; the ``selfinstruct`` command is a thin client of it::
+
+    import selfinstruct
+
+    stats = selfinstruct.generate("runs/en", num_instructions=50,
+                                  base_url="http://127.0.0.1:8000/v1", model="Qwen3-8B")
+    selfinstruct.classify("runs/en")
+    selfinstruct.instances("runs/en", per_task=3)
+    selfinstruct.export("runs/en", "alpaca")
+
+Each stage function takes keyword arguments named like its command's flags and returns
+the stage's stats; the ``a``-prefixed twins are coroutines for code that already runs
+an event loop.
 """
 
+from selfinstruct.api import (
+    RunResult,
+    aclassify,
+    agenerate,
+    ainstances,
+    areason,
+    arun,
+    classify,
+    dedup,
+    export,
+    generate,
+    instances,
+    reason,
+    run,
+)
+from selfinstruct.config import GenerateOptions
 from selfinstruct.errors import UserError
+from selfinstruct.llm import Backend, use_backend
+from selfinstruct.llm.base import BackendError, Completion, Request
+from selfinstruct.llm.fake import FakeBackend
+from selfinstruct.stages.export import ExportResult
+from selfinstruct.stages.generate import GenerateStats
+from selfinstruct.stages.per_record import StageStats
 
-__all__ = ["UserError", "__version__"]
+__all__ = [
+    "Backend",
+    "BackendError",
+    "Completion",
+    "ExportResult",
+    "FakeBackend",
+    "GenerateOptions",
+    "GenerateStats",
+    "Request",
+    "RunResult",
+    "StageStats",
+    "UserError",
+    "__version__",
+    "aclassify",
+    "agenerate",
+    "ainstances",
+    "areason",
+    "arun",
+    "classify",
+    "dedup",
+    "export",
+    "generate",
+    "instances",
+    "reason",
+    "run",
+    "use_backend",
+]
 
 __version__ = "0.1.0"

@@ -1,6 +1,10 @@
-"""Settings of a generate run: validated once, saved with the run, checked on resume.
+"""Typed settings: what a generate run is asked for, what it resolved to, and the rest.
 
-``config.json`` is how a run directory remembers what it is. Resuming with settings that
+:class:`GenerateOptions` is what a caller asks for (the CLI from its flags, the library
+from keyword arguments named like them); ``None`` there means "decide from the seeds,
+the prompt style or the language". :class:`GenerateConfig` is the run fully resolved,
+validated once and saved as ``config.json``, which is how a run directory remembers
+what it is. Resuming with settings that
 would make the existing pool inconsistent (another threshold, tokenizer, language, seed
 set or filter) is refused with the setting named, unless ``--force`` is given. The API
 key is never part of the config.
@@ -15,11 +19,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from selfinstruct.errors import UserError
-from selfinstruct.llm.base import Api
+from selfinstruct.llm import BackendKind
+from selfinstruct.llm.base import Api, StructuredMode
 from selfinstruct.runs.templates import PromptStyle
 
-BackendName = Literal["local", "openai", "vllm"]
 TokenizerName = Literal["multilingual", "rouge"]
+DedupMethod = Literal["rouge", "minhash"]
 
 #: Sampling defaults per prompt style. Alpaca's are its own; Self-Instruct used 0.7 / 0.5
 #: with GPT-3, but chat models at top_p 0.5 tend to copy the example list back, so we
@@ -41,43 +46,75 @@ POOL_DEFINING = (
     "max_length",
 )
 
+LanguageChoice = Literal["auto", "en", "zh"]
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """What a ``generate`` run is asked for (its backend comes separately, as
+    :class:`~selfinstruct.stages.pipeline.BackendFlags`). ``None`` leaves the value to
+    the prompt style (sampling, examples per prompt) or the language (length limits);
+    the defaults here are the CLI's and the library's."""
+
+    num_instructions: int = 100
+    seeds: Path | None = None
+    language: LanguageChoice = "auto"
+    prompt_style: PromptStyle = "self-instruct"
+    similarity_threshold: float = 0.7
+    tokenizer: TokenizerName = "multilingual"
+    most_similar: int = 0
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed_examples: int | None = None
+    machine_examples: int = 2
+    tasks_per_request: int = 20
+    seed: int | None = None
+    blacklist: tuple[str, ...] = ()
+    min_length: int | None = None
+    max_length: int | None = None
+    prompt_dir: Path | None = None
+
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    """Everything that decides what a ``generate`` run sends and keeps."""
+    """Everything that decides what a ``generate`` run sends and keeps, resolved: no
+    defaults here, :func:`~selfinstruct.stages.generate_setup.resolve_config` decides
+    every field from the options and the backend settings."""
 
     out: Path
     num_instructions: int
     seeds: str
     seeds_sha256: str
     language: str
-    prompt_style: PromptStyle = "self-instruct"
-    backend: BackendName = "local"
-    model: str = ""
-    base_urls: tuple[str, ...] = ()
-    api: Api = "chat"
-    concurrency: int = 8
-    similarity_threshold: float = 0.7
-    tokenizer: TokenizerName = "multilingual"
-    most_similar: int = 0
-    temperature: float = 0.7
-    top_p: float = 0.5
-    max_tokens: int = 1024
-    num_seed_examples: int = 6
-    num_machine_examples: int = 2
-    tasks_per_request: int = 20
-    seed: int | None = None
-    blacklist: tuple[str, ...] = ()
-    min_length: int = 0
-    max_length: int = 0
-    timeout: float = 600.0
-    max_retries: int = 5
-    max_consecutive_failures: int = 20
-    prompt_dir: str | None = None
-    tensor_parallel_size: int = 1
-    dtype: str = "auto"
-    max_model_len: int | None = None
-    gpu_memory_utilization: float = 0.9
+    prompt_style: PromptStyle
+    backend: BackendKind
+    model: str
+    base_urls: tuple[str, ...]
+    api: Api
+    concurrency: int
+    similarity_threshold: float
+    tokenizer: TokenizerName
+    most_similar: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    num_seed_examples: int
+    num_machine_examples: int
+    tasks_per_request: int
+    seed: int | None
+    blacklist: tuple[str, ...]
+    min_length: int
+    max_length: int
+    timeout: float
+    max_retries: int
+    max_consecutive_failures: int
+    prompt_dir: str | None
+    tensor_parallel_size: int
+    dtype: str
+    max_model_len: int | None
+    gpu_memory_utilization: float
+    structured: StructuredMode
 
     def __post_init__(self) -> None:
         _check(self.num_instructions >= 1, "-n must be at least 1")
@@ -98,6 +135,20 @@ class GenerateConfig:
         # Otherwise every candidate is rejected and the run asks for more forever.
         _check(self.min_length <= self.max_length,
                "--min-length must not be greater than --max-length")
+
+    @property
+    def asks_for_json(self) -> bool:
+        """Whether generate asks for its answers as JSON (structured output).
+
+        Always with ``--structured json``, never with ``off``. With ``auto`` only for the
+        alpaca style: a self-instruct answer is a plain list, which the text parser reads
+        from any model (every answer of the embedded 135M model), while a schema made that
+        model repeat itself and decode several times slower (BENCHMARKS.md, "Structured
+        output"), so ``auto`` keeps the list as text.
+        """
+        if self.structured == "auto":
+            return self.prompt_style == "alpaca"
+        return self.structured == "json"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings); holds no secret by construction."""

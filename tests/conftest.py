@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from selfinstruct.llm import use_backend
 from selfinstruct.llm.base import Completion, Usage
 from selfinstruct.similarity.index import SimilarityIndex
 
@@ -57,3 +58,17 @@ def seed_file(tmp_path: Path) -> Path:
             }
             fp.write(json.dumps(record) + "\n")
     return path
+
+
+@pytest.fixture
+def serve(request: pytest.FixtureRequest):
+    """``serve(backend_or_factory)``: every backend a stage asks for, until the test ends,
+    is that backend (or made by that function from the stage's BackendSpec), through the
+    library's one seam, ``selfinstruct.llm.use_backend``."""
+
+    def install(given):
+        context = use_backend(given)
+        context.__enter__()
+        request.addfinalizer(lambda: context.__exit__(None, None, None))
+
+    return install

@@ -59,9 +59,10 @@ def answer(request: Request, number: int) -> Completion:
         return completion(judge_answer(prompt))
     if prompt.endswith("Is it classification?"):
         return completion("No")
-    if "Class labels:" in prompt:
+    # the text prompts, or their JSON variants (--structured auto)
+    if "Class labels:" in prompt or prompt.startswith("You are writing examples for classif"):
         return completion("Class labels: Yes, No\nClass label: Yes\nInput: a\n")
-    if "Example 1" in prompt:
+    if "Example 1" in prompt or prompt.startswith("You are writing worked examples"):
         rng = random.Random(prompt)
         words = " ".join(rng.choice(TOPICS) for _ in range(rng.randrange(1, 12)))
         return completion(f"Example 1\nInput: {rng.choice(TOPICS)}\nOutput: {words}\n"

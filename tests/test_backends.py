@@ -139,7 +139,7 @@ def test_balancer_gives_up_when_every_server_fails_and_never_retries_fatal_error
     assert spare.requests == []
 
 
-def test_generate_over_three_servers_one_failing(tmp_path, seed_file, monkeypatch):
+def test_generate_over_three_servers_one_failing(tmp_path, seed_file, serve):
     texts = iter(distinct_texts(300, seed=21))
 
     def answer(request: Request, number: int) -> Completion:
@@ -148,8 +148,7 @@ def test_generate_over_three_servers_one_failing(tmp_path, seed_file, monkeypatc
 
     servers = [FakeBackend(answer, delay=0.005), FakeBackend(down),
                FakeBackend(answer, delay=0.005)]
-    monkeypatch.setattr(cli, "create_run_backend",
-                        lambda config, key: BalancedBackend(servers))
+    serve(lambda spec: BalancedBackend(servers))
     out = tmp_path / "run"
     result = CliRunner().invoke(cli.app, [
         "generate", "--seeds", str(seed_file), "-o", str(out), "-n", "30",
@@ -225,7 +224,7 @@ def test_backends_without_a_server_are_not_checked():
     assert backend.requests == []
 
 
-def test_a_stage_backend_is_checked_unless_told_not_to(monkeypatch):
+def test_a_stage_backend_is_checked_unless_told_not_to(serve):
     """One place for every stage: the failed check closes the backend and is one line."""
     class Unreachable(FakeBackend):
         checks = 0
@@ -235,8 +234,7 @@ def test_a_stage_backend_is_checked_unless_told_not_to(monkeypatch):
             raise BackendError("cannot reach http://127.0.0.1:1/v1: refused", retryable=True)
 
     backends: list[Unreachable] = []
-    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
-                        lambda *args: backends.append(Unreachable(ok)) or backends[-1])
+    serve(lambda *args: backends.append(Unreachable(ok)) or backends[-1])
     spec = BackendSpec(kind="openai", model="m", base_urls=("http://127.0.0.1:1/v1",))
     with pytest.raises(UserError, match=r"^fake: cannot reach http://127.0.0.1:1/v1: refused$"):
         open_backend(spec, None, 1)
@@ -265,6 +263,7 @@ def stand_in_vllm(monkeypatch):
     yield vllm
     vllm.responder = vllm.default_responder
     sys.modules.pop("vllm", None)
+    sys.modules.pop("vllm.sampling_params", None)
 
 
 def test_vllm_backend_batches_concurrent_requests_into_rounds(stand_in_vllm):
@@ -348,7 +347,7 @@ def test_one_engine_serves_every_stage_of_a_run(tmp_path, seed_file, stand_in_vl
     def respond(prompt: str, params) -> tuple[str, str]:
         if prompt.endswith("Is it classification?"):
             return "No", "stop"
-        if "Example 1" in prompt:
+        if prompt.startswith("You are writing worked examples"):
             return "Example 1\nInput: 2, 3\nOutput: 5\n", "stop"
         return "\n".join(f"Task {9 + i}: {next(texts)}" for i in range(4)), "stop"
 
@@ -374,3 +373,94 @@ def test_vllm_missing_is_a_clear_error(monkeypatch, tmp_path):
     message = r"needs vLLM and a GPU: pip install 'selfinstruct\[vllm\]'"
     with pytest.raises(UserError, match=message):
         create_backend(BackendSpec(kind="vllm", model="m"))
+
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["Yes", "No"]}},
+          "required": ["answer"], "additionalProperties": False}
+
+
+def vllm_params(stand_in, request: Request) -> object:
+    """The SamplingParams the stand-in engine got for ``request``."""
+    seen = []
+
+    def respond(prompt: str, params) -> tuple[str, str]:
+        seen.append(params)
+        return '{"answer": "No"}', "stop"
+
+    stand_in.responder = respond
+    backend = create_backend(BackendSpec(kind="vllm", model="m"))
+
+    async def once() -> Completion:
+        try:
+            return await backend.complete(request)
+        finally:
+            await backend.aclose()
+
+    assert asyncio.run(once()).text == '{"answer": "No"}'
+    return seen[0]
+
+
+def test_vllm_asks_for_the_schema_with_structured_outputs(stand_in_vllm):
+    params = vllm_params(stand_in_vllm, Request("p", schema=SCHEMA))
+    assert params.structured_outputs.json == SCHEMA
+    assert params.guided_decoding is None
+    plain = vllm_params(stand_in_vllm, Request("p"))
+    assert plain.structured_outputs is None and plain.guided_decoding is None
+
+
+def test_vllm_before_0_10_2_gets_guided_decoding(stand_in_vllm, monkeypatch):
+    monkeypatch.delattr(stand_in_vllm.sampling_params, "StructuredOutputsParams")
+    params = vllm_params(stand_in_vllm, Request("p", schema=SCHEMA))
+    assert params.guided_decoding.json == SCHEMA
+    assert params.structured_outputs is None
+
+
+def test_vllm_without_structured_output_fails_with_what_to_do(stand_in_vllm, monkeypatch):
+    monkeypatch.delattr(stand_in_vllm.sampling_params, "StructuredOutputsParams")
+    monkeypatch.delattr(stand_in_vllm.sampling_params, "GuidedDecodingParams")
+    backend = create_backend(BackendSpec(kind="vllm", model="m"))
+    with pytest.raises(BackendError, match=r"no structured output .* --structured off"):
+        asyncio.run(backend.complete(Request("p", schema=SCHEMA)))
+
+
+class FakeLlama:
+    """What LocalBackend uses of ``llama_cpp.Llama``; records each call's arguments."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+        self.calls: list[dict] = []
+
+    def create_chat_completion(self, messages, **kwargs):
+        self.calls.append({"messages": messages, **kwargs})
+        yield {"choices": [{"delta": {"content": self.answer}, "finish_reason": "stop"}]}
+
+    def create_completion(self, prompt, **kwargs):
+        self.calls.append({"prompt": prompt, **kwargs})
+        yield {"choices": [{"text": self.answer, "finish_reason": "stop"}]}
+
+    def tokenize(self, data: bytes) -> list[int]:
+        return list(range(len(data.split())))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("api", ["chat", "completions"])
+def test_local_backend_constrains_with_a_grammar_from_the_schema(api, monkeypatch):
+    llama_cpp = pytest.importorskip("llama_cpp", reason="needs the local extra")
+    from selfinstruct.llm import local
+
+    fake = FakeLlama('{"answer": "Yes"}')
+    monkeypatch.setattr(local, "_load_llama", lambda path, n_ctx, seed: fake)
+    backend = local.LocalBackend(Path("model.gguf"), api=api)
+
+    async def three() -> list[Completion]:
+        return [await backend.complete(request) for request in
+                (Request("p", schema=SCHEMA), Request("q", schema=SCHEMA), Request("r"))]
+
+    assert [c.text for c in asyncio.run(three())] == ['{"answer": "Yes"}'] * 3
+    grammar = fake.calls[0]["grammar"]
+    assert isinstance(grammar, llama_cpp.LlamaGrammar)
+    assert '"\\"Yes\\""' in grammar._grammar and "answer" in grammar._grammar
+    assert fake.calls[1]["grammar"] is grammar  # converted once per schema
+    assert "grammar" not in fake.calls[2]

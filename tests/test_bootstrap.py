@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
+from selfinstruct.config import GenerateOptions
 from selfinstruct.errors import UserError
 from selfinstruct.llm.base import BackendError, Completion, Request
 from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.similarity.index import rouge_l, tokenize
 from selfinstruct.stages.generate import Bootstrap
 from selfinstruct.stages.generate_setup import open_run, resolve_config
+from selfinstruct.stages.pipeline import BackendFlags
 from tests.conftest import ENGLISH_SEEDS, numbered_answer
 
 VERBS = ["Explain", "Describe", "Compare", "Summarize", "Evaluate", "Outline", "Discuss"]
@@ -35,14 +37,11 @@ def distinct_texts(count: int, seed: int = 0) -> list[str]:
 def open_bootstrap(
     out: Path, seeds: Path, backend: Any, n: int, force: bool = False, **options: Any
 ) -> Bootstrap:
+    flags = BackendFlags(backend="openai", base_url=("http://fake/v1",), model="fake",
+                         concurrency=options.pop("concurrency", 1),
+                         max_failures=options.pop("max_consecutive_failures", None))
     config, seed_tasks = resolve_config(
-        out=out,
-        seeds_path=seeds,
-        language=options.pop("language", "auto"),
-        prompt_style=options.pop("prompt_style", "self-instruct"),
-        options={"num_instructions": n, "concurrency": 1, "backend": "openai", "model": "fake",
-                 **options},
-    )
+        out, GenerateOptions(num_instructions=n, seeds=seeds, **options), flags)
     return open_run(config, seed_tasks, backend, force=force)
 
 
@@ -345,9 +344,29 @@ def test_chinese_near_duplicate_is_rejected(tmp_path):
     answers = iter(["请解释一下为什么夏天的白天比冬天长。\n任务4：列出三种减少家庭用电的方法。"])
     backend = FakeBackend(lambda r, n: Completion(text=next(answers), finish_reason="stop"))
     out = tmp_path / "run"
-    run(open_bootstrap(out, seeds, backend, n=1, num_seed_examples=2,
-                       num_machine_examples=0))
+    run(open_bootstrap(out, seeds, backend, n=1, seed_examples=2,
+                       machine_examples=0))
     kept = read_lines(out / "instructions.jsonl")
     assert [r["instruction"] for r in kept] == ["列出三种减少家庭用电的方法。"]
     rejected = read_lines(out / "rejected.jsonl")
     assert rejected[0]["filter"] == "similarity"
+
+
+def test_a_bootstrap_runs_twice_and_the_second_run_goes_on_from_the_pool(tmp_path, seed_file):
+    backend = FakeBackend(stream_script(per_answer=2), delay=0.01)
+    bootstrap = open_bootstrap(tmp_path / "run", seed_file, backend, n=8)
+    stop = asyncio.Event()
+
+    def stop_early(stats) -> None:
+        if stats.kept >= 3:
+            stop.set()
+
+    first = asyncio.run(bootstrap.run(stop, stop_early))
+    assert first.interrupted and 3 <= first.kept < 8
+    second = run(bootstrap)  # writes again: its files are its own session's
+    assert second is not first and not second.interrupted
+    assert (second.kept, second.kept_before) == (8, first.kept)
+    kept = read_lines(tmp_path / "run" / "instructions.jsonl")
+    assert [r["id"] for r in kept] == [f"gen_{i:06d}" for i in range(8)]
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())["generate"]
+    assert stats["kept"] == 8 and stats["kept_this_session"] == 8 - first.kept

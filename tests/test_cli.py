@@ -27,16 +27,16 @@ def one_line(output: str) -> str:
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake(serve):
     backends: list[FakeBackend] = []
 
     def install(script=None) -> list[FakeBackend]:
-        def create(config, api_key):
+        def create(spec):
             backend = FakeBackend(script or stream_script())
             backends.append(backend)
             return backend
 
-        monkeypatch.setattr(cli, "create_run_backend", create)
+        serve(create)
         return backends
 
     return install
@@ -80,17 +80,17 @@ def test_most_similar_flag_adds_the_closest_pool_texts(tmp_path, seed_file, fake
     assert json.loads((out / "config.json").read_text())["most_similar"] == 2
 
 
-def test_base_url_file_and_machine_examples_through_the_cli(tmp_path, seed_file, monkeypatch):
+def test_base_url_file_and_machine_examples_through_the_cli(tmp_path, seed_file, serve):
     """Two servers from a file (comments and blank lines skipped) reach the run config;
     --machine-examples 0 keeps kept instructions out of every prompt."""
     configs = []
     backend = FakeBackend(stream_script(per_answer=2))
 
-    def create(config, api_key):
-        configs.append(config)
+    def create(spec):
+        configs.append(spec)
         return backend
 
-    monkeypatch.setattr(cli, "create_run_backend", create)
+    serve(create)
     servers = tmp_path / "servers.txt"
     servers.write_text("# two nodes\nhttp://127.0.0.1:1/v1\n\nhttp://127.0.0.1:2/v1\n")
     out = tmp_path / "run"
@@ -100,7 +100,7 @@ def test_base_url_file_and_machine_examples_through_the_cli(tmp_path, seed_file,
     assert result.exit_code == 0, result.output
     [config] = configs
     assert config.base_urls == ("http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1")
-    assert config.num_machine_examples == 0
+    assert json.loads((out / "config.json").read_text())["num_machine_examples"] == 0
     kept = [json.loads(line)["instruction"]
             for line in (out / "instructions.jsonl").read_text().splitlines()]
     assert len(kept) == 6 and len(backend.requests) == 3
@@ -211,7 +211,7 @@ def test_alpaca_style_end_to_end(tmp_path, seed_file, fake):
     backends = fake(lambda request, n: Completion(text=answer, finish_reason="stop"))
     out = tmp_path / "r"
     result = invoke("generate", "--seeds", str(seed_file), "-o", str(out), "-n", "2",
-                    "--prompt-style", "alpaca", "--seed-examples", "10")
+                    "--prompt-style", "alpaca", "--seed-examples", "10", "--structured", "off")
     assert result.exit_code == 0, result.output
     records = [json.loads(x) for x in (out / "instructions.jsonl").read_text().splitlines()]
     assert [(r["instruction"], r["input"], r["output"]) for r in records] == [
@@ -315,3 +315,33 @@ def test_dedup_minhash_bad_flags(tmp_path, flags, message):
     assert message in one_line(result.output)
     assert "Traceback" not in result.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize(("option", "literal"), [
+    (cli.Style, "selfinstruct.runs.templates.PromptStyle"),
+    (cli.LanguageOption, "selfinstruct.config.LanguageChoice"),
+    (cli.ApiOption, "selfinstruct.llm.base.Api"),
+    (cli.TokenizerOption, "selfinstruct.config.TokenizerName"),
+    (cli.DedupMethod, "selfinstruct.config.DedupMethod"),
+    (cli.DataOption, "selfinstruct.stages.export.ExportData"),
+    (cli.ThinkOption, "selfinstruct.stages.export.ThinkStyle"),
+    (cli.FormatOption, "selfinstruct.stages.export.ExportFormat"),
+    (cli.ParseOption, "selfinstruct.text.row_answers.ParseMode"),
+    (cli.ThinkingStyleOption, "selfinstruct.llm.thinking.ThinkingStyle"),
+])
+def test_cli_choices_are_exactly_the_settings_literals(option, literal):
+    """A value the CLI offers that the settings refuse (or the reverse) fails here."""
+    import importlib
+    from typing import get_args
+
+    module, _, name = literal.rpartition(".")
+    assert [member.value for member in option] == list(
+        get_args(getattr(importlib.import_module(module), name)))
+
+
+def test_backend_choices_are_auto_and_the_backend_kinds():
+    from typing import get_args
+
+    from selfinstruct.llm import BackendKind
+
+    assert {member.value for member in cli.BackendOption} == {"auto", *get_args(BackendKind)}

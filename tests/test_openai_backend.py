@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -281,8 +282,11 @@ def test_check_retries_once_quickly():
     assert time.monotonic() - started < 2
 
 
-def test_check_gives_up_on_a_server_that_does_not_answer(monkeypatch):
-    """A socket on 127.0.0.1 that takes connections and never answers."""
+def test_check_goes_on_past_a_server_that_takes_connections_but_does_not_answer(
+        monkeypatch, caplog):
+    """A socket on 127.0.0.1 that takes connections and never answers: a busy one-slot
+    server (llama.cpp's answers nothing, /models included, while it generates) is there;
+    the runner's per-request timeouts deal with one that never answers."""
     monkeypatch.setattr(openai_backend, "CHECK_TIMEOUT", 0.3)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
@@ -290,10 +294,10 @@ def test_check_gives_up_on_a_server_that_does_not_answer(monkeypatch):
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
         b = OpenAIBackend(base_url=url, model="m", api_key=None)
         started = time.monotonic()
-        with pytest.raises(ServerUnreachable) as err:
+        with caplog.at_level(logging.INFO, logger="selfinstruct"):
             check(b)
     assert time.monotonic() - started < 3
-    assert err.value.message == f"cannot reach {url}: no answer within 0.3s {UNREACHABLE}"
+    assert f"{url} took connections but did not answer GET /models within 0.3s" in caplog.text
 
 
 def test_check_goes_on_when_a_slow_answer_runs_past_the_deadline(monkeypatch):
@@ -347,3 +351,123 @@ def test_check_goes_on_when_the_answer_says_nothing_about_the_model(response):
     handler, seen = counted(lambda request: response)
     check(backend(handler))
     assert len(seen) == 1
+
+
+# ------------------------------------------------------------------- structured output
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["Yes", "No"]}},
+          "required": ["answer"], "additionalProperties": False}
+
+
+def structured(prompt: str = "hi") -> Request:
+    return Request(prompt=prompt, schema=SCHEMA, schema_name="classification")
+
+
+def recording(bodies: list[dict], refuse: Callable[[dict], int | None] = lambda body: None,
+              content: str = '{"answer": "Yes"}') -> Handler:
+    """Record each body; answer ``refuse(body)`` (a status) or a normal answer."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        bodies.append(body)
+        status = refuse(body)
+        if status is not None:
+            return httpx2.Response(status, json={"error": {"message": "unsupported format"}})
+        if request.url.path.endswith("/completions") and "messages" not in body:
+            return httpx2.Response(200, json={"model": "m", "choices": [
+                {"index": 0, "text": content, "finish_reason": "stop"}]})
+        return httpx2.Response(200, json=chat_body(content))
+
+    return handler
+
+
+def backend_with(handler: Handler, api: str = "chat", mode: str = "auto") -> OpenAIBackend:
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    return OpenAIBackend(base_url="http://127.0.0.1:9/v1", model="m", api_key=None, api=api,
+                         max_retries=0, http_client=client, structured=mode)
+
+
+def send_all(b: OpenAIBackend, requests: list[Request]) -> list[str]:
+    async def go() -> list[str]:
+        return [(await b.complete(r)).text for r in requests]
+
+    return asyncio.run(go())
+
+
+def test_chat_asks_for_the_schema_as_a_json_schema_response_format():
+    bodies: list[dict] = []
+    send_all(backend_with(recording(bodies)), [structured(), Request(prompt="plain")])
+    assert bodies[0]["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "classification", "schema": SCHEMA, "strict": True},
+    }
+    assert "response_format" not in bodies[1] and "json_schema" not in bodies[1]
+
+
+def test_completions_send_response_format_and_llama_cpp_json_schema():
+    bodies: list[dict] = []
+    send_all(backend_with(recording(bodies), api="completions"), [structured()])
+    assert bodies[0]["prompt"] == "hi"
+    assert bodies[0]["response_format"]["json_schema"]["schema"] == SCHEMA
+    assert bodies[0]["json_schema"] == SCHEMA
+
+
+def test_a_server_without_schemas_gets_plain_requests_after_one_refusal(caplog):
+    """400 to any response_format: the first request is sent again in the next shape, then
+    without one; every later request goes plain at once, and one line says so."""
+    bodies: list[dict] = []
+    b = backend_with(recording(bodies, refuse=lambda body: 400 if "response_format" in body
+                               else None))
+    with caplog.at_level("WARNING", logger="selfinstruct"):
+        texts = send_all(b, [structured("a"), structured("b"), structured("c")])
+    assert texts == ['{"answer": "Yes"}'] * 3
+    formats = [body.get("response_format", {}).get("type") for body in bodies]
+    assert formats == ["json_schema", "json_object", None, None, None]
+    assert [body["messages"][0]["content"] for body in bodies] == ["a", "a", "a", "b", "c"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "http://127.0.0.1:9/v1 does not take a JSON schema" in warnings[0]
+
+
+def test_a_server_that_takes_only_json_object_keeps_getting_it(caplog):
+    """llama-cpp-python's server answers 422 to json_schema and takes json_object."""
+    bodies: list[dict] = []
+    b = backend_with(recording(bodies, refuse=lambda body: 422 if body.get(
+        "response_format", {}).get("type") == "json_schema" else None))
+    with caplog.at_level("WARNING", logger="selfinstruct"):
+        send_all(b, [structured("a"), structured("b")])
+    assert [body["response_format"] for body in bodies] == [
+        {"type": "json_schema", "json_schema": {"name": "classification", "schema": SCHEMA,
+                                                "strict": True}},
+        {"type": "json_object", "schema": SCHEMA},
+        {"type": "json_object", "schema": SCHEMA},
+    ]
+    assert not caplog.records
+
+
+def test_a_request_refused_for_another_reason_is_not_taken_for_a_schema_refusal(caplog):
+    bodies: list[dict] = []
+    b = backend_with(recording(bodies, refuse=lambda body: 400))
+    with caplog.at_level("WARNING", logger="selfinstruct"), \
+            pytest.raises(BackendError, match="HTTP 400: the server rejected the request"):
+        send_all(b, [structured("a")])
+    assert len(bodies) == 3
+    assert not caplog.records
+    with pytest.raises(BackendError):
+        send_all(b, [structured("b")])
+    assert bodies[3]["response_format"]["type"] == "json_schema"  # nothing was remembered
+
+
+def test_structured_json_makes_a_refusal_an_error_and_never_sends_plain():
+    bodies: list[dict] = []
+    b = backend_with(recording(bodies, refuse=lambda body: 400 if "response_format" in body
+                               else None), mode="json")
+    with pytest.raises(BackendError) as err:
+        send_all(b, [structured("a")])
+    assert not err.value.retryable
+    assert err.value.message == (
+        "HTTP 400: the server refused a request that asks for a JSON answer: unsupported "
+        "format (if it does not support response_format, use --structured auto to fall "
+        "back to text, or --structured off)")
+    assert [body.get("response_format", {}).get("type") for body in bodies] == [
+        "json_schema", "json_object"]

@@ -328,3 +328,15 @@ def test_an_actor_that_cannot_start_is_one_clear_error(local_ray, tmp_path):
         asyncio.run(reason_run(prompts, tmp_path, RemoteModel("m"), ReasonOptions(),
                                TraceSettings(), StageSettings(concurrency=4, executor=executor),
                                asyncio.Event()))
+
+
+def test_the_library_sends_from_ray_actors_too(local_ray, server, tmp_path):
+    """``executor="ray"`` (or an ExecutorFlags with an address) on the library's stages."""
+    import selfinstruct
+
+    prompts = write_prompts(tmp_path, 12)
+    stats = selfinstruct.reason(prompts, tmp_path / "out", base_url=server.base_url,
+                                model=MODEL, max_retries=0, executor="ray")
+    assert stats.done == 12 and stats.requests.succeeded == 12
+    assert len(read(tmp_path / "out" / "reasoning.jsonl")) + \
+        len(read(tmp_path / "out" / "rejected.jsonl")) == 12

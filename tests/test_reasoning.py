@@ -243,7 +243,7 @@ def test_export_reasoning_inline_and_field(tmp_path):
     assert record["conversations"][1]["value"].endswith("</think>\n\n42")
 
 
-def test_reason_cli_on_an_alpaca_file(tmp_path, monkeypatch):
+def test_reason_cli_on_an_alpaca_file(tmp_path, serve):
     source = tmp_path / "alpaca.json"
     source.write_text(json.dumps([
         {"instruction": "What is 6 times 7?", "input": "", "output": "42"},
@@ -251,7 +251,7 @@ def test_reason_cli_on_an_alpaca_file(tmp_path, monkeypatch):
     ]))
     backend = FakeBackend(lambda r, n: Completion(text="<think>ok so</think>fine",
                                                   finish_reason="stop"))
-    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend", lambda *a, **k: backend)
+    serve(backend)
     out = tmp_path / "out"
     result = CliRunner().invoke(cli.app, ["reason", str(source), "-o", str(out),
                                           "--samples", "2", "--base-url", "http://x/v1",
@@ -284,12 +284,12 @@ def test_reason_cli_errors(tmp_path):
     [("0/2", ["row0", "row2", "row4"]), ("1/2", ["row1", "row3"]),
      (None, ["row0", "row1", "row2", "row3", "row4"])],
 )
-def test_reason_shards_split_the_prompts(tmp_path, monkeypatch, spec, ids):
+def test_reason_shards_split_the_prompts(tmp_path, serve, spec, ids):
     source = tmp_path / "q.jsonl"
     source.write_text("".join(json.dumps({"instruction": f"Question {i}?"}) + "\n"
                               for i in range(5)))
     backend = FakeBackend(lambda r, n: Completion(text="<think>t</think>a", finish_reason="stop"))
-    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend", lambda *a, **k: backend)
+    serve(backend)
     out = tmp_path / "out"
     args = ["reason", str(source), "-o", str(out), "--base-url", "http://x/v1", "--model", "m"]
     result = CliRunner().invoke(cli.app, [*args, *(["--shard", spec] if spec else [])])
@@ -318,3 +318,26 @@ def test_export_cli_think_field_and_data_choice(tmp_path):
     result = CliRunner().invoke(cli.app, ["export", str(tmp_path), "--data", "instances"])
     assert result.exit_code == 2
     assert "not a run directory" in result.output
+
+
+def test_decide_trace_is_a_pure_decision_on_one_answer():
+    """answer in → record and rejection out, no files, no backend."""
+    from selfinstruct.filters.traces import TraceSettings
+    from selfinstruct.llm.base import Usage
+    from selfinstruct.runs.inputs import PromptRecord
+    from selfinstruct.stages.reason import decide_trace
+
+    prompt = PromptRecord(id="q1", instruction="What is 6 times 7?", input="", reference="42")
+    right = Completion(text="<think>six sevens are 42</think>42", finish_reason="stop",
+                       usage=Usage(10, 5))
+    kept = decide_trace(prompt, 1, right, TraceSettings(), "m")
+    assert kept.rejection is None and not kept.without_reasoning
+    assert (kept.record["reasoning"], kept.record["answer"]) == ("six sevens are 42", "42")
+    assert kept.record["correct"] is True and kept.record["sample"] == 1
+    wrong = decide_trace(prompt, 0, Completion(text="<think>hm</think>41", finish_reason="stop"),
+                         TraceSettings(), "m")
+    assert wrong.rejection is not None and wrong.rejection[0] == "wrong_answer"
+    bare = decide_trace(prompt, 0, Completion(text="42", finish_reason="stop"),
+                        TraceSettings(), "m")
+    assert bare.without_reasoning and bare.rejection is not None
+    assert bare.rejection[0] == "no_reasoning"

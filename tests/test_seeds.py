@@ -117,7 +117,6 @@ def test_a_whitespace_output_is_no_demo(tmp_path):
     backend = FakeBackend(lambda request, number: pytest.fail("nothing is sent"))
     bootstrap = open_bootstrap(tmp_path / "run", path, backend, n=1, prompt_style="alpaca")
     assert [seed.id for seed in bootstrap.sampler.demos] == ["a", "c"]
-    bootstrap.close()
     blank = write(tmp_path, "blank.jsonl", json.dumps(records[1]) + "\n")
     with pytest.raises(UserError, match="none of these seeds has one"):
         open_bootstrap(tmp_path / "run2", blank, backend, n=1, prompt_style="alpaca")

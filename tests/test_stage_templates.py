@@ -17,6 +17,7 @@ from selfinstruct.text.instances import (
     parse_output_first,
     parse_yes_no,
 )
+from selfinstruct.text.structured import read_input_first, read_output_first, read_yes_no
 
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 
@@ -24,6 +25,10 @@ PLACEHOLDERS = {
     "classify": {"instruction"},
     "input_first": {"instruction", "count"},
     "output_first": {"instruction", "count"},
+    # The structured-output variants: the same demos, written in the schema's JSON.
+    "classify_json": {"instruction"},
+    "input_first_json": {"instruction", "count"},
+    "output_first_json": {"instruction", "count"},
 }
 TASK_PREFIX = {"en": "Task: ", "zh": "任务："}
 QUESTION = {"en": "Is it classification?", "zh": "是否为分类任务？"}
@@ -77,14 +82,17 @@ def test_renders_with_braces_in_the_instruction(language, name):
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])
-def test_classify_ends_with_the_open_question(language):
+@pytest.mark.parametrize("name", ["classify", "classify_json"])
+def test_classify_ends_with_the_open_question(language, name):
     # No newline after the question: a completion model answers on the same line.
     ending = f"\n\n{TASK_PREFIX[language]}{{instruction}}\n{QUESTION[language]}"
-    assert template_text(language, "classify").endswith(ending)
+    assert template_text(language, name).endswith(ending)
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])
-@pytest.mark.parametrize("name", ["input_first", "output_first"])
+@pytest.mark.parametrize(
+    "name", ["input_first", "output_first", "input_first_json", "output_first_json"]
+)
 def test_instance_templates_end_with_the_open_task(language, name):
     assert template_text(language, name).endswith(f"\n\n{TASK_PREFIX[language]}{{instruction}}\n")
     assert rendered(language, name).endswith(f"{TASK_PREFIX[language]}{SENTINEL}\n")
@@ -437,3 +445,24 @@ def test_output_first_demo_lines(language):
         labels = [line for line in lines if line.startswith(label_prefix)]
         inputs = [line for line in lines if line.startswith(input_prefix)]
         assert len(labels) == len(inputs)
+
+
+# ------------------------------------------------------------------ structured variants
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_json_variants_show_the_text_demos_in_json(language):
+    """Each JSON demo is its text twin written in the schema's shape: the same tasks,
+    and the JSON reader gives exactly what the text parser gives for the text demo."""
+    pairs = [("input_first", read_input_first, parse_input_first),
+             ("output_first", read_output_first, parse_output_first)]
+    for name, reader, parser in pairs:
+        text_demos, json_demos = demos(language, name), demos(language, f"{name}_json")
+        assert [task for task, _ in json_demos] == [task for task, _ in text_demos]
+        assert [reader(answer) for _, answer in json_demos] == [
+            parser(answer) for _, answer in text_demos]
+    text_demos, json_demos = demos(language, "classify"), demos(language, "classify_json")
+    assert [task for task, _ in json_demos] == [task for task, _ in text_demos]
+    question = QUESTION[language]
+    assert [read_yes_no(answer.partition(question)[2]) for _, answer in json_demos] == [
+        parse_yes_no(answer.partition(question)[2]) for _, answer in text_demos]

@@ -26,14 +26,14 @@ def answer(request: Request, number: int) -> Completion | BackendError:
     if prompt.endswith("Is it classification?"):
         task = task[0]
         return Completion(text="Yes" if CLASSIFICATION_WORD in task else "No, it is not.")
-    if "Class labels:" in prompt:
+    if prompt.startswith("You are writing examples for classification tasks"):
         return Completion(text=(
             "Class labels: Positive, Negative\n"
             "Class label: Positive\nInput: I loved every minute of it.\n"
             "Class label: Negative\nInput: The service was slow and rude.\n"
             "Class label: Maybe\nInput: Not sure about this one.\n"
         ))
-    if "Example 1" in prompt:
+    if prompt.startswith("You are writing worked examples"):
         return Completion(text=(
             "Example 1\nInput: 2, 3\nOutput: 5\n"
             "Example 2\nInput: 10, 4\nOutput: 14\n"
@@ -47,7 +47,7 @@ def answer(request: Request, number: int) -> Completion | BackendError:
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake(serve):
     backends: list[FakeBackend] = []
 
     def create(*args, **kwargs):
@@ -55,8 +55,7 @@ def fake(monkeypatch):
         backends.append(backend)
         return backend
 
-    monkeypatch.setattr(cli, "create_run_backend", create)
-    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend", create)
+    serve(create)
     return backends
 
 
@@ -98,7 +97,7 @@ def test_run_does_every_stage(tmp_path, seed_file, fake):
     assert len(read(out / "instances.jsonl")) == 6
 
 
-def test_stages_resume_and_retry_failures(tmp_path, seed_file, fake, monkeypatch):
+def test_stages_resume_and_retry_failures(tmp_path, seed_file, fake, monkeypatch, serve):
     out = tmp_path / "run"
     assert runner.invoke(cli.app, ["generate", "--seeds", str(seed_file), "-o", str(out),
                                    "-n", "4"]).exit_code == 0
@@ -114,8 +113,7 @@ def test_stages_resume_and_retry_failures(tmp_path, seed_file, fake, monkeypatch
         return answer(request, number)
 
     monkeypatch.setattr("selfinstruct.stages.runner.MAX_BACKOFF", 0.0)
-    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
-                        lambda *a, **k: FakeBackend(flaky))
+    serve(lambda *a, **k: FakeBackend(flaky))
     result = runner.invoke(cli.app, ["classify", str(out)])
     assert result.exit_code == 0, result.output
     assert len(read(out / "classification.jsonl")) == 4
@@ -142,8 +140,7 @@ def test_stage_on_a_non_run_directory(tmp_path):
 
 
 def test_a_record_that_keeps_failing_is_given_up_then_retried_next_time(
-    tmp_path, seed_file, fake, monkeypatch
-):
+        tmp_path, seed_file, fake, monkeypatch, serve):
     out = tmp_path / "run"
     assert runner.invoke(cli.app, ["generate", "--seeds", str(seed_file), "-o", str(out),
                                    "-n", "3"]).exit_code == 0
@@ -155,15 +152,13 @@ def test_a_record_that_keeps_failing_is_given_up_then_retried_next_time(
         return answer(request, number)
 
     monkeypatch.setattr("selfinstruct.stages.runner.MAX_BACKOFF", 0.0)
-    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
-                        lambda *a, **k: FakeBackend(broken_for_one))
+    serve(lambda *a, **k: FakeBackend(broken_for_one))
     result = runner.invoke(cli.app, ["classify", str(out)])
     assert result.exit_code == 0, result.output
     assert "classify: 2/3 done (2 now) in" in " ".join(result.output.split())
     assert "1 given up after repeated failures" in result.output
     assert len([r for r in read(out / "failures.jsonl") if r["stage"] == "classify"]) == 3
-    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
-                        lambda *a, **k: FakeBackend(answer))
+    serve(lambda *a, **k: FakeBackend(answer))
     result = runner.invoke(cli.app, ["classify", str(out)])
     assert "classify: 3/3 done (1 now)" in " ".join(result.output.split())
 
@@ -174,10 +169,10 @@ def chinese_answer(request: Request, number: int) -> Completion:
     if prompt.endswith("是否为分类任务？"):
         task = [line for line in prompt.splitlines() if line.startswith("任务：")][-1]
         return Completion(text="是" if "情感" in task else "否。这是写作任务。")
-    if "类别列表：" in prompt and prompt.rstrip().splitlines()[-1].startswith("任务："):
+    if prompt.startswith("你要为分类任务编写示范例子"):
         return Completion(text="类别列表：正面、负面\n类别：正面\n输入：这家店的菜太好吃了！\n"
                                "类别：负面\n输入：等了一个小时还没上菜。\n")
-    if "示例1" in prompt:
+    if prompt.startswith("你要为人们交给 AI 助手的任务编写示范例子"):
         return Completion(text="示例1\n输入：3和5\n输出：8\n示例2\n输入：10和20\n输出：30\n")
     topics = ["判断这条评论的情感倾向是正面还是负面", "写一段介绍西湖美景的导游词",
               "计算两个数的和并说明步骤", "给即将毕业的学弟学妹写一句寄语"]
@@ -185,14 +180,12 @@ def chinese_answer(request: Request, number: int) -> Completion:
     return Completion(text=f"{first}\n任务10：列出{number}种常见的家用电器及其用途。")
 
 
-def test_chinese_pipeline(tmp_path, monkeypatch):
+def test_chinese_pipeline(tmp_path, serve):
     seeds = tmp_path / "zh.txt"
     seeds.write_text("请解释为什么夏天白天比冬天长。\n给一家新开的奶茶店起三个好听的名字。\n"
                      "把下面这句话改写得更正式一些。\n用三句话总结唐朝由盛转衰的原因。\n",
                      encoding="utf-8")
-    monkeypatch.setattr(cli, "create_run_backend", lambda *a, **k: FakeBackend(chinese_answer))
-    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
-                        lambda *a, **k: FakeBackend(chinese_answer))
+    serve(lambda *a, **k: FakeBackend(chinese_answer))
     out = tmp_path / "run"
     result = runner.invoke(cli.app, ["run", "--seeds", str(seeds), "-o", str(out), "-n", "4",
                                      "--format", "messages", "--seed-examples", "4"])
@@ -255,16 +248,14 @@ def test_dry_run_sends_and_writes_nothing(tmp_path, seed_file, fake):
     assert len(fake) == calls
 
 
-def test_stats_and_summaries_report_rates(tmp_path, seed_file, monkeypatch):
+def test_stats_and_summaries_report_rates(tmp_path, seed_file, serve):
     """Every stage's stats.json section and summary say answers/s and tokens/s."""
 
     def with_usage(request: Request, number: int) -> Completion | BackendError:
         completion = answer(request, number)
         return dataclasses.replace(completion, usage=Usage(prompt_tokens=20, completion_tokens=8))
 
-    monkeypatch.setattr(cli, "create_run_backend", lambda *a, **k: FakeBackend(with_usage))
-    monkeypatch.setattr("selfinstruct.stages.pipeline.create_backend",
-                        lambda *a, **k: FakeBackend(with_usage))
+    serve(lambda *a, **k: FakeBackend(with_usage))
     out = tmp_path / "run"
     result = runner.invoke(cli.app, ["run", "--seeds", str(seed_file), "-o", str(out), "-n", "4",
                                      "--per-task", "2"])

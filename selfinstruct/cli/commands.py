@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from selfinstruct.api import aclassify, ainstances, later_stages, prepare_generate
 from selfinstruct.cli.summary import (
     distill_summary,
     generate_summary,
@@ -47,21 +48,19 @@ from selfinstruct.stages.distill_setup import load_distill_job, parse_extra_body
 from selfinstruct.stages.dryrun import plan_generate
 from selfinstruct.stages.export import ExportResult, export_run
 from selfinstruct.stages.generate import GenerateStats
-from selfinstruct.stages.generate_setup import create_run_backend, open_run, resolve_config
 from selfinstruct.stages.instances import InstanceOptions
 from selfinstruct.stages.mix import MixSettings, MixSource, mix_sources
 from selfinstruct.stages.per_record import StageStats
 from selfinstruct.stages.pipeline import (
+    BACKEND_DEFAULTS,
+    DEFAULT_CONCURRENCY,
     BackendFlags,
     ExecutorFlags,
-    classify_stage,
     connect,
     dry_run_distill,
     dry_run_reason,
     dry_run_stage,
-    instances_stage,
     open_reason,
-    open_stage,
     reason_stage,
     resolve_backend,
     run_template,
@@ -184,6 +183,24 @@ class ThinkingStyleOption(str, Enum):
     prompt = "prompt"
 
 
+class StructuredOption(str, Enum):
+    """Whether stages ask for JSON answers (structured output)."""
+
+    auto = "auto"
+    json = "json"
+    off = "off"
+
+
+STRUCTURED = Annotated[
+    StructuredOption | None,
+    typer.Option(help="auto: ask for JSON answers in classify, instances and alpaca-style "
+                 "generate (a grammar for local models, vLLM's structured outputs, "
+                 "response_format for servers, which fall back to text if they refuse it); "
+                 "json: every stage, a server's refusal is an error; off: plain text "
+                 "prompts. Default: the run's setting, else auto.", show_default=False),
+]
+
+
 class FormatOption(str, Enum):
     """Export formats."""
 
@@ -221,18 +238,24 @@ BACKEND_PARAMETERS = [
     _named("api_key", _option(str | None, None, "API key (never written to disk).",
                               envvar="OPENAI_API_KEY", show_default=False, show_envvar=True)),
     _named("api", _option(ApiOption | None, None, "chat, or completions for base models.")),
-    _named("concurrency", _option(int | None, None, "Requests in flight (default 8; vllm 256, "
-                                  "the size of a round; the local model runs one at a time).")),
-    _named("timeout", _option(float | None, None, "Seconds per request (default 600).")),
-    _named("max_retries", _option(int | None, None, "HTTP retries per request (default 5).")),
+    _named("concurrency", _option(int | None, None, "Requests in flight (default "
+                                  f"{DEFAULT_CONCURRENCY['openai']}; vllm "
+                                  f"{DEFAULT_CONCURRENCY['vllm']}, the size of a round; the "
+                                  "local model runs one at a time).")),
+    _named("timeout", _option(float | None, None, "Seconds per request (default "
+                              f"{BACKEND_DEFAULTS['timeout']:g}).")),
+    _named("max_retries", _option(int | None, None, "HTTP retries per request (default "
+                                  f"{BACKEND_DEFAULTS['max_retries']}).")),
     _named("max_failures", _option(int | None, None, "Stop after this many failed requests "
-                                   "in a row (default 20; requests that fail together, as in "
-                                   "an outage, count once).")),
-    _named("tensor_parallel_size", _option(int | None, None, "vllm: GPUs per model (1).")),
+                                   f"in a row (default {BACKEND_DEFAULTS['max_failures']}; "
+                                   "requests that fail together, as in an outage, count "
+                                   "once).")),
+    _named("tensor_parallel_size", _option(int | None, None, "vllm: GPUs per model "
+                                          f"({BACKEND_DEFAULTS['tensor_parallel_size']}).")),
     _named("dtype", _option(str | None, None, "vllm: auto, bfloat16, float16 …")),
     _named("max_model_len", _option(int | None, None, "vllm: context length.")),
     _named("gpu_memory_utilization", _option(float | None, None, "vllm: share of GPU memory "
-                                             "(0.9).")),
+                                             f"({BACKEND_DEFAULTS['gpu_memory_utilization']}).")),
 ]
 
 
@@ -303,6 +326,13 @@ def backend_flags(kwargs: dict[str, Any]) -> BackendFlags:
             values[name] = values[name].value
     values["base_url"] = tuple(values["base_url"] or ())
     return BackendFlags(**values)
+
+
+def with_structured(flags: BackendFlags, structured: StructuredOption | None) -> BackendFlags:
+    """The backend flags with ``--structured`` (None: not given, the run's choice holds)."""
+    if structured is None:
+        return flags
+    return dataclasses.replace(flags, structured=structured.value)
 
 
 @contextlib.contextmanager
@@ -400,58 +430,33 @@ def _generate(
     prompt_dir: Path | None,
     force: bool,
     dry_run: bool,
+    structured: StructuredOption | None,
     backend: BackendFlags,
 ) -> None:
-    spec, pace = resolve_backend({}, backend)
-    given = {
-        "backend": spec.kind,
-        "model": spec.model,
-        "base_urls": spec.base_urls,
-        "api": spec.api,
-        "concurrency": pace.concurrency,
-        "timeout": spec.timeout,
-        "max_retries": spec.max_retries,
-        "max_consecutive_failures": pace.max_failures,
-        "tensor_parallel_size": spec.engine.tensor_parallel_size,
-        "dtype": spec.engine.dtype,
-        "max_model_len": spec.engine.max_model_len,
-        "gpu_memory_utilization": spec.engine.gpu_memory_utilization,
-    }
-    config, seed_tasks = resolve_config(
-        out=out,
-        seeds_path=seeds,
-        language=language.value,
-        prompt_style=prompt_style.value,
-        options={
-            "num_instructions": num_instructions,
-            "similarity_threshold": similarity_threshold,
-            "tokenizer": tokenizer.value,
-            "most_similar": most_similar,
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_tokens": max_tokens,
-            "num_seed_examples": seed_examples,
-            "num_machine_examples": machine_examples,
-            "seed": seed,
-            "blacklist": tuple(blacklist or ()),
-            "min_length": min_length,
-            "max_length": max_length,
-            "prompt_dir": str(prompt_dir) if prompt_dir else None,
-            **given,
-        },
+    backend = with_structured(backend, structured)
+    job = prepare_generate(
+        out, num_instructions=num_instructions, seeds=seeds, language=language.value,
+        prompt_style=prompt_style.value, similarity_threshold=similarity_threshold,
+        tokenizer=tokenizer.value, most_similar=most_similar, temperature=temperature,
+        top_p=top_p, max_tokens=max_tokens, seed_examples=seed_examples,
+        machine_examples=machine_examples, seed=seed, blacklist=tuple(blacklist or ()),
+        min_length=min_length, max_length=max_length, prompt_dir=prompt_dir,
+        **dataclasses.asdict(backend),
     )
+    config, seed_tasks = job.config, job.seeds
     say(
         f"selfinstruct: {config.language} seeds from {config.seeds} ({len(seed_tasks)} tasks), "
         f"{config.prompt_style} prompts, model "
         f"{config.model or 'embedded SmolLM2-135M-Instruct'}"
     )
     if dry_run:
-        template = run_template(config.to_json(), config.prompt_style)
+        template = run_template(config.to_json(), config.prompt_style,
+                                structured=config.asks_for_json)
         for line in plan_generate(config, seed_tasks, template).lines():
             say(line)
         return
-    client = create_run_backend(config, backend.api_key)
-    bootstrap = open_run(config, seed_tasks, client, force=force)
+    bootstrap = job.open(force=force)
+    client = bootstrap.backend
 
     def work(stop: asyncio.Event, update: ProgressUpdate) -> Awaitable[GenerateStats]:
         def progress(stats: GenerateStats) -> None:
@@ -524,6 +529,7 @@ def generate(
         bool, typer.Option(help="Resume even though pool-defining settings changed.")
     ] = False,
     dry_run: DRY_RUN = False,
+    structured: STRUCTURED = None,
     backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Grow a pool of new instructions from seed tasks."""
@@ -543,11 +549,11 @@ INSTANCE_MAX_TOKENS = Annotated[
 
 
 def _classify(run_dir: Path, backend: BackendFlags, *, check: bool = True) -> None:
-    context = open_stage(run_dir, backend, check=check)
     with summary_on_abort(stage_summary):
         stats, stopped_by = drive(
-            "classify", None, 0, context.backend,
-            lambda stop, update: classify_stage(context, stop, _stage_progress(update)),
+            "classify", None, 0, None,
+            lambda stop, update: aclassify(run_dir, progress=_stage_progress(update), stop=stop,
+                                           check=check, **dataclasses.asdict(backend)),
         )
     for line in stage_summary(stats):
         say(line)
@@ -558,16 +564,13 @@ def _instances(
     run_dir: Path, per_task: int, max_tokens: int, backend: BackendFlags, shard: Shard = EVERYTHING,
     *, check: bool = True,
 ) -> None:
-    if per_task < 1:
-        raise UserError("--per-task must be at least 1")
-    if max_tokens < 16:
-        raise UserError("--instance-max-tokens must be at least 16")
-    context = open_stage(run_dir, backend, check=check)
-    options = InstanceOptions(per_task=per_task, max_tokens=max_tokens, shard=shard)
     with summary_on_abort(stage_summary):
         stats, stopped_by = drive(
-            "instances", None, 0, context.backend,
-            lambda stop, update: instances_stage(context, options, stop, _stage_progress(update)),
+            "instances", None, 0, None,
+            lambda stop, update: ainstances(
+                run_dir, per_task=per_task, instance_max_tokens=max_tokens, shard=shard,
+                progress=_stage_progress(update), stop=stop, check=check,
+                **dataclasses.asdict(backend)),
         )
     for line in stage_summary(stats):
         say(line)
@@ -585,9 +588,13 @@ def _stage_progress(update: ProgressUpdate) -> Callable[[StageStats], None]:
 @app.command()
 @with_backend_options
 def classify(
-    run_dir: RUN_DIR, dry_run: DRY_RUN = False, backend: BackendFlags = NO_FLAGS
+    run_dir: RUN_DIR,
+    dry_run: DRY_RUN = False,
+    structured: STRUCTURED = None,
+    backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Mark which instructions are classification tasks (few-shot, greedy decoding)."""
+    backend = with_structured(backend, structured)
     with reported_errors():
         if dry_run:
             for line in dry_run_stage(run_dir, "classify", backend):
@@ -605,9 +612,11 @@ def instances(
     instance_max_tokens: INSTANCE_MAX_TOKENS = 1024,
     shard: SHARD = None,
     dry_run: DRY_RUN = False,
+    structured: STRUCTURED = None,
     backend: BackendFlags = NO_FLAGS,
 ) -> None:
     """Generate input/output instances: input-first, or output-first for classification."""
+    backend = with_structured(backend, structured)
     with reported_errors():
         if dry_run:
             options = InstanceOptions(per_task=per_task, max_tokens=instance_max_tokens,
@@ -701,11 +710,13 @@ def run_all(
         return
     with reported_errors():
         out: Path = kwargs["out"]
-        backend = backend_flags(dict(kwargs))
-        if kwargs["prompt_style"] != Style.alpaca:
-            # generate checked the server before its first request: once is enough.
-            _classify(out, backend, check=False)
-            _instances(out, per_task, instance_max_tokens, backend, check=False)
+        backend = with_structured(backend_flags(dict(kwargs)), kwargs["structured"])
+        # generate checked the server before its first request: once is enough.
+        for stage in later_stages(kwargs["prompt_style"].value):
+            if stage == "classify":
+                _classify(out, backend, check=False)
+            else:
+                _instances(out, per_task, instance_max_tokens, backend, check=False)
         result = export_run(out, format.value, include_seeds=include_seeds)
         say_exported(result)
 
@@ -1134,10 +1145,11 @@ def drive(
     label: str,
     total: int | None,
     completed: int,
-    backend: Backend,
+    backend: Backend | None,
     work: Callable[[asyncio.Event, ProgressUpdate], Awaitable[T]],
 ) -> tuple[T, signal.Signals | None]:
-    """Run one stage under a progress bar; SIGINT/SIGTERM stop it cleanly."""
+    """Run one stage under a progress bar; SIGINT/SIGTERM stop it cleanly. ``backend``
+    is closed afterwards (None: the library's stage function closes its own)."""
     return asyncio.run(_drive(label, total, completed, backend, work))
 
 
@@ -1145,7 +1157,7 @@ async def _drive(
     label: str,
     total: int | None,
     completed: int,
-    backend: Backend,
+    backend: Backend | None,
     work: Callable[[asyncio.Event, ProgressUpdate], Awaitable[T]],
 ) -> tuple[T, signal.Signals | None]:
     stop = asyncio.Event()
@@ -1164,7 +1176,8 @@ async def _drive(
     finally:
         for signum in SIGNAL_EXIT:
             loop.remove_signal_handler(signum)
-        await backend.aclose()
+        if backend is not None:
+            await backend.aclose()
     return result, received[0] if received else None
 
 

@@ -120,14 +120,18 @@ def ray_stage(spec: BackendSpec, api_key: str | None, options: RayOptions,
               settings: StageSettings) -> tuple[Backend, StageSettings]:
     """The stand-in backend and the settings of a stage sent from Ray actors.
 
-    A backend given with :func:`~selfinstruct.llm.use_backend` (tests, notebooks) is
-    sent to the actors as it is, so it must be picklable.
+    What :func:`~selfinstruct.llm.use_backend` gives (tests, notebooks), a backend or a
+    function of the spec, is sent to the actors as it is, so it must be picklable.
     """
     check_kind(spec.kind)
     check_address(options.address)
     given = given_backend()
-    factory = functools.partial(_given, given) if given is not None else None
-    name = given.name if given is not None else model_name(spec)
+    factory: BackendFactory | None = None
+    name = model_name(spec)
+    if isinstance(given, Backend):
+        factory, name = functools.partial(_given, given), given.name
+    elif given is not None:
+        factory = functools.partial(_made_by, given)
     executor = RayExecutor(spec, api_key, options, factory)
     return RemoteModel(name), dataclasses.replace(settings, executor=executor)
 
@@ -142,3 +146,8 @@ def model_name(spec: BackendSpec) -> str:
 def _given(backend: Backend, spec: BackendSpec, api_key: str | None,
            concurrency: int) -> Backend:
     return backend
+
+
+def _made_by(make: Callable[[BackendSpec], Backend], spec: BackendSpec, api_key: str | None,
+             concurrency: int) -> Backend:
+    return make(spec)

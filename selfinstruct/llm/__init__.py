@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from selfinstruct.llm.base import Api, Backend, BackendError, Completion, Request, Usage
+from selfinstruct.llm.base import (
+    Api,
+    Backend,
+    BackendError,
+    Completion,
+    Request,
+    StructuredMode,
+    Usage,
+)
 from selfinstruct.llm.vllm import EngineOptions
 
 __all__ = [
@@ -19,6 +27,7 @@ __all__ = [
     "Completion",
     "EngineOptions",
     "Request",
+    "StructuredMode",
     "Usage",
     "create_backend",
     "given_backend",
@@ -43,13 +52,16 @@ class BackendSpec:
     max_retries: int = 5
     seed: int | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
+    #: Whether stages ask for JSON answers, and what a server's refusal means.
+    structured: StructuredMode = "auto"
 
 
 #: Builds a backend from its spec, the API key and the requests it will have in flight.
 BackendFactory = Callable[[BackendSpec, "str | None", int], Backend]
 
-#: Backends given to :func:`use_backend`, innermost last.
-_GIVEN: list[Backend] = []
+#: What :func:`use_backend` was given, innermost last: a backend, or a function that
+#: makes one from the spec a stage asks for.
+_GIVEN: list[Backend | Callable[[BackendSpec], Backend]] = []
 
 
 def create_backend(spec: BackendSpec, api_key: str | None = None,
@@ -58,13 +70,17 @@ def create_backend(spec: BackendSpec, api_key: str | None = None,
     optional dependencies are imported only here. Inside :func:`use_backend`, that
     backend instead."""
     if _GIVEN:
-        return _GIVEN[-1]
+        given = _GIVEN[-1]
+        return given if isinstance(given, Backend) else given(spec)
     return FACTORIES[spec.kind](spec, api_key, concurrency)
 
 
 @contextlib.contextmanager
-def use_backend(backend: Backend) -> Iterator[Backend]:
-    """Every backend a stage asks for inside the block is ``backend``.
+def use_backend(
+    backend: Backend | Callable[[BackendSpec], Backend],
+) -> Iterator[Backend | Callable[[BackendSpec], Backend]]:
+    """Every backend a stage asks for inside the block is ``backend`` (or what it makes
+    from the stage's :class:`BackendSpec`, when it is a function).
 
     The one seam through which tests (and notebooks) run the CLI and the library on a
     :class:`~selfinstruct.llm.fake.FakeBackend` or a model built beforehand, instead of
@@ -74,12 +90,12 @@ def use_backend(backend: Backend) -> Iterator[Backend]:
     try:
         yield backend
     finally:
-        _GIVEN.remove(backend)
+        _GIVEN.pop()
 
 
-def given_backend() -> Backend | None:
-    """The backend :func:`use_backend` gives right now, if any: an executor that builds
-    its backends elsewhere (Ray actors) sends this one there instead."""
+def given_backend() -> Backend | Callable[[BackendSpec], Backend] | None:
+    """What :func:`use_backend` gives right now, if anything: an executor that builds its
+    backends elsewhere (Ray actors) sends this there instead."""
     return _GIVEN[-1] if _GIVEN else None
 
 
@@ -103,7 +119,8 @@ def _openai(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend
     retries = spec.max_retries if len(urls) == 1 else min(spec.max_retries, BALANCED_MAX_RETRIES)
     servers = [
         OpenAIBackend(base_url=url, model=spec.model, api_key=api_key, api=spec.api,
-                      timeout=spec.timeout, max_retries=retries, concurrency=concurrency)
+                      timeout=spec.timeout, max_retries=retries, concurrency=concurrency,
+                      structured=spec.structured)
         for url in urls
     ]
     return servers[0] if len(servers) == 1 else BalancedBackend(servers)

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Api = Literal["chat", "completions"]
+#: ``auto``: ask for JSON where the backend can, text where a server refuses; ``json``:
+#: a server's refusal is an error; ``off``: no schema, the text prompts of old.
+StructuredMode = Literal["auto", "json", "off"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class Request:
     #: ``top_k``, DashScope's ``enable_thinking`` …): into the body of an OpenAI-style
     #: request, into ``SamplingParams`` for vLLM, into the call for llama.cpp.
     extra_body: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    #: A JSON schema the answer must follow (structured output), or None for free text.
+    schema: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: The schema's short name, which OpenAI-style servers require (``[A-Za-z0-9_-]``).
+    schema_name: str = "answer"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import logging
 import os
 import threading
@@ -105,6 +106,8 @@ class LocalBackend:
         self._llama = _load_llama(self.model_path, n_ctx, seed)
         self._lock = asyncio.Lock()
         self._abort = threading.Event()
+        #: One compiled grammar per JSON schema: a stage asks for the same shape every time.
+        self._grammars: dict[str, Any] = {}
 
     async def complete(self, request: Request) -> Completion:
         """Generate on a worker thread; the event loop keeps the progress bar alive."""
@@ -140,6 +143,8 @@ class LocalBackend:
         if request.seed is not None:
             args["seed"] = request.seed
         prompt = raw_prompt(request)
+        if request.schema is not None:
+            args["grammar"] = self._grammar(request.schema)
         if self.api == "chat":
             stream = self._llama.create_chat_completion(messages=chat_messages(request), **args)
         else:
@@ -164,6 +169,22 @@ class LocalBackend:
             usage=Usage(prompt_tokens, len(pieces)),
             model=self.name,
         )
+
+
+    def _grammar(self, schema: Mapping[str, Any]) -> Any:
+        """The llama.cpp grammar that makes the model write JSON of ``schema``.
+
+        Both APIs take it as ``grammar`` (for chat, it is what ``response_format``
+        ``json_object`` with a schema turns into), so it is converted once per schema
+        instead of once per request. The key keeps the properties' order, which the
+        grammar follows.
+        """
+        key = json.dumps(schema)
+        if key not in self._grammars:
+            from llama_cpp.llama_grammar import LlamaGrammar
+
+            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+        return self._grammars[key]
 
 
 #: vLLM / OpenAI-style names of sampling fields that llama.cpp calls otherwise.

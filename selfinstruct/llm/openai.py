@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from typing import Any
 
@@ -24,6 +25,7 @@ from selfinstruct.llm.base import (
     Completion,
     Request,
     ServerUnreachable,
+    StructuredMode,
     Usage,
     chat_messages,
     raw_prompt,
@@ -31,11 +33,15 @@ from selfinstruct.llm.base import (
     template_kwargs,
 )
 
+_LOG = logging.getLogger(__name__)
+
 #: HTTP statuses that will fail the same way on every request of the run.
 _FATAL_STATUSES = {400: "the server rejected the request", 401: "the API key was refused",
                    403: "the API key may not use this model",
                    404: "the model or endpoint was not found",
                    422: "the server rejected the request"}
+#: Statuses with which a server refuses a part of the request it does not support.
+_SCHEMA_REFUSALS = (400, 422)
 
 
 class _DeadlineClient(openai.DefaultAsyncHttpxClient):
@@ -95,6 +101,7 @@ class OpenAIBackend:
         max_retries: int = 5,
         concurrency: int = 1,
         http_client: Any = None,
+        structured: StructuredMode = "auto",
     ) -> None:
         self.name = f"openai:{model}"
         self.model = model
@@ -102,6 +109,11 @@ class OpenAIBackend:
         self.base_url = base_url
         self._api_key = api_key
         self._http_client = http_client
+        #: With ``auto`` a server that refuses every way of asking for JSON gets plain
+        #: requests; with ``json`` that refusal stops the run.
+        self._text_fallback = structured != "json"
+        #: The first of :func:`_schema_shapes` still worth sending; past the end: none.
+        self._first_shape = 0
         if http_client is not None:
             transports = [http_client]
         else:
@@ -173,6 +185,12 @@ class OpenAIBackend:
         try:
             return await client.get("/models", cast_to=httpx2.Response)
         except openai.APIConnectionError as err:  # timeouts included
+            if _connected_but_silent(err):
+                # A busy one-slot server (llama.cpp's) answers nothing until its current
+                # generation ends; it is there, and the runner's timeouts take it from here.
+                _LOG.info("%s took connections but did not answer GET /models within %gs "
+                          "(busy?); going on", self._where(), CHECK_TIMEOUT)
+                return None
             raise ServerUnreachable(self._where(), _check_failure(err)) from None
         except openai.APIStatusError as err:
             if err.status_code == 401:
@@ -207,9 +225,7 @@ class OpenAIBackend:
 
     async def _complete(self, request: Request) -> Completion:
         try:
-            if self.api == "chat":
-                return await self._chat(request)
-            return await self._completions(request)
+            return await self._structured(request)
         except openai.APIStatusError as err:
             raise self._status_error(err) from None
         except openai.APITimeoutError:
@@ -219,6 +235,63 @@ class OpenAIBackend:
                 f"cannot reach {self.base_url or 'the API'}: {_connection_detail(err)}",
                 retryable=True,
             ) from None
+
+    async def _structured(self, request: Request) -> Completion:
+        """Send ``request`` with its schema in the first shape this server may take.
+
+        Servers ask for JSON in different words, and one that does not know a shape
+        answers 400 or 422. Then the same request goes again in the next shape and, under
+        ``--structured auto``, finally without a schema; the shape that worked is
+        remembered, so the rest of the run asks this server that way at once. A request
+        that fails without a schema too failed for another reason: that error is raised
+        and nothing is remembered.
+        """
+        if request.schema is None:
+            return await self._send(request, {})
+        shapes = _schema_shapes(request, self.api)
+        shape = self._first_shape
+        tried = shape
+        while True:
+            extra = shapes[shape] if shape < len(shapes) else {}
+            try:
+                completion = await self._send(request, extra)
+            except openai.APIStatusError as err:
+                if not extra or err.status_code not in _SCHEMA_REFUSALS:
+                    raise
+                shape = max(shape + 1, self._first_shape)
+                if shape == len(shapes) and not self._text_fallback:
+                    raise self._schema_refused(err) from None
+                continue
+            if shape > tried:
+                self._remember_shape(shape, len(shapes))
+            return completion
+
+    def _remember_shape(self, shape: int, shapes: int) -> None:
+        """Ask this server in ``shape`` from now on; say once when that means no schema."""
+        if shape <= self._first_shape:
+            return
+        self._first_shape = shape
+        if shape == shapes:
+            _LOG.warning(
+                "%s does not take a JSON schema (it refused response_format); its requests "
+                "go without one for the rest of the run and answers are read as text",
+                self.base_url or "the API",
+            )
+
+    def _schema_refused(self, err: openai.APIStatusError) -> BackendError:
+        """The error that stops a ``--structured json`` run on a server without schemas."""
+        return BackendError(
+            f"HTTP {err.status_code}: the server refused a request that asks for a JSON "
+            f"answer: {_error_detail(err)} (if it does not support response_format, use "
+            "--structured auto to fall back to text, or --structured off)",
+            retryable=False,
+        )
+
+    async def _send(self, request: Request, extra: dict[str, Any]) -> Completion:
+        """One request on the chosen API, with ``extra`` fields in its body."""
+        if self.api == "chat":
+            return await self._chat(request, extra)
+        return await self._completions(request, extra)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pools."""
@@ -240,10 +313,11 @@ class OpenAIBackend:
         args.update(request.extra_body)
         return args
 
-    async def _chat(self, request: Request) -> Completion:
+    async def _chat(self, request: Request, extra: dict[str, Any]) -> Completion:
         body: dict[str, Any] = {
             "messages": chat_messages(request),
             **self._sampling_args(request),
+            **extra,
         }
         kwargs = template_kwargs(request)
         if kwargs:
@@ -259,9 +333,11 @@ class OpenAIBackend:
             raise BackendError("the server answered with no content", retryable=True)
         return _completion(response, choice, text, reasoning or None, self.model)
 
-    async def _completions(self, request: Request) -> Completion:
-        response = await self._post("/completions",
-                                    {"prompt": raw_prompt(request), **self._sampling_args(request)})
+    async def _completions(self, request: Request, extra: dict[str, Any]) -> Completion:
+        response = await self._post(
+            "/completions", {"prompt": raw_prompt(request), **self._sampling_args(request),
+                             **extra}
+        )
         choice = _first_choice(response)
         text = _text(choice.get("text"))
         if not text.strip():
@@ -306,6 +382,24 @@ class OpenAIBackend:
         return BackendError(f"HTTP {status}: {detail}", retryable=True)
 
 
+def _schema_shapes(request: Request, api: Api) -> list[dict[str, Any]]:
+    """The body fields that ask for ``request.schema``, in the order to try them.
+
+    Chat: OpenAI's ``json_schema`` response format (OpenAI, vLLM, llama.cpp's
+    llama-server, Ollama), then a schema under ``json_object``, the one shape
+    llama-cpp-python's server takes. Completions: the same ``response_format`` (vLLM)
+    with llama-server's own ``json_schema`` field beside it; servers that know neither
+    ignore them, and the answer is read as text.
+    """
+    schema = request.schema
+    json_schema = {"type": "json_schema",
+                   "json_schema": {"name": request.schema_name, "schema": schema, "strict": True}}
+    if api == "completions":
+        return [{"response_format": json_schema, "json_schema": schema}]
+    return [{"response_format": json_schema},
+            {"response_format": {"type": "json_object", "schema": schema}}]
+
+
 def _first_choice(response: dict[str, Any]) -> dict[str, Any]:
     """The first choice of a response; any other shape is a retryable failure."""
     choices = response.get("choices")
@@ -347,6 +441,12 @@ def _connection_detail(err: openai.APIConnectionError) -> str:
     """What went wrong underneath the SDK's generic "Connection error."."""
     cause = err.__cause__
     return (str(cause) or type(cause).__name__) if cause else str(err)
+
+
+def _connected_but_silent(err: openai.APIConnectionError) -> bool:
+    """Whether the check connected and then heard nothing (a read timeout), rather than
+    failing to connect at all."""
+    return isinstance(err.__cause__, (httpx2.ReadTimeout, httpx2.WriteTimeout))
 
 
 def _check_failure(err: openai.APIConnectionError) -> str:

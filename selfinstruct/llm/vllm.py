@@ -11,8 +11,9 @@ server-side reasoning parser here; traces are split from the text like any other
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,11 +163,30 @@ class VLLMBackend:
             "seed": request.seed,
             **extra,
         }
+        if request.schema is not None:
+            fields.update(self._structured(request.schema))
         try:
             return self._vllm.SamplingParams(**fields)
         except TypeError as err:
             raise BackendError(f"vLLM's SamplingParams refused the extra body "
                                f"{sorted(extra)}: {err}", retryable=False) from None
+
+    def _structured(self, schema: Mapping[str, Any]) -> dict[str, Any]:
+        """The sampling parameter that makes the answer JSON of ``schema``.
+
+        vLLM renamed it: ``structured_outputs=StructuredOutputsParams(json=…)`` since
+        0.10.2 (the old name was removed in 0.12), ``guided_decoding=
+        GuidedDecodingParams(json=…)`` before; whichever the installed vLLM has is used.
+        """
+        module = importlib.import_module(f"{self._vllm.__name__}.sampling_params")
+        if hasattr(module, "StructuredOutputsParams"):
+            return {"structured_outputs": module.StructuredOutputsParams(json=dict(schema))}
+        if hasattr(module, "GuidedDecodingParams"):
+            return {"guided_decoding": module.GuidedDecodingParams(json=dict(schema))}
+        raise UserError(
+            "this vLLM has no structured output (StructuredOutputsParams or "
+            "GuidedDecodingParams); upgrade vLLM or pass --structured off"
+        )
 
     def _completion(self, output: Any) -> Completion:
         choice = output.outputs[0]

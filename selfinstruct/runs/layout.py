@@ -45,7 +45,7 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
 
 
 #: Counters in ``stats.json`` that add up over the sessions of a resumed run.
-CUMULATIVE = ("requests", "rejected", "seen", "candidates", "elapsed_seconds")
+CUMULATIVE = ("requests", "rejected", "seen", "parsed", "candidates", "elapsed_seconds")
 
 
 def save_config_section(run_dir: Path, section: str, settings: dict[str, Any]) -> None:

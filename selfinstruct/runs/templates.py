@@ -64,17 +64,35 @@ class PromptTemplate:
         return self.text.format(**values)
 
 
+def json_variant(file_name: str) -> str:
+    """The file of a template's structured-output variant: ``classify.txt`` ->
+    ``classify_json.txt``."""
+    stem, dot, suffix = file_name.rpartition(".")
+    return f"{stem}_json{dot}{suffix}"
+
+
 def load_template(
-    name: TemplateName, language: Language, prompt_dir: Path | None = None
+    name: TemplateName,
+    language: Language,
+    prompt_dir: Path | None = None,
+    *,
+    structured: bool = False,
 ) -> PromptTemplate:
-    """The user's template from ``prompt_dir`` if it has one, else the bundled one."""
-    relative = f"{language}/{_FILES[name]}"
-    path = data_dir("prompts") / relative
+    """The user's template from ``prompt_dir`` if it has one, else the bundled one.
+
+    With ``structured`` the JSON variant (``classify_json.txt``) is read: its examples
+    are written in the JSON the schema asks for, which small models copy far better
+    than a schema they never saw. A ``prompt_dir`` with its own text template but no
+    JSON variant keeps that text template, since a user's wording should not silently
+    give way to ours; the schema still shapes the answer.
+    """
+    files = [json_variant(_FILES[name]), _FILES[name]] if structured else [_FILES[name]]
+    path = data_dir("prompts") / language / files[0]
     if prompt_dir is not None:
         if not prompt_dir.is_dir():
             raise UserError(f"{prompt_dir}: --prompt-dir is not a directory")
-        if (prompt_dir / relative).is_file():
-            path = prompt_dir / relative
+        own = [prompt_dir / language / file for file in files]
+        path = next((candidate for candidate in own if candidate.is_file()), path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:

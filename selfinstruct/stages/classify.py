@@ -24,6 +24,8 @@ from selfinstruct.stages.per_record import (
     unfinished,
 )
 from selfinstruct.text.instances import parse_yes_no
+from selfinstruct.text.schemas import answer_schema, classify_schema
+from selfinstruct.text.structured import read_yes_no
 
 #: Room for "Yes", "是", or a short "No, because…" that the parser still reads.
 CLASSIFY_MAX_TOKENS = 32
@@ -36,18 +38,24 @@ async def classify_run(
     settings: StageSettings,
     stop: asyncio.Event,
     progress: Callable[[StageStats], None] | None = None,
+    *,
+    structured: bool = False,
 ) -> StageStats:
-    """Classify every instruction of ``run_dir`` not classified yet."""
+    """Classify every instruction of ``run_dir`` not classified yet; with ``structured``
+    the answer is asked for as JSON, and read as text when it is not."""
     tasks = list(read_jsonl(run_dir / INSTRUCTIONS_FILE))
     with stage_files(run_dir, CLASSIFICATION_FILE) as files:
         pending = unfinished(tasks, files.results.path)
         stats = StageStats("classify", total=len(tasks), done_before=len(tasks) - len(pending))
 
         def make_request(task: dict[str, Any]) -> Request:
-            return classify_request(template, task)
+            return classify_request(template, task, structured)
 
         def handle(task: dict[str, Any], completion: Completion) -> None:
-            answer = parse_yes_no(completion.text)
+            answer = read_yes_no(completion.text) if structured else None
+            stats.parsed["text" if answer is None else "json"] += 1
+            if answer is None:
+                answer = parse_yes_no(completion.text)
             if answer is None:
                 # Input-first is the safe default for a task we cannot place.
                 stats.rejected["unparsed_answer"] += 1
@@ -70,13 +78,18 @@ async def classify_run(
         )
 
 
-def classify_request(template: PromptTemplate, task: dict[str, Any]) -> Request:
-    """The yes/no question for one instruction, decoded greedily."""
+def classify_request(
+    template: PromptTemplate, task: dict[str, Any], structured: bool = False
+) -> Request:
+    """The yes/no question for one instruction, decoded greedily; with ``structured``,
+    asked for as ``{"answer": "Yes" | "No"}``."""
+    schema = classify_schema(template.language) if structured else None
     return Request(
         prompt=template.render(instruction=task["instruction"]),
         max_tokens=CLASSIFY_MAX_TOKENS,
         temperature=0.0,
         top_p=1.0,
+        **answer_schema(schema),
     )
 
 

@@ -7,6 +7,7 @@ the model would see; token counts are estimates (no tokenizer is loaded).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,9 @@ class Plan:
             self.sample.prompt,
             "-" * 40,
         ]
+        if self.sample.schema is not None:
+            lines.append(f"answers asked for as JSON (schema {self.sample.schema_name!r}: "
+                         f"{json.dumps(self.sample.schema, ensure_ascii=False)})")
         return lines
 
 
@@ -93,10 +97,10 @@ def plan_generate(config: GenerateConfig, seeds: list[SeedTask], template: Promp
     return Plan("generate", requests, request, note)
 
 
-def plan_classify(run_dir: Path, template: PromptTemplate) -> Plan:
+def plan_classify(run_dir: Path, template: PromptTemplate, structured: bool = False) -> Plan:
     """One request per instruction not classified yet."""
     pending = unfinished(_tasks(run_dir), run_dir / CLASSIFICATION_FILE)
-    sample = classify_request(template, pending[0]) if pending else None
+    sample = classify_request(template, pending[0], structured) if pending else None
     return Plan("classify", len(pending), sample)
 
 

@@ -15,7 +15,7 @@ import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +30,10 @@ from selfinstruct.runs.templates import PromptTemplate, render_alpaca, render_se
 from selfinstruct.similarity.index import SimilarityIndex, warm_up_kernel
 from selfinstruct.stages.over_target import over_target_record, pending_over_target
 from selfinstruct.stages.pacing import Pacer
-from selfinstruct.stages.per_record import failure_record, stage_files, throughput
+from selfinstruct.stages.per_record import failure_record, parsed_counts, stage_files, throughput
 from selfinstruct.stages.runner import RequestStats, Runner
+from selfinstruct.text.schemas import AnswerSchema, alpaca_schema, answer_schema, task_list_schema
+from selfinstruct.text.structured import read_alpaca_tasks, read_task_list
 from selfinstruct.text.tasks import Candidate, parse_alpaca_tasks, parse_numbered_list
 
 #: Answers in a row that add nothing to the pool before the run stops. Hundreds of
@@ -58,6 +60,8 @@ class GenerateStats:
     kept: int = 0
     candidates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    #: Answers read as JSON (structured output) and as text.
+    parsed: Counter[str] = field(default_factory=Counter)
     requests: RequestStats = field(default_factory=RequestStats)
     elapsed: float = 0.0
     interrupted: bool = False
@@ -75,6 +79,7 @@ class GenerateStats:
             "kept_this_session": self.kept_now,
             "candidates": self.candidates,
             "rejected": dict(self.rejected.most_common()),
+            "parsed": parsed_counts(self.parsed),
             "requests": vars(self.requests),
             "elapsed_seconds": round(self.elapsed, 3),
             **throughput(self.requests, self.elapsed),
@@ -120,8 +125,17 @@ class PromptSampler:
             temperature=self.config.temperature,
             top_p=self.config.top_p,
             seed=None if self.config.seed is None else self._rng.randrange(2**31),
+            **answer_schema(self.schema()),
         )
         return job, request
+
+    def schema(self) -> AnswerSchema | None:
+        """The JSON shape each answer is asked for in, or None for free text."""
+        if not self.config.asks_for_json:
+            return None
+        if self.config.prompt_style == "alpaca":
+            return alpaca_schema(self.config.tasks_per_request)
+        return task_list_schema()
 
     def _self_instruct_prompt(self) -> tuple[Job, str]:
         n_machine = min(self.config.num_machine_examples, len(self.machine))
@@ -137,6 +151,10 @@ class PromptSampler:
         chosen = self._rng.sample(self.demos, min(self.config.num_seed_examples, len(self.demos)))
         job = Job(self.count, tuple(task.id for task in chosen), first_number=len(chosen) + 1)
         return job, render_alpaca(self.template, chosen, self.config.tasks_per_request)
+
+
+def _candidates(instructions: list[str] | None) -> list[Candidate] | None:
+    return None if instructions is None else [Candidate(text) for text in instructions]
 
 
 class Bootstrap:
@@ -159,21 +177,45 @@ class Bootstrap:
         self.index = SimilarityIndex(tokenizer=config.tokenizer)
         for seed in seeds:
             self.index.add(seed.instruction)
-        self._open_files = contextlib.ExitStack()
-        self._files = self._open_files.enter_context(stage_files(self.out, INSTRUCTIONS_FILE))
-        self.machine = [record["instruction"] for record in read_jsonl(self._files.results.path)]
+        with stage_files(self.out, INSTRUCTIONS_FILE) as files:  # repairs a torn last line
+            self.machine = [record["instruction"] for record in read_jsonl(files.results.path)]
         for text in self.machine:
             self.index.add(text)
-        self.stats = GenerateStats(target=config.num_instructions, kept_before=len(self.machine))
-        self.stats.kept = len(self.machine)
         self.sampler = PromptSampler(config, seeds, template, self.machine)
-        self.pacer = Pacer(target=config.num_instructions)
+        self._sessions = 0
+        self._new_session()
+
+    def _new_session(self) -> None:
+        """Counts and pacing start afresh for each run(); the pool carries over."""
+        self.stats = GenerateStats(target=self.config.num_instructions,
+                                   kept_before=len(self.machine))
+        self.stats.kept = len(self.machine)
+        self.pacer = Pacer(target=self.config.num_instructions)
         self._barren = 0
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """The run files open for one session (``run`` uses it; so can a caller that
+        hands answers to the loop itself); ``stats.json`` is written when it ends."""
+        if self._sessions:
+            self._new_session()
+        self._sessions += 1
+        with stage_files(self.out, INSTRUCTIONS_FILE) as self._files:
+            try:
+                yield
+            finally:
+                save_stats(self.out, "generate", self.stats.to_json())
 
     async def run(
         self, stop: asyncio.Event, progress: Callable[[GenerateStats], None] | None = None
     ) -> GenerateStats:
-        """Send prompts until N instructions are kept, ``stop`` is set or failures abort."""
+        """Send prompts until N instructions are kept, ``stop`` is set or failures abort.
+        A second ``run`` goes on from the pool the first one left (a new session)."""
+        with self.session():
+            return await self._run(stop, progress)
+
+    async def _run(self, stop: asyncio.Event,
+                   progress: Callable[[GenerateStats], None] | None) -> GenerateStats:
         started = time.monotonic()
         runner: Runner[Job] = Runner(
             self.backend,
@@ -203,14 +245,8 @@ class Bootstrap:
             raise StageAborted(err, self.stats) from None
         finally:
             self.stats.elapsed = time.monotonic() - started
-            self.close()
             await asyncio.gather(*warming, return_exceptions=True)
         return self.stats
-
-    def close(self) -> None:
-        """Flush every run file and write ``stats.json``."""
-        self._open_files.close()
-        save_stats(self.out, "generate", self.stats.to_json())
 
     def _done(self) -> bool:
         return self.stats.kept >= self.config.num_instructions
@@ -224,9 +260,19 @@ class Bootstrap:
         return self.sampler.next()
 
     def _parse(self, job: Job, completion: Completion) -> list[Candidate]:
-        if self.config.prompt_style == "alpaca":
-            return parse_alpaca_tasks(completion.text, job.first_number)
-        return [Candidate(text) for text in parse_numbered_list(completion.text, job.first_number)]
+        """The answer's tasks: as JSON when they were asked for as JSON and the answer
+        is JSON of that shape, as text otherwise (a model may ignore the schema)."""
+        text = completion.text
+        alpaca = self.config.prompt_style == "alpaca"
+        if self.config.asks_for_json:
+            tasks = read_alpaca_tasks(text) if alpaca else _candidates(read_task_list(text))
+            if tasks is not None:
+                self.stats.parsed["json"] += 1
+                return tasks
+        self.stats.parsed["text"] += 1
+        if alpaca:
+            return parse_alpaca_tasks(text, job.first_number)
+        return [Candidate(task) for task in parse_numbered_list(text, job.first_number)]
 
     def _handle(self, job: Job, completion: Completion) -> bool:
         self.pacer.settled()

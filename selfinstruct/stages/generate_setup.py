@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from selfinstruct.config import STYLE_DEFAULTS, GenerateConfig, check_resume, file_sha256
+from selfinstruct.config import (
+    STYLE_DEFAULTS,
+    GenerateConfig,
+    GenerateOptions,
+    check_resume,
+    file_sha256,
+)
 from selfinstruct.errors import UserError
 from selfinstruct.filters.instructions import FilterSettings
 from selfinstruct.language import Language, detect_language
@@ -20,7 +26,7 @@ from selfinstruct.llm import Backend
 from selfinstruct.runs.layout import CONFIG_FILE
 from selfinstruct.runs.seeds import SeedTask, bundled_seed_path, load_seeds
 from selfinstruct.runs.store import prepare_out_dir, read_json, write_json_atomic
-from selfinstruct.runs.templates import PromptStyle, load_template
+from selfinstruct.runs.templates import load_template
 from selfinstruct.stages.generate import Bootstrap
 from selfinstruct.stages.pipeline import BackendFlags, open_backend, resolve_backend
 
@@ -29,43 +35,63 @@ STYLE_SEED_EXAMPLES = {"self-instruct": 6, "alpaca": 3}
 
 
 def resolve_config(
-    *,
-    out: Path,
-    seeds_path: Path | None,
-    language: str,
-    prompt_style: PromptStyle,
-    options: dict[str, Any],
+    out: Path, options: GenerateOptions, backend: BackendFlags
 ) -> tuple[GenerateConfig, list[SeedTask]]:
-    """Load the seeds and fill every setting the user left open."""
-    if language not in ("auto", "en", "zh"):
-        raise ValueError(f"unknown language {language!r}")
-    if seeds_path is None:
-        resolved: Language = "en" if language == "auto" else language  # type: ignore[assignment]
-        seeds_path = bundled_seed_path(resolved)
+    """Load the seeds and decide every setting the caller left open: the language from
+    the seeds, sampling from the prompt style, length limits from the language, and the
+    backend from its flags."""
+    spec, drive = resolve_backend({}, backend)
+    seeds_path = options.seeds or bundled_seed_path(
+        "en" if options.language == "auto" else options.language)
     seeds = load_seeds(seeds_path)
-    if language == "auto":
-        resolved = detect_language(seed.instruction for seed in seeds)
-    else:
-        resolved = language  # type: ignore[assignment]
-    filters = FilterSettings.for_language(resolved)
-    given = {key: value for key, value in options.items() if value is not None}
-    settings: dict[str, Any] = {
-        **STYLE_DEFAULTS[prompt_style],
-        "num_seed_examples": STYLE_SEED_EXAMPLES[prompt_style],
-        "min_length": filters.min_length,
-        "max_length": filters.max_length,
-        **given,
-        "blacklist": tuple(filters.blacklist) + tuple(given.get("blacklist", ())),
-    }
+    language: Language = (detect_language(seed.instruction for seed in seeds)
+                          if options.language == "auto" else options.language)
+    filters = FilterSettings.for_language(language)
+    style = STYLE_DEFAULTS[options.prompt_style]
     config = GenerateConfig(
         out=out,
+        num_instructions=options.num_instructions,
         seeds=str(seeds_path),
         seeds_sha256=file_sha256(seeds_path),
-        language=resolved,
-        prompt_style=prompt_style,
-        **settings,
+        language=language,
+        prompt_style=options.prompt_style,
+        backend=spec.kind,
+        model=spec.model,
+        base_urls=spec.base_urls,
+        api=spec.api,
+        concurrency=drive.concurrency,
+        similarity_threshold=options.similarity_threshold,
+        tokenizer=options.tokenizer,
+        most_similar=options.most_similar,
+        temperature=_given(options.temperature, float(style["temperature"])),
+        top_p=_given(options.top_p, float(style["top_p"])),
+        max_tokens=_given(options.max_tokens, int(style["max_tokens"])),
+        num_seed_examples=_given(options.seed_examples,
+                                 STYLE_SEED_EXAMPLES[options.prompt_style]),
+        num_machine_examples=options.machine_examples,
+        tasks_per_request=options.tasks_per_request,
+        seed=options.seed,
+        blacklist=tuple(filters.blacklist) + tuple(options.blacklist),
+        min_length=_given(options.min_length, filters.min_length),
+        max_length=_given(options.max_length, filters.max_length),
+        timeout=spec.timeout,
+        max_retries=spec.max_retries,
+        max_consecutive_failures=drive.max_failures,
+        prompt_dir=str(options.prompt_dir) if options.prompt_dir else None,
+        tensor_parallel_size=spec.engine.tensor_parallel_size,
+        dtype=spec.engine.dtype,
+        max_model_len=spec.engine.max_model_len,
+        gpu_memory_utilization=spec.engine.gpu_memory_utilization,
+        structured=spec.structured,
     )
     return config, seeds
+
+
+T = TypeVar("T")
+
+
+def _given(value: T | None, default: T) -> T:
+    return default if value is None else value
 
 
 def filter_settings(config: GenerateConfig) -> FilterSettings:
@@ -97,6 +123,7 @@ def open_run(
         config.prompt_style,
         config.language,  # type: ignore[arg-type]
         Path(config.prompt_dir) if config.prompt_dir else None,
+        structured=config.asks_for_json,
     )
     if config.prompt_style == "alpaca" and not any(
         seed.instances and seed.instances[0].output for seed in seeds

@@ -32,6 +32,8 @@ from selfinstruct.stages.per_record import (
     unfinished,
 )
 from selfinstruct.text.instances import Example, parse_input_first, parse_output_first
+from selfinstruct.text.schemas import answer_schema, input_first_schema, output_first_schema
+from selfinstruct.text.structured import read_input_first, read_output_first
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,14 @@ class InstanceOptions:
     top_p: float = 1.0
     seed: int | None = None
     shard: Shard = EVERYTHING
+    #: Ask for the examples as JSON (``--structured`` not ``off``); text is still read.
+    structured: bool = False
+
+    def __post_init__(self) -> None:
+        if self.per_task < 1:
+            raise UserError("--per-task must be at least 1")
+        if self.max_tokens < 16:
+            raise UserError("--instance-max-tokens must be at least 16")
 
     def request_seed(self, key: str) -> int | None:
         """A per-record sampling seed, so a seeded run samples each task the same way."""
@@ -82,11 +92,10 @@ async def instances_run(
 
         def handle(task: dict[str, Any], completion: Completion) -> None:
             is_classification = classification[task["id"]]
-            labels: list[str] | None = None
-            if is_classification:
-                labels, examples = parse_output_first(completion.text)
-            else:
-                examples = parse_input_first(completion.text)
+            labels, examples, source = parse_examples(
+                completion.text, is_classification, options.structured
+            )
+            stats.parsed[source] += 1
             if not examples:
                 reject(task, Example("", completion.text[:500]), "unparseable",
                        "no example found in the answer")
@@ -114,6 +123,23 @@ async def instances_run(
         )
 
 
+def parse_examples(
+    text: str, is_classification: bool, structured: bool
+) -> tuple[list[str] | None, list[Example], str]:
+    """``(labels, examples, "json" | "text")`` of one answer: read as JSON first when it
+    was asked for as JSON, as text otherwise or when it is not JSON of that shape.
+    ``labels`` is None for input-first answers, which list none."""
+    if is_classification:
+        reading = read_output_first(text) if structured else None
+        if reading is not None:
+            return *reading, "json"
+        return *parse_output_first(text), "text"
+    examples = read_input_first(text) if structured else None
+    if examples is not None:
+        return None, examples, "json"
+    return None, parse_input_first(text), "text"
+
+
 def classification_of(run_dir: Path, tasks: list[dict[str, Any]]) -> dict[str, bool]:
     """``id -> is_classification`` of the run; an error unless all of ``tasks`` have one,
     since the instance prompt depends on it."""
@@ -133,12 +159,18 @@ def instance_request(
     is_classification: bool,
     task: dict[str, Any],
 ) -> Request:
-    """Output-first for classification tasks, input-first for the rest."""
+    """Output-first for classification tasks, input-first for the rest; with
+    ``options.structured``, asked for as JSON of up to ``per_task`` examples."""
     template = templates[1] if is_classification else templates[0]
+    schema = None
+    if options.structured:
+        shape = output_first_schema if is_classification else input_first_schema
+        schema = shape(options.per_task)
     return Request(
         prompt=template.render(instruction=task["instruction"], count=options.per_task),
         max_tokens=options.max_tokens,
         temperature=options.temperature,
         top_p=options.top_p,
         seed=options.request_seed(task["id"]),
+        **answer_schema(schema),
     )

@@ -47,6 +47,8 @@ class StageStats:
     rejected: Counter[str] = field(default_factory=Counter)
     #: Stage-specific observations that are not rejections (e.g. answers without a trace).
     seen: Counter[str] = field(default_factory=Counter)
+    #: Answers read as JSON (structured output) and as text; reason reads no shape.
+    parsed: Counter[str] = field(default_factory=Counter)
     requests: RequestStats = field(default_factory=RequestStats)
     elapsed: float = 0.0
     interrupted: bool = False
@@ -56,6 +58,7 @@ class StageStats:
 
     def to_json(self) -> dict[str, Any]:
         """This stage's part of ``stats.json``."""
+        parsed = {"parsed": parsed_counts(self.parsed)} if self.parsed else {}
         return {
             "total": self.total,
             "done": self.done,
@@ -63,11 +66,18 @@ class StageStats:
             "gave_up": self.gave_up,
             "rejected": dict(self.rejected.most_common()),
             "seen": dict(self.seen.most_common()),
+            **parsed,
             "requests": vars(self.requests),
             "elapsed_seconds": round(self.elapsed, 3),
             **throughput(self.requests, self.elapsed),
             "interrupted": self.interrupted,
         }
+
+
+def parsed_counts(parsed: Counter[str]) -> dict[str, int]:
+    """How many answers were read as JSON and how many as text, both always named so
+    that a run's ``stats.json`` sections read alike."""
+    return {"json": parsed["json"], "text": parsed["text"]}
 
 
 def throughput(requests: RequestStats, elapsed: float) -> dict[str, float]:

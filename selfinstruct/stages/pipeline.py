@@ -79,6 +79,7 @@ class BackendFlags:
     dtype: str | None = None
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
+    structured: str | None = None
     executor: ExecutorFlags = dataclasses.field(default_factory=ExecutorFlags)
 
     def urls(self) -> tuple[str, ...]:
@@ -104,6 +105,13 @@ class Drive:
 #: Requests in flight when nobody said: vLLM wants big rounds, servers a moderate load.
 DEFAULT_CONCURRENCY = {"openai": 8, "vllm": 256, "local": 1}
 
+#: What a backend setting nobody gave (on the command line, or in the run) becomes: the
+#: one place these defaults are written (the CLI's help quotes them from here).
+BACKEND_DEFAULTS: dict[str, Any] = {
+    "api": "chat", "timeout": 600.0, "max_retries": 5, "max_failures": 20,
+    "tensor_parallel_size": 1, "dtype": "auto", "gpu_memory_utilization": 0.9,
+}
+
 
 @dataclass(frozen=True)
 class StageContext:
@@ -113,16 +121,22 @@ class StageContext:
     config: dict[str, Any]
     backend: Backend
     settings: StageSettings
+    #: Whether the stage asks for JSON answers (``--structured`` is not ``off``).
+    structured: bool = False
 
     def template(self, name: TemplateName) -> PromptTemplate:
-        """A prompt template in the run's language, honouring its ``--prompt-dir``."""
-        return run_template(self.config, name)
+        """A prompt template in the run's language, honouring its ``--prompt-dir``; the
+        JSON variant when the stage asks for JSON."""
+        return run_template(self.config, name, structured=self.structured)
 
 
-def run_template(config: dict[str, Any], name: TemplateName) -> PromptTemplate:
+def run_template(
+    config: dict[str, Any], name: TemplateName, *, structured: bool = False
+) -> PromptTemplate:
     """A prompt template in a run's language, honouring the run's ``--prompt-dir``."""
     prompt_dir = config.get("prompt_dir")
-    return load_template(name, config["language"], Path(prompt_dir) if prompt_dir else None)
+    return load_template(name, config["language"], Path(prompt_dir) if prompt_dir else None,
+                         structured=structured)
 
 
 def resolve_backend(saved: dict[str, Any], flags: BackendFlags) -> tuple[BackendSpec, Drive]:
@@ -142,28 +156,33 @@ def resolve_backend(saved: dict[str, Any], flags: BackendFlags) -> tuple[Backend
         raise UserError("--backend vllm needs --model (a Hugging Face id or a local path)")
     engine = EngineOptions(
         tensor_parallel_size=_first(flags.tensor_parallel_size,
-                                    saved.get("tensor_parallel_size"), 1),
-        dtype=_first(flags.dtype, saved.get("dtype"), "auto"),
+                                    saved.get("tensor_parallel_size"),
+                                    BACKEND_DEFAULTS["tensor_parallel_size"]),
+        dtype=_first(flags.dtype, saved.get("dtype"), BACKEND_DEFAULTS["dtype"]),
         max_model_len=_first(flags.max_model_len, saved.get("max_model_len"), 0) or None,
         gpu_memory_utilization=_first(flags.gpu_memory_utilization,
-                                      saved.get("gpu_memory_utilization"), 0.9),
+                                      saved.get("gpu_memory_utilization"),
+                                      BACKEND_DEFAULTS["gpu_memory_utilization"]),
         seed=saved.get("seed"),
     )
     spec = BackendSpec(
         kind=kind,  # type: ignore[arg-type]
         model=model,
         base_urls=urls if kind == "openai" else (),
-        api=_first(flags.api, saved.get("api"), "chat"),
-        timeout=_first(flags.timeout, saved.get("timeout"), 600.0),
-        max_retries=_first(flags.max_retries, saved.get("max_retries"), 5),
+        api=_first(flags.api, saved.get("api"), BACKEND_DEFAULTS["api"]),
+        timeout=_first(flags.timeout, saved.get("timeout"), BACKEND_DEFAULTS["timeout"]),
+        max_retries=_first(flags.max_retries, saved.get("max_retries"),
+                           BACKEND_DEFAULTS["max_retries"]),
         seed=saved.get("seed"),
         engine=engine,
+        structured=_first(flags.structured, saved.get("structured"), "auto"),
     )
     concurrency = _first(flags.concurrency, saved.get("concurrency") if same_kind else None,
                          DEFAULT_CONCURRENCY[kind])
     drive = Drive(
         concurrency=1 if kind == "local" and concurrency >= 1 else concurrency,
-        max_failures=_first(flags.max_failures, saved.get("max_consecutive_failures"), 20),
+        max_failures=_first(flags.max_failures, saved.get("max_consecutive_failures"),
+                            BACKEND_DEFAULTS["max_failures"]),
     )
     if drive.concurrency < 1:
         raise UserError("--concurrency must be at least 1")
@@ -186,12 +205,15 @@ def connect(
     """The backend a stage will use (its server checked unless ``check`` is False) and
     how hard to drive it."""
     spec, drive = resolve_backend(saved, flags)
-    settings = StageSettings(
-        concurrency=drive.concurrency, max_consecutive_failures=drive.max_failures
-    )
     if flags.executor.executor == "ray":
-        return _ray_backend(spec, flags, settings, check=check)
-    return open_backend(spec, flags.api_key, drive.concurrency, check=check), settings
+        return _ray_backend(spec, flags, _drive(drive), check=check)
+    return open_backend(spec, flags.api_key, drive.concurrency, check=check), _drive(drive)
+
+
+def _drive(drive: Drive) -> StageSettings:
+    """How hard a stage drives its backend."""
+    return StageSettings(concurrency=drive.concurrency,
+                         max_consecutive_failures=drive.max_failures)
 
 
 def _ray_backend(spec: BackendSpec, flags: BackendFlags, settings: StageSettings, *,
@@ -252,8 +274,9 @@ def open_stage(run_dir: Path, flags: BackendFlags, *, check: bool = True) -> Sta
     """Read the run's config and connect the backend a stage will use (its server checked
     unless ``check`` is False)."""
     config = load_run_config(run_dir)
-    backend, settings = connect(config, flags, check=check)
-    return StageContext(run_dir, config, backend, settings)
+    spec, drive = resolve_backend(config, flags)
+    backend = open_backend(spec, flags.api_key, drive.concurrency, check=check)
+    return StageContext(run_dir, config, backend, _drive(drive), spec.structured != "off")
 
 
 @dataclass(frozen=True)
@@ -321,11 +344,15 @@ def dry_run_stage(
     """``--dry-run`` of classify or instances: nothing is loaded, sent or written."""
     config = load_run_config(run_dir)
     spec, drive = resolve_backend(config, flags)
+    structured = spec.structured != "off"
     if stage == "classify":
-        plan = plan_classify(run_dir, run_template(config, "classify"))
+        template = run_template(config, "classify", structured=structured)
+        plan = plan_classify(run_dir, template, structured)
     else:
-        templates = (run_template(config, "input-first"), run_template(config, "output-first"))
-        plan = plan_instances(run_dir, templates, options or InstanceOptions())
+        templates = (run_template(config, "input-first", structured=structured),
+                     run_template(config, "output-first", structured=structured))
+        options = dataclasses.replace(options or InstanceOptions(), structured=structured)
+        plan = plan_instances(run_dir, templates, options)
     return [_destination(spec, drive), *plan.lines()]
 
 
@@ -364,7 +391,7 @@ async def classify_stage(
     """Classify the run's instructions."""
     return await classify_run(
         context.run_dir, context.backend, context.template("classify"), context.settings,
-        stop, progress,
+        stop, progress, structured=context.structured,
     )
 
 
@@ -376,7 +403,8 @@ async def instances_stage(
 ) -> StageStats:
     """Generate instances for the run's classified instructions."""
     templates = (context.template("input-first"), context.template("output-first"))
-    options = dataclasses.replace(options, seed=context.config.get("seed"))
+    options = dataclasses.replace(options, seed=context.config.get("seed"),
+                                  structured=context.structured)
     filters = InstanceSettings.for_language(context.config["language"])
     return await instances_run(
         context.run_dir, context.backend, templates, options, filters, context.settings,

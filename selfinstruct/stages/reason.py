@@ -75,33 +75,17 @@ async def reason_run(
             return reason_request(options, item["prompt"], item["sample"])
 
         def handle(item: dict[str, Any], completion: Completion) -> None:
-            prompt: PromptRecord = item["prompt"]
-            thought = split_thinking(completion.text, completion.reasoning)
-            if not thought.reasoning:
+            decision = decide_trace(item["prompt"], item["sample"], completion, traces,
+                                    completion.model or backend.name)
+            if decision.without_reasoning:
                 stats.seen["without_reasoning"] += 1
-            verdict = check_trace(Trace(thought, completion.finish_reason), traces)
-            record: dict[str, Any] = {
-                "id": prompt.id,
-                "sample": item["sample"],
-                "instruction": prompt.instruction,
-                "input": prompt.input,
-                "reasoning": thought.reasoning or "",
-                "answer": thought.answer,
-                "model": completion.model or backend.name,
-                "finish_reason": completion.finish_reason,
-                "usage": asdict(completion.usage),
-            }
-            if verdict is None and prompt.reference is not None:
-                record["reference"] = prompt.reference
-                record["correct"] = matches_reference(thought.answer, prompt.reference)
-                if not record["correct"]:
-                    verdict = ("wrong_answer", f"the answer does not match {prompt.reference!r}")
-            if verdict is None:
-                files.results.write(record)
+            if decision.rejection is None:
+                files.results.write(decision.record)
                 return
-            name, detail = verdict
+            name, detail = decision.rejection
             stats.rejected[name] += 1
-            files.rejected.write({"stage": "reason", "filter": name, "detail": detail, **record})
+            files.rejected.write({"stage": "reason", "filter": name, "detail": detail,
+                                  **decision.record})
 
         try:
             return await run_stage(
@@ -111,6 +95,40 @@ async def reason_run(
         finally:
             if any(prompt.reference is not None for prompt in prompts):
                 write_pass_rates(out_dir)
+
+
+@dataclass(frozen=True)
+class TraceDecision:
+    """What one answer becomes: its record, and why it is rejected (None: kept)."""
+
+    record: dict[str, Any]
+    rejection: tuple[str, str] | None
+    without_reasoning: bool
+
+
+def decide_trace(prompt: PromptRecord, sample: int, completion: Completion,
+                 traces: TraceSettings, model: str) -> TraceDecision:
+    """Split the answer into trace and final answer, run the trace filters and, with a
+    reference, compare the answer with it. Pure: the stage writes what this decides."""
+    thought = split_thinking(completion.text, completion.reasoning)
+    verdict = check_trace(Trace(thought, completion.finish_reason), traces)
+    record: dict[str, Any] = {
+        "id": prompt.id,
+        "sample": sample,
+        "instruction": prompt.instruction,
+        "input": prompt.input,
+        "reasoning": thought.reasoning or "",
+        "answer": thought.answer,
+        "model": model,
+        "finish_reason": completion.finish_reason,
+        "usage": asdict(completion.usage),
+    }
+    if verdict is None and prompt.reference is not None:
+        record["reference"] = prompt.reference
+        record["correct"] = matches_reference(thought.answer, prompt.reference)
+        if not record["correct"]:
+            verdict = ("wrong_answer", f"the answer does not match {prompt.reference!r}")
+    return TraceDecision(record, verdict, not thought.reasoning)
 
 
 def reason_request(options: ReasonOptions, prompt: PromptRecord, sample: int) -> Request:

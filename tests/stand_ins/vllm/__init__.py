@@ -11,6 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vllm.sampling_params import SamplingParams
+
+__all__ = ["LLM", "CompletionOutput", "RequestOutput", "SamplingParams"]
+
 
 def default_responder(prompt: str, params: SamplingParams) -> tuple[str, str]:
     """A thinking-style answer; tests replace ``responder`` for other shapes."""
@@ -21,15 +25,6 @@ def default_responder(prompt: str, params: SamplingParams) -> tuple[str, str]:
 responder: Callable[[str, SamplingParams], tuple[str, str]] = default_responder
 #: Every LLM built, so tests can inspect calls.
 instances: list[LLM] = []
-
-
-@dataclass
-class SamplingParams:
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 16
-    stop: list[str] | None = None
-    seed: int | None = None
 
 
 @dataclass
