@@ -1,6 +1,6 @@
 """``reason --executor ray`` against the same command without it, on the same rows.
 
-    python benchmarks/bench_ray.py [--rows N] [--at C=LATENCY ...] [--repeat K] [--json OUT]
+    python benchmarks/bench_ray.py [--rows N ...] [--at C=LATENCY ...] [--repeat K] [--json OUT]
 
 Starts ``fake_llm_server.py`` (a fixed latency per request, realistic ``reason``
 answers) in its own process and runs ``python -m selfinstruct reason PROMPTS -o DIR
@@ -16,10 +16,13 @@ Per run:
 * **work span**: first request to last answer, and rows / span.
 * **start / end**: launch to first request (imports, Ray start, actors), last answer to
   exit (the last writes, Ray's shutdown).
-* **CPU per row**: user + system CPU of the command and every process it started (Ray's
-  GCS, raylet, agents, workers), from ``getrusage(RUSAGE_CHILDREN)``. This process is a
-  child subreaper, so Ray processes orphaned at shutdown are reaped (and their CPU
-  counted) here; those still running when the command has exited are killed by pid.
+* **CPU per row**: user + system CPU of the command and every process below it (Ray's
+  GCS, raylet, agents, workers), sampled from ``/proc`` every 50 ms (each process's last
+  sample; what a process spends in its last 50 ms is missed). This process is a child
+  subreaper, so Ray processes orphaned at shutdown stay in the tree; those still running
+  when the command has exited are killed here, by pid. With two ``--rows`` counts, the
+  summary splits each executor's CPU into a fixed part and a part per row (a line
+  through the medians), and Ray's overhead per row is the difference of the slopes.
 
 The server runs beside the command on the same two cores; its CPU is not counted.
 """
@@ -32,13 +35,13 @@ import ctypes
 import json
 import os
 import platform
-import resource
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,7 @@ from bench_throughput import MODEL, FakeServer, in_flight  # noqa: E402
 from fake_llm_server import load_texts  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def become_subreaper() -> None:
@@ -102,9 +106,55 @@ def reap_leftovers(keep: set[int]) -> int:
     return killed
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def process_table() -> dict[int, tuple[int, float]]:
+    """``pid -> (parent, own CPU seconds)`` of every process."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            table[int(entry.name)] = (int(fields[1]),
+                                      (int(fields[11]) + int(fields[12])) / CLOCK_TICK)
+    return table
+
+
+class TreeCpu:
+    """The CPU of every process below this one but ``exclude``, sampled until stopped."""
+
+    def __init__(self, exclude: set[int]) -> None:
+        self.exclude = exclude
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def total(self) -> float:
+        return sum(self.last.values())
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(0.05)
+
+    def sample(self) -> None:
+        table = process_table()
+        below: set[int] = set()
+        frontier = {os.getpid()}
+        while frontier:
+            frontier = {pid for pid, (parent, _) in table.items()
+                        if parent in frontier and pid not in self.exclude} - below
+            below |= frontier
+        for pid in below:
+            self.last[pid] = max(self.last.get(pid, 0.0), table[pid][1])
 
 
 def write_prompts(path: Path, rows: int) -> None:
@@ -125,14 +175,14 @@ def run_once(server: FakeServer, prompts: Path, workdir: Path, executor: str,
     if executor == "ray":
         command += ["--executor", "ray", "--ray-address", "local"]
     stderr = workdir / f"{label}.stderr"
-    cpu_before = children_cpu()
     launched = time.monotonic()
-    with stderr.open("w") as err:
+    with stderr.open("w") as err, TreeCpu({server.proc.pid}) as tree:
         proc = subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
                               env={**os.environ, "COLUMNS": "120"}, check=False)
-    exited = time.monotonic()
-    leftovers = reap_leftovers({server.proc.pid})
-    cpu = children_cpu() - cpu_before
+        exited = time.monotonic()
+        tree.sample()
+        leftovers = reap_leftovers({server.proc.pid})
+    cpu = tree.total()
     if proc.returncode != 0:
         raise RuntimeError(f"{label}: exit {proc.returncode}; see {stderr}")
     log = server.log()
@@ -158,9 +208,43 @@ def run_once(server: FakeServer, prompts: Path, workdir: Path, executor: str,
     }
 
 
+def per_row(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per executor and setting, CPU = fixed + rows x per-row, through the medians of
+    the smallest and the largest row count."""
+    lines = []
+    settings = sorted({(r["executor"], r["concurrency"], r["latency"]) for r in runs})
+    for executor, concurrency, latency in settings:
+        mine = [r for r in runs if (r["executor"], r["concurrency"], r["latency"])
+                == (executor, concurrency, latency)]
+        counts = sorted({r["rows"] for r in mine})
+        if len(counts) < 2:
+            continue
+        low, high = counts[0], counts[-1]
+        cpu = {n: statistics.median(r["cpu_s"] for r in mine if r["rows"] == n)
+               for n in (low, high)}
+        wall = {n: statistics.median(r["wall_s"] for r in mine if r["rows"] == n)
+                for n in (low, high)}
+        slope = (cpu[high] - cpu[low]) / (high - low)
+        wall_slope = (wall[high] - wall[low]) / (high - low)
+        lines.append({
+            "executor": executor, "concurrency": concurrency, "latency": latency,
+            "cpu_ms_per_row": round(1000 * slope, 3),
+            "cpu_fixed_s": round(cpu[low] - slope * low, 2),
+            "wall_ms_per_row": round(1000 * wall_slope, 3),
+            "wall_fixed_s": round(wall[low] - wall_slope * low, 2),
+            "summary": (f"{executor} C={concurrency} latency {latency}: CPU "
+                        f"{1000 * slope:.3f} ms per row + {cpu[low] - slope * low:.2f} s "
+                        f"fixed; wall {1000 * wall_slope:.3f} ms per row + "
+                        f"{wall[low] - wall_slope * low:.2f} s fixed"),
+        })
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=6000)
+    parser.add_argument("--rows", type=int, nargs="+", default=[6000],
+                        help="rows per run; two counts separate Ray's fixed cost from its "
+                             "cost per row")
     parser.add_argument("--at", nargs="+", default=["64=0.5", "64=0.05"],
                         metavar="C=LATENCY")
     parser.add_argument("--repeat", type=int, default=2)
@@ -170,8 +254,6 @@ def main() -> None:
     become_subreaper()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ray-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    prompts = workdir / "prompts.jsonl"
-    write_prompts(prompts, args.rows)
     results: dict[str, Any] = {"machine": {"platform": platform.platform(),
                                            "cpus": os.cpu_count(),
                                            "python": platform.python_version()},
@@ -179,13 +261,16 @@ def main() -> None:
     began = time.monotonic()
     server = FakeServer(workdir)
     try:
-        for pair in args.at:
+        for pair, rows in ((pair, rows) for pair in args.at for rows in args.rows):
             concurrency, latency = int(pair.split("=")[0]), float(pair.split("=")[1])
+            prompts = workdir / f"prompts-{rows}.jsonl"
+            if not prompts.exists():
+                write_prompts(prompts, rows)
             for repeat in range(args.repeat):
                 for executor in ("local", "ray") if repeat % 2 == 0 else ("ray", "local"):
-                    label = f"{executor}-c{concurrency}-l{latency}-{repeat}"
+                    label = f"{executor}-c{concurrency}-l{latency}-n{rows}-{repeat}"
                     row = run_once(server, prompts, workdir, executor, concurrency, latency,
-                                   args.rows, label)
+                                   rows, label)
                     results["runs"].append(row)
                     print(f"[{time.monotonic() - began:6.1f}s] {label}: steady "
                           f"{row['steady_rps']} req/s ({row['steady_percent']}%), "
@@ -196,6 +281,9 @@ def main() -> None:
     finally:
         server.stop()
         reap_leftovers(set())
+    results["per_row"] = per_row(results["runs"])
+    for line in results["per_row"]:
+        print(line["summary"], flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

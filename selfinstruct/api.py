@@ -36,6 +36,7 @@ from selfinstruct.stages.instances import InstanceOptions
 from selfinstruct.stages.per_record import StageStats
 from selfinstruct.stages.pipeline import (
     BackendFlags,
+    ExecutorFlags,
     classify_stage,
     instances_stage,
     open_reason,
@@ -88,6 +89,8 @@ def connection(settings: Mapping[str, Any]) -> Connection:
         values["base_url_file"] = Path(values["base_url_file"])
     if values.get("api_key") is None:
         values["api_key"] = os.environ.get("OPENAI_API_KEY")
+    if isinstance(values.get("executor"), str):  # "ray": ExecutorFlags for its address
+        values["executor"] = ExecutorFlags(values["executor"])
     flags = BackendFlags(**values)
     return Connection(flags, None if given is None or isinstance(given, str) else given)
 

@@ -100,6 +100,19 @@ def test_the_embedded_model_is_not_sent_to_actors(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_a_cluster_address_nothing_answers_on_is_one_line_in_seconds(tmp_path):
+    """Ray itself would try for minutes and then end the process without a word."""
+    prompts = write_prompts(tmp_path, 3)
+    for address, message in (("127.0.0.1:1", "nothing answers at 127.0.0.1:1"),
+                             ("head-node", "expected HOST:PORT or ray://HOST:PORT")):
+        with use_backend(instance_backend()):
+            result = invoke("reason", str(prompts), "-o", str(tmp_path / "o"), "--base-url",
+                            "http://127.0.0.1:9/v1", "--model", "m", "--executor", "ray",
+                            "--ray-address", address)
+        assert result.exit_code == 2, result.output
+        assert f"Error: --ray-address {address}: {message}" in " ".join(result.output.split())
+
+
 # --- on a local Ray -----------------------------------------------------------------------
 
 
@@ -315,3 +328,15 @@ def test_an_actor_that_cannot_start_is_one_clear_error(local_ray, tmp_path):
         asyncio.run(reason_run(prompts, tmp_path, RemoteModel("m"), ReasonOptions(),
                                TraceSettings(), StageSettings(concurrency=4, executor=executor),
                                asyncio.Event()))
+
+
+def test_the_library_sends_from_ray_actors_too(local_ray, server, tmp_path):
+    """``executor="ray"`` (or an ExecutorFlags with an address) on the library's stages."""
+    import selfinstruct
+
+    prompts = write_prompts(tmp_path, 12)
+    stats = selfinstruct.reason(prompts, tmp_path / "out", base_url=server.base_url,
+                                model=MODEL, max_retries=0, executor="ray")
+    assert stats.done == 12 and stats.requests.succeeded == 12
+    assert len(read(tmp_path / "out" / "reasoning.jsonl")) + \
+        len(read(tmp_path / "out" / "rejected.jsonl")) == 12

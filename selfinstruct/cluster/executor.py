@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from selfinstruct.cluster.plan import ActorPlan, check_kind, plan_actors
 from selfinstruct.cluster.runner import RayRunner
+from selfinstruct.cluster.session import check_address
 from selfinstruct.cluster.wire import encode_request
 from selfinstruct.cluster.worker import BackendWorker
 from selfinstruct.llm import Backend, BackendFactory, BackendSpec, given_backend
@@ -119,13 +120,18 @@ def ray_stage(spec: BackendSpec, api_key: str | None, options: RayOptions,
               settings: StageSettings) -> tuple[Backend, StageSettings]:
     """The stand-in backend and the settings of a stage sent from Ray actors.
 
-    A backend given with :func:`~selfinstruct.llm.use_backend` (tests, notebooks) is
-    sent to the actors as it is, so it must be picklable.
+    What :func:`~selfinstruct.llm.use_backend` gives (tests, notebooks), a backend or a
+    function of the spec, is sent to the actors as it is, so it must be picklable.
     """
     check_kind(spec.kind)
-    given = given_backend(spec)
-    factory = functools.partial(_given, given) if given is not None else None
-    name = given.name if given is not None else model_name(spec)
+    check_address(options.address)
+    given = given_backend()
+    factory: BackendFactory | None = None
+    name = model_name(spec)
+    if isinstance(given, Backend):
+        factory, name = functools.partial(_given, given), given.name
+    elif given is not None:
+        factory = functools.partial(_made_by, given)
     executor = RayExecutor(spec, api_key, options, factory)
     return RemoteModel(name), dataclasses.replace(settings, executor=executor)
 
@@ -140,3 +146,8 @@ def model_name(spec: BackendSpec) -> str:
 def _given(backend: Backend, spec: BackendSpec, api_key: str | None,
            concurrency: int) -> Backend:
     return backend
+
+
+def _made_by(make: Callable[[BackendSpec], Backend], spec: BackendSpec, api_key: str | None,
+             concurrency: int) -> Backend:
+    return make(spec)

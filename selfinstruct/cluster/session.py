@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,14 +51,37 @@ def ray_session(address: str | None) -> Iterator[Any]:
 
 
 def _start(ray: Any, address: str | None) -> None:
+    where = check_address(address)
     try:
         with _backend_log_level("fatal"), _stderr_silenced():
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      logging_level=logging.ERROR, runtime_env=worker_env())
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        where = f"--ray-address {address}" if address else "Ray"
-        raise UserError(f"{where}: cannot start or join Ray ({err}); check the address "
-                        "(ray status on the head node shows it)") from None
+    except (ConnectionError, RuntimeError, ValueError, SystemExit) as err:
+        raise UserError(f"{where}: cannot start or join Ray ({err or 'it gave up'}); check "
+                        "the address (ray status on the head node shows it)") from None
+
+
+def check_address(address: str | None, timeout: float = 5.0) -> str:
+    """The cluster's address as the user gave it (for messages), once something answers
+    there: an address nothing answers on is one error in seconds, where Ray itself keeps
+    trying for minutes, then ends the process without a word."""
+    given = address or os.environ.get("RAY_ADDRESS")
+    where = f"--ray-address {address}" if address else "RAY_ADDRESS" if given else "Ray"
+    if given and given not in ("auto", "local"):
+        _check_reachable(given, where, timeout)
+    return where
+
+
+def _check_reachable(address: str, where: str, timeout: float) -> None:
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"{where}: expected HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise UserError(f"{where}: nothing answers at {host}:{port} "
+                        f"({err.strerror or err}); is the head node up? (ray start --head "
+                        "there; ray status shows the address)") from None
 
 
 @contextlib.contextmanager

@@ -93,13 +93,10 @@ def use_backend(
         _GIVEN.pop()
 
 
-def given_backend(spec: BackendSpec) -> Backend | None:
-    """The backend :func:`use_backend` gives ``spec`` right now, if any: an executor that
-    builds its backends elsewhere (Ray actors) sends this one there instead."""
-    if not _GIVEN:
-        return None
-    given = _GIVEN[-1]
-    return given if isinstance(given, Backend) else given(spec)
+def given_backend() -> Backend | Callable[[BackendSpec], Backend] | None:
+    """What :func:`use_backend` gives right now, if anything: an executor that builds its
+    backends elsewhere (Ray actors) sends this there instead."""
+    return _GIVEN[-1] if _GIVEN else None
 
 
 def _vllm(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend:

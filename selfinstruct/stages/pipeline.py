@@ -205,10 +205,9 @@ def connect(
     """The backend a stage will use (its server checked unless ``check`` is False) and
     how hard to drive it."""
     spec, drive = resolve_backend(saved, flags)
-    settings = _drive(drive)
     if flags.executor.executor == "ray":
-        return _ray_backend(spec, flags, settings, check=check)
-    return open_backend(spec, flags.api_key, drive.concurrency, check=check), settings
+        return _ray_backend(spec, flags, _drive(drive), check=check)
+    return open_backend(spec, flags.api_key, drive.concurrency, check=check), _drive(drive)
 
 
 def _drive(drive: Drive) -> StageSettings:
@@ -225,7 +224,7 @@ def _ray_backend(spec: BackendSpec, flags: BackendFlags, settings: StageSettings
     from selfinstruct.cluster.executor import RayOptions, ray_stage
 
     options = RayOptions(flags.executor.ray_address, flags.executor.ray_actors)
-    if check and spec.kind == "openai" and given_backend(spec) is None:
+    if check and spec.kind == "openai" and given_backend() is None:
         probe = create_backend(spec, flags.api_key, 1)
         _check_server(probe)
         _run_apart(probe.aclose())
