@@ -445,6 +445,48 @@ def test_a_server_that_takes_only_json_object_keeps_getting_it(caplog):
     assert not caplog.records
 
 
+LLAMA_CPP_500 = ("1 validation error:\n  {'type': 'literal_error', 'loc': ('body', "
+                 "'response_format', 'type'), 'msg': \"Input should be 'text' or "
+                 "'json_object'\", 'input': 'json_schema'}")
+
+
+def llama_cpp_server(bodies: list[dict]) -> Handler:
+    """llama-cpp-python's server: a 500 naming response_format to json_schema."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        bodies.append(body)
+        if body.get("response_format", {}).get("type") == "json_schema":
+            return httpx2.Response(500, json={"error": {"message": LLAMA_CPP_500,
+                                                        "type": "internal_server_error"}})
+        return httpx2.Response(200, json=chat_body('{"answer": "No"}'))
+
+    return handler
+
+
+@pytest.mark.parametrize("mode", ["auto", "json"])
+def test_a_500_that_names_response_format_is_a_schema_refusal(mode, caplog):
+    """The installed llama-cpp-python server wraps its validation error in a 500: under
+    both modes the request goes on as json_object at once, not through 500 retries."""
+    bodies: list[dict] = []
+    b = backend_with(llama_cpp_server(bodies), mode=mode)
+    with caplog.at_level("WARNING", logger="selfinstruct"):
+        texts = send_all(b, [structured("a"), structured("b")])
+    assert texts == ['{"answer": "No"}'] * 2
+    assert [body["response_format"]["type"] for body in bodies] == [
+        "json_schema", "json_object", "json_object"]
+    assert not caplog.records
+
+
+def test_a_500_for_another_reason_is_a_server_fault_not_a_refusal():
+    bodies: list[dict] = []
+    b = backend_with(recording(bodies, refuse=lambda body: 500))
+    with pytest.raises(BackendError) as err:
+        send_all(b, [structured("a")])
+    assert err.value.retryable
+    assert len(bodies) == 1
+
+
 def test_a_request_refused_for_another_reason_is_not_taken_for_a_schema_refusal(caplog):
     bodies: list[dict] = []
     b = backend_with(recording(bodies, refuse=lambda body: 400))

@@ -240,11 +240,11 @@ class OpenAIBackend:
         """Send ``request`` with its schema in the first shape this server may take.
 
         Servers ask for JSON in different words, and one that does not know a shape
-        answers 400 or 422. Then the same request goes again in the next shape and, under
-        ``--structured auto``, finally without a schema; the shape that worked is
-        remembered, so the rest of the run asks this server that way at once. A request
-        that fails without a schema too failed for another reason: that error is raised
-        and nothing is remembered.
+        refuses it (:func:`_refuses_schema`). Then the same request goes again in the next
+        shape and, under ``--structured auto``, finally without a schema; the shape that
+        worked is remembered, so the rest of the run asks this server that way at once. A
+        request that fails without a schema too failed for another reason: that error is
+        raised and nothing is remembered.
         """
         if request.schema is None:
             return await self._send(request, {})
@@ -256,7 +256,7 @@ class OpenAIBackend:
             try:
                 completion = await self._send(request, extra)
             except openai.APIStatusError as err:
-                if not extra or err.status_code not in _SCHEMA_REFUSALS:
+                if not extra or not _refuses_schema(err):
                     raise
                 shape = max(shape + 1, self._first_shape)
                 if shape == len(shapes) and not self._text_fallback:
@@ -492,6 +492,18 @@ def _not_served(url: str, model: str, served: list[str]) -> str:
     more = len(served) - LISTED_MODELS
     return (f"{url} does not serve model {model!r}; it serves {shown}"
             f"{f' and {more} more' if more > 0 else ''} (check --model)")
+
+
+def _refuses_schema(err: openai.APIStatusError) -> bool:
+    """Whether ``err`` refuses the way the request asked for JSON, not the request.
+
+    A 400 or 422 says the body was not understood. llama-cpp-python's server wraps its
+    own validation error in a 500, so a 5xx counts only when its message names
+    ``response_format``; any other 5xx is a server fault that is retried as usual.
+    """
+    if err.status_code in _SCHEMA_REFUSALS:
+        return True
+    return err.status_code >= 500 and "response_format" in _error_detail(err)
 
 
 def _error_detail(err: openai.APIStatusError) -> str:
