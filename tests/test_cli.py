@@ -317,25 +317,37 @@ def test_dedup_minhash_bad_flags(tmp_path, flags, message):
     assert not (tmp_path / "o.jsonl").exists()
 
 
-@pytest.mark.parametrize(("option", "literal"), [
-    (cli.Style, "selfinstruct.runs.templates.PromptStyle"),
-    (cli.LanguageOption, "selfinstruct.config.LanguageChoice"),
-    (cli.ApiOption, "selfinstruct.llm.base.Api"),
-    (cli.TokenizerOption, "selfinstruct.config.TokenizerName"),
-    (cli.DedupMethod, "selfinstruct.config.DedupMethod"),
-    (cli.DataOption, "selfinstruct.stages.export.ExportData"),
-    (cli.ThinkOption, "selfinstruct.stages.export.ThinkStyle"),
-    (cli.FormatOption, "selfinstruct.stages.export.ExportFormat"),
-    (cli.ParseOption, "selfinstruct.text.row_answers.ParseMode"),
-    (cli.ThinkingStyleOption, "selfinstruct.llm.thinking.ThinkingStyle"),
+def choices(command: str, option: str) -> list[str]:
+    """The values ``selfinstruct COMMAND --OPTION`` accepts, as its refusal lists them."""
+    result = invoke(command, "in.jsonl", f"--{option.replace('_', '-')}", "no-such-value")
+    assert result.exit_code == 2
+    flat = re.sub(r"[\s│]+", " ", result.output)
+    listed = re.search(r"is not one of (.*?)\.(?: |$)", flat)
+    assert listed, flat
+    return re.findall(r"'([^']*)'", listed.group(1))
+
+
+@pytest.mark.parametrize(("command", "option", "literal"), [
+    ("generate", "prompt_style", "selfinstruct.runs.templates.PromptStyle"),
+    ("generate", "language", "selfinstruct.config.LanguageChoice"),
+    ("generate", "api", "selfinstruct.llm.base.Api"),
+    ("generate", "tokenizer", "selfinstruct.config.TokenizerName"),
+    ("generate", "structured", "selfinstruct.llm.base.StructuredMode"),
+    ("dedup", "method", "selfinstruct.config.DedupMethod"),
+    ("export", "data", "selfinstruct.stages.export.ExportData"),
+    ("export", "think", "selfinstruct.stages.export.ThinkStyle"),
+    ("export", "format", "selfinstruct.stages.export.ExportFormat"),
+    ("distill", "parse", "selfinstruct.text.row_answers.ParseMode"),
+    ("distill", "thinking_style", "selfinstruct.llm.thinking.ThinkingStyle"),
+    ("reason", "executor", "selfinstruct.stages.pipeline.ExecutorName"),
 ])
-def test_cli_choices_are_exactly_the_settings_literals(option, literal):
-    """A value the CLI offers that the settings refuse (or the reverse) fails here."""
+def test_cli_choices_are_exactly_the_settings_literals(command, option, literal):
+    """The CLI offers exactly the values the settings take (typer reads the literals)."""
     import importlib
     from typing import get_args
 
     module, _, name = literal.rpartition(".")
-    assert [member.value for member in option] == list(
+    assert choices(command, option) == list(
         get_args(getattr(importlib.import_module(module), name)))
 
 
@@ -344,4 +356,4 @@ def test_backend_choices_are_auto_and_the_backend_kinds():
 
     from selfinstruct.llm import BackendKind
 
-    assert {member.value for member in cli.BackendOption} == {"auto", *get_args(BackendKind)}
+    assert choices("run", "backend") == ["auto", *get_args(BackendKind)]

@@ -16,9 +16,8 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -36,17 +35,30 @@ from selfinstruct.cli.summary import (
     score_summary_lines,
     stage_summary,
 )
-from selfinstruct.config import MinHashDedupSettings
+from selfinstruct.config import (
+    DedupMethod,
+    LanguageChoice,
+    MinHashDedupSettings,
+    TokenizerName,
+)
 from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.filters.traces import TraceSettings
-from selfinstruct.llm import Backend
-from selfinstruct.llm.thinking import resolve_style
+from selfinstruct.llm import Backend, BackendChoice
+from selfinstruct.llm.base import Api, StructuredMode
+from selfinstruct.llm.thinking import ThinkingStyle, resolve_style
 from selfinstruct.runs.shard import EVERYTHING, Shard
+from selfinstruct.runs.templates import PromptStyle
 from selfinstruct.stages.dedup import count_records, dedup_file, dedup_minhash
 from selfinstruct.stages.distill import DistillSettings, distill_run
 from selfinstruct.stages.distill_setup import load_distill_job, parse_extra_body, system_prompt
 from selfinstruct.stages.dryrun import plan_generate
-from selfinstruct.stages.export import ExportResult, export_run
+from selfinstruct.stages.export import (
+    ExportData,
+    ExportFormat,
+    ExportResult,
+    ThinkStyle,
+    export_run,
+)
 from selfinstruct.stages.generate import GenerateStats
 from selfinstruct.stages.instances import InstanceOptions
 from selfinstruct.stages.mix import MixSettings, MixSource, mix_sources
@@ -56,6 +68,7 @@ from selfinstruct.stages.pipeline import (
     DEFAULT_CONCURRENCY,
     BackendFlags,
     ExecutorFlags,
+    ExecutorName,
     connect,
     dry_run_distill,
     dry_run_reason,
@@ -70,7 +83,7 @@ from selfinstruct.stages.report import build_report
 from selfinstruct.stages.review import ReviewSettings, import_review, write_review_sheet
 from selfinstruct.stages.score import ScoreSettings
 from selfinstruct.stages.score_setup import dry_run_score, open_score, score_stage
-from selfinstruct.text.row_answers import parse_renames
+from selfinstruct.text.row_answers import ParseMode, parse_renames
 from selfinstruct.text.rubric import RubricError, Scale
 
 app = typer.Typer(
@@ -86,6 +99,9 @@ SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 T = TypeVar("T")
 
+#: ``--thinking on|off``: a thinking model's reasoning switch.
+Switch = Literal["on", "off"]
+
 DRY_RUN = Annotated[
     bool, typer.Option(help="Print what would be sent (counts, a sample prompt, estimated "
                        "tokens) and stop: nothing is loaded, sent or written.")
@@ -98,101 +114,32 @@ ProgressUpdate = Callable[[int, str, "int | None"], None]
 NO_FLAGS = BackendFlags()
 
 
-class Style(str, Enum):
-    """Prompt styles."""
-
-    self_instruct = "self-instruct"
-    alpaca = "alpaca"
 
 
-class LanguageOption(str, Enum):
-    """Languages; ``auto`` decides from the seeds."""
-
-    auto = "auto"
-    en = "en"
-    zh = "zh"
 
 
-class BackendOption(str, Enum):
-    """Which kind of backend; ``auto`` decides from the other flags."""
-
-    auto = "auto"
-    openai = "openai"
-    local = "local"
-    vllm = "vllm"
 
 
-class ApiOption(str, Enum):
-    """Which OpenAI endpoint to call."""
-
-    chat = "chat"
-    completions = "completions"
 
 
-class TokenizerOption(str, Enum):
-    """ROUGE tokenizers."""
-
-    multilingual = "multilingual"
-    rouge = "rouge"
 
 
-class DedupMethod(str, Enum):
-    """How ``dedup`` compares records."""
-
-    rouge = "rouge"
-    minhash = "minhash"
 
 
-class DataOption(str, Enum):
-    """What to export from a directory."""
-
-    auto = "auto"
-    instances = "instances"
-    reasoning = "reasoning"
-    distilled = "distilled"
 
 
-class ThinkOption(str, Enum):
-    """Where a reasoning trace goes in the export."""
-
-    inline = "inline"
-    field = "field"
 
 
-class ParseOption(str, Enum):
-    """How distill reads an answer."""
-
-    text = "text"
-    json = "json"
-    separator = "separator"
 
 
-class SwitchOption(str, Enum):
-    """A thinking model's reasoning: on or off."""
-
-    on = "on"
-    off = "off"
 
 
-class ThinkingStyleOption(str, Enum):
-    """How the thinking switch is sent."""
-
-    auto = "auto"
-    template = "template"
-    top_level = "top-level"
-    prompt = "prompt"
 
 
-class StructuredOption(str, Enum):
-    """Whether stages ask for JSON answers (structured output)."""
-
-    auto = "auto"
-    json = "json"
-    off = "off"
 
 
 STRUCTURED = Annotated[
-    StructuredOption | None,
+    StructuredMode | None,
     typer.Option(help="auto: ask for JSON answers in classify, instances and alpaca-style "
                  "generate (a grammar for local models, vLLM's structured outputs, "
                  "response_format for servers, which fall back to text if they refuse it); "
@@ -201,13 +148,6 @@ STRUCTURED = Annotated[
 ]
 
 
-class FormatOption(str, Enum):
-    """Export formats."""
-
-    alpaca = "alpaca"
-    sharegpt = "sharegpt"
-    messages = "messages"
-    text = "text"
 
 
 def _option(annotation: Any, default: Any, help_text: str, **kwargs: Any) -> inspect.Parameter:
@@ -227,7 +167,7 @@ def _named(name: str, parameter: inspect.Parameter) -> inspect.Parameter:
 
 
 BACKEND_PARAMETERS = [
-    _named("backend", _option(BackendOption, BackendOption.auto, "auto: openai with "
+    _named("backend", _option(BackendChoice, "auto", "auto: openai with "
                               "--base-url, else the embedded local model. vllm: the offline "
                               "engine in this process (needs a GPU).")),
     _named("base_url", _option(list[str] | None, None, "OpenAI-compatible server, e.g. "
@@ -237,7 +177,7 @@ BACKEND_PARAMETERS = [
                             "(local), or a Hugging Face id / path (vllm).")),
     _named("api_key", _option(str | None, None, "API key (never written to disk).",
                               envvar="OPENAI_API_KEY", show_default=False, show_envvar=True)),
-    _named("api", _option(ApiOption | None, None, "chat, or completions for base models.")),
+    _named("api", _option(Api | None, None, "chat, or completions for base models.")),
     _named("concurrency", _option(int | None, None, "Requests in flight (default "
                                   f"{DEFAULT_CONCURRENCY['openai']}; vllm "
                                   f"{DEFAULT_CONCURRENCY['vllm']}, the size of a round; the "
@@ -274,15 +214,10 @@ def with_backend_options(func: Callable[..., T]) -> Callable[..., T]:
     return command
 
 
-class ExecutorOption(str, Enum):
-    """Who sends a row stage's requests."""
-
-    local = "local"
-    ray = "ray"
 
 
 EXECUTOR_PARAMETERS = [
-    _named("executor", _option(ExecutorOption, ExecutorOption.local, "local: this process "
+    _named("executor", _option(ExecutorName, "local", "local: this process "
                                "sends every request; ray: Ray Data actors send them (pip "
                                "install 'selfinstruct\\[ray]'), each holding one client or, "
                                "with --backend vllm, one engine per GPU; this process still "
@@ -306,7 +241,7 @@ def with_executor_options(func: Callable[..., T]) -> Callable[..., T]:
     def command(**kwargs: Any) -> T:
         values = {p.name: kwargs.pop(p.name) for p in EXECUTOR_PARAMETERS}
         with reported_errors():
-            flags = ExecutorFlags(values["executor"].value, values["ray_address"],
+            flags = ExecutorFlags(values["executor"], values["ray_address"],
                                   values["ray_actors"])
         kwargs["backend"] = dataclasses.replace(kwargs["backend"], executor=flags)
         return func(**kwargs)
@@ -321,9 +256,6 @@ def with_executor_options(func: Callable[..., T]) -> Callable[..., T]:
 def backend_flags(kwargs: dict[str, Any]) -> BackendFlags:
     """Take the backend flags out of a command's keyword arguments."""
     values = {p.name: kwargs.pop(p.name) for p in BACKEND_PARAMETERS}
-    for name in ("api", "backend"):
-        if isinstance(values[name], Enum):
-            values[name] = values[name].value
     values["base_url"] = tuple(values["base_url"] or ())
     return BackendFlags(**values)
 
@@ -334,11 +266,11 @@ def shallow(flags: BackendFlags) -> dict[str, Any]:
     return {field.name: getattr(flags, field.name) for field in dataclasses.fields(flags)}
 
 
-def with_structured(flags: BackendFlags, structured: StructuredOption | None) -> BackendFlags:
+def with_structured(flags: BackendFlags, structured: StructuredMode | None) -> BackendFlags:
     """The backend flags with ``--structured`` (None: not given, the run's choice holds)."""
     if structured is None:
         return flags
-    return dataclasses.replace(flags, structured=structured.value)
+    return dataclasses.replace(flags, structured=structured)
 
 
 @contextlib.contextmanager
@@ -419,10 +351,10 @@ def _generate(
     out: Path,
     num_instructions: int,
     seeds: Path | None,
-    language: LanguageOption,
-    prompt_style: Style,
+    language: LanguageChoice,
+    prompt_style: PromptStyle,
     similarity_threshold: float,
-    tokenizer: TokenizerOption,
+    tokenizer: TokenizerName,
     most_similar: int,
     temperature: float | None,
     top_p: float | None,
@@ -436,14 +368,14 @@ def _generate(
     prompt_dir: Path | None,
     force: bool,
     dry_run: bool,
-    structured: StructuredOption | None,
+    structured: StructuredMode | None,
     backend: BackendFlags,
 ) -> None:
     backend = with_structured(backend, structured)
     job = prepare_generate(
-        out, num_instructions=num_instructions, seeds=seeds, language=language.value,
-        prompt_style=prompt_style.value, similarity_threshold=similarity_threshold,
-        tokenizer=tokenizer.value, most_similar=most_similar, temperature=temperature,
+        out, num_instructions=num_instructions, seeds=seeds, language=language,
+        prompt_style=prompt_style, similarity_threshold=similarity_threshold,
+        tokenizer=tokenizer, most_similar=most_similar, temperature=temperature,
         top_p=top_p, max_tokens=max_tokens, seed_examples=seed_examples,
         machine_examples=machine_examples, seed=seed, blacklist=tuple(blacklist or ()),
         min_length=min_length, max_length=max_length, prompt_dir=prompt_dir,
@@ -493,17 +425,17 @@ def generate(
         typer.Option(help="Seed tasks: Self-Instruct JSONL, Alpaca JSON/JSONL or plain text. "
                      "Default: our bundled set for --language."),
     ] = None,
-    language: Annotated[LanguageOption, typer.Option(help="auto decides from the seeds.")]
-    = LanguageOption.auto,
-    prompt_style: Annotated[Style, typer.Option(help="self-instruct: 8 examples, the model "
+    language: Annotated[LanguageChoice, typer.Option(help="auto decides from the seeds.")]
+    = "auto",
+    prompt_style: Annotated[PromptStyle, typer.Option(help="self-instruct: 8 examples, the model "
                                                 "continues a list; alpaca: 3 seed tasks with "
                                                 "input/output, the model writes 20.")]
-    = Style.self_instruct,
+    = "self-instruct",
     similarity_threshold: Annotated[
         float, typer.Option(help="Reject a candidate whose ROUGE-L vs the pool is above this.")
     ] = 0.7,
-    tokenizer: Annotated[TokenizerOption, typer.Option(help="ROUGE tokenizer.")]
-    = TokenizerOption.multilingual,
+    tokenizer: Annotated[TokenizerName, typer.Option(help="ROUGE tokenizer.")]
+    = "multilingual",
     most_similar: Annotated[
         int, typer.Option(help="Record the K most similar pool texts and the best score with "
                           "each kept instruction (a full top-K search per candidate: about "
@@ -636,8 +568,8 @@ def instances(
 @app.command()
 def export(
     run_dir: RUN_DIR,
-    format: Annotated[FormatOption, typer.Option("--format", "-f", help="Output format.")]
-    = FormatOption.alpaca,
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")]
+    = "alpaca",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Default: RUN_DIR/export/FILE.")
     ] = None,
@@ -645,15 +577,15 @@ def export(
         bool, typer.Option(help="Add the seed tasks' own instances.")
     ] = False,
     data: Annotated[
-        DataOption, typer.Option(help="auto: distilled.jsonl or reasoning.jsonl if the "
+        ExportData, typer.Option(help="auto: distilled.jsonl or reasoning.jsonl if the "
                                  "directory has one, else the instances.")
-    ] = DataOption.auto,
+    ] = "auto",
     think: Annotated[
-        ThinkOption, typer.Option(help="Reasoning traces inline as <think>…</think> before "
+        ThinkStyle, typer.Option(help="Reasoning traces inline as <think>…</think> before "
                                   "the answer (LLaMA-Factory), or in their own field "
                                   "(reasoning_content; not registered for LLaMA-Factory, "
                                   "which cannot read it).")
-    ] = ThinkOption.inline,
+    ] = "inline",
     min_score: Annotated[
         float | None, typer.Option(help="Keep only examples whose judge score (selfinstruct "
                                    "score) is at least this.")
@@ -668,9 +600,9 @@ def export(
     """Write training data (alpaca, sharegpt, messages, text) and its dataset_info.json
     entry."""
     with reported_errors():
-        result = export_run(run_dir, format.value, output,
-                            include_seeds=include_seeds, data=data.value,
-                            think=think.value, min_score=min_score,
+        result = export_run(run_dir, format, output,
+                            include_seeds=include_seeds, data=data,
+                            think=think, min_score=min_score,
                             fields=parse_renames(map or ()))
         say_exported(result)
 
@@ -701,8 +633,8 @@ def _run_command(func: Callable[..., None]) -> Callable[..., None]:
 def run_all(
     per_task: PER_TASK = 5,
     instance_max_tokens: INSTANCE_MAX_TOKENS = 1024,
-    format: Annotated[FormatOption, typer.Option("--format", "-f", help="Export format.")]
-    = FormatOption.alpaca,
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Export format.")]
+    = "alpaca",
     include_seeds: Annotated[
         bool, typer.Option(help="Add the seed tasks' own instances to the export.")
     ] = False,
@@ -718,12 +650,12 @@ def run_all(
         out: Path = kwargs["out"]
         backend = with_structured(backend_flags(dict(kwargs)), kwargs["structured"])
         # generate checked the server before its first request: once is enough.
-        for stage in later_stages(kwargs["prompt_style"].value):
+        for stage in later_stages(kwargs["prompt_style"]):
             if stage == "classify":
                 _classify(out, backend, check=False)
             else:
                 _instances(out, per_task, instance_max_tokens, backend, check=False)
-        result = export_run(out, format.value, include_seeds=include_seeds)
+        result = export_run(out, format, include_seeds=include_seeds)
         say_exported(result)
 
 
@@ -753,8 +685,8 @@ def reason(
                                  "answer matches it, and record pass rates.")
     ] = None,
     language: Annotated[
-        LanguageOption, typer.Option(help="Reject reasoning in another language (auto: off).")
-    ] = LanguageOption.auto,
+        LanguageChoice, typer.Option(help="Reject reasoning in another language (auto: off).")
+    ] = "auto",
     max_reasoning_chars: Annotated[
         int, typer.Option(help="Reject traces longer than this.")
     ] = 100_000,
@@ -768,7 +700,7 @@ def reason(
         options = ReasonOptions(samples=samples, max_tokens=max_tokens, temperature=temperature,
                                 top_p=top_p, enable_thinking=enable_thinking, seed=seed)
         traces = TraceSettings(
-            language=None if language == LanguageOption.auto else language.value,
+            language=None if language == "auto" else language,
             max_reasoning_chars=max_reasoning_chars,
         )
         if dry_run:
@@ -803,8 +735,8 @@ def _distill(*, source: Path, out: Path, user_template: Path, questions: Path | 
              fill_na: str | None, id_field: str | None, limit: int | None,
              sample: int | None, seed: int, shard: str | None, stop: list[str] | None,
              temperature: float | None, max_tokens: int, samples: int, extra_body: str | None,
-             thinking: SwitchOption | None, thinking_style: ThinkingStyleOption,
-             thinking_budget: int | None, parse: ParseOption, separator: str,
+             thinking: Switch | None, thinking_style: ThinkingStyle,
+             thinking_budget: int | None, parse: ParseMode, separator: str,
              map: list[str] | None, force: bool, dry_run: bool, backend: BackendFlags) -> None:
     spec, _ = resolve_backend({}, backend)
     settings = DistillSettings(
@@ -813,10 +745,10 @@ def _distill(*, source: Path, out: Path, user_template: Path, questions: Path | 
         id_field=id_field, limit=limit, sample=sample, seed=seed, shard=Shard.parse(shard),
         stop=tuple(stop or ()), temperature=temperature, max_tokens=max_tokens,
         samples=samples, extra_body=parse_extra_body(extra_body),
-        thinking=None if thinking is None else thinking == SwitchOption.on,
-        thinking_style=resolve_style(thinking_style.value,
+        thinking=None if thinking is None else thinking == "on",
+        thinking_style=resolve_style(thinking_style,
                                      spec.kind, spec.base_urls),
-        thinking_budget=thinking_budget, parse=parse.value,
+        thinking_budget=thinking_budget, parse=parse,
         renames=parse_renames(map or ()), separator=separator,
     )
     job = load_distill_job(source, settings, out, force=force)
@@ -857,8 +789,8 @@ def score(
         float | None, typer.Option(help="Default 0 (greedy), 0.7 with --samples above 1.")
     ] = None,
     language: Annotated[
-        LanguageOption, typer.Option(help="Rubric and prompt language (auto: the data's).")
-    ] = LanguageOption.auto,
+        LanguageChoice, typer.Option(help="Rubric and prompt language (auto: the data's).")
+    ] = "auto",
     field: Annotated[str, typer.Option(help="Field with the prompt in a flat file.")]
     = "instruction",
     seed: Annotated[int | None, typer.Option(help="Make sampling reproducible.")] = None,
@@ -873,7 +805,7 @@ def score(
         settings = ScoreSettings(scale=_scale(scale), samples=samples, max_tokens=max_tokens,
                                  temperature=temperature, seed=seed)
         common: dict[str, Any] = {"settings": settings, "rubric": rubric,
-                                  "language": language.value, "field": field}
+                                  "language": language, "field": field}
         if dry_run:
             for line in dry_run_score(source, out, backend, **common):
                 say(line)
@@ -991,19 +923,19 @@ def distill(
     extra_body: Annotated[str | None, typer.Option(
         help="JSON object merged into each request, e.g. '{\"repetition_penalty\": "
              "1.05, \"top_k\": 20}'.")] = None,
-    thinking: Annotated[SwitchOption | None, typer.Option(
+    thinking: Annotated[Switch | None, typer.Option(
         help="A thinking model's reasoning on or off (default: the model's own).")] = None,
-    thinking_style: Annotated[ThinkingStyleOption, typer.Option(
+    thinking_style: Annotated[ThinkingStyle, typer.Option(
         help="template: chat_template_kwargs (vLLM, SGLang, llama.cpp); top-level: "
              "enable_thinking in the body (DashScope, SiliconFlow); prompt: /think or "
              "/no_think in the message; auto picks top-level for DashScope and "
-             "SiliconFlow URLs, else template.")] = ThinkingStyleOption.auto,
+             "SiliconFlow URLs, else template.")] = "auto",
     thinking_budget: Annotated[int | None, typer.Option(
         help="DashScope's thinking_budget (with --thinking on).")] = None,
-    parse: Annotated[ParseOption, typer.Option(
+    parse: Annotated[ParseMode, typer.Option(
         help="text: the answer after </think>; json: a fenced or bare JSON object or list "
              "(a list gives one record per item); separator: answer before --separator, "
-             "rationale after.")] = ParseOption.text,
+             "rationale after.")] = "text",
     separator: Annotated[str, typer.Option(help="For --parse separator.")] = "####",
     map: Annotated[list[str] | None, typer.Option(
         "--map", help="NEW=KEY: rename a JSON key (repeatable), e.g. --map instruction=q "
@@ -1026,14 +958,14 @@ def dedup(
     method: Annotated[
         DedupMethod, typer.Option(help="rouge: exact ROUGE-L, for instructions; minhash: "
                                   "MinHash/LSH over word n-grams, for long documents.")
-    ] = DedupMethod.rouge,
+    ] = "rouge",
     similarity_threshold: Annotated[
         float, typer.Option(help="rouge: drop a record whose ROUGE-L vs kept ones is above "
                             "this.")
     ] = 0.7,
-    tokenizer: Annotated[TokenizerOption, typer.Option(help="Tokenizer (the words of the "
+    tokenizer: Annotated[TokenizerName, typer.Option(help="Tokenizer (the words of the "
                                                        "n-grams for minhash).")]
-    = TokenizerOption.multilingual,
+    = "multilingual",
     against: Annotated[
         Path | None, typer.Option(help="rouge: also drop records similar to this file's texts.")
     ] = None,
@@ -1054,17 +986,17 @@ def dedup(
 ) -> None:
     """Drop near-duplicates from an existing dataset, keeping the first of each in order."""
     with reported_errors():
-        if method is DedupMethod.minhash:
+        if method == "minhash":
             _refuse_flags(ctx, "--method minhash", ("similarity_threshold", "against"))
             _dedup_minhash(MinHashDedupSettings(
                 input=input_path, output=output, removed=removed, field=field,
                 id_field=id_field, ngram=ngram, bands=bands, rows=rows, num_perm=num_perm,
-                seed=seed, tokenizer=tokenizer.value,
+                seed=seed, tokenizer=tokenizer,
             ))
         else:
             _refuse_flags(ctx, "--method rouge",
                           ("removed", "ngram", "bands", "rows", "num_perm", "seed", "id_field"))
-            _dedup_rouge(input_path, output, similarity_threshold, tokenizer.value, against,
+            _dedup_rouge(input_path, output, similarity_threshold, tokenizer, against,
                          field)
 
 

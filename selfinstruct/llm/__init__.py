@@ -21,6 +21,7 @@ from selfinstruct.llm.vllm import EngineOptions
 
 __all__ = [
     "Backend",
+    "BackendChoice",
     "BackendError",
     "BackendKind",
     "BackendSpec",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 BackendKind = Literal["local", "openai", "vllm"]
+#: ``--backend``: a kind, or ``auto`` to decide from the other flags.
+BackendChoice = Literal["auto", BackendKind]
 
 #: With several servers a failing one is left at once for another, not retried in place.
 BALANCED_MAX_RETRIES = 1

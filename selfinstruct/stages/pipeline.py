@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from selfinstruct.errors import UserError
 from selfinstruct.filters.instances import InstanceSettings
@@ -41,18 +41,21 @@ from selfinstruct.stages.instances import InstanceOptions, instances_run
 from selfinstruct.stages.per_record import StageSettings, StageStats
 from selfinstruct.stages.reason import ReasonOptions, reason_run
 
+#: Who sends a row stage's requests: this process, or Ray Data actors.
+ExecutorName = Literal["local", "ray"]
+
 
 @dataclass(frozen=True)
 class ExecutorFlags:
     """``--executor`` and its Ray flags (the row stages: instances, reason, distill,
     score): who sends the requests, this process or Ray Data actors."""
 
-    executor: str = "local"
+    executor: ExecutorName = "local"
     ray_address: str | None = None
     ray_actors: int | None = None
 
     def __post_init__(self) -> None:
-        if self.executor not in ("local", "ray"):
+        if self.executor not in get_args(ExecutorName):
             raise UserError(f"--executor {self.executor}: expected local or ray")
         if self.executor != "ray" and (self.ray_address is not None
                                        or self.ray_actors is not None):
