@@ -9,6 +9,8 @@ The library is the product; the ``selfinstruct`` command is a thin client of it:
     selfinstruct.classify("runs/en")
     selfinstruct.instances("runs/en", per_task=3)
     selfinstruct.export("runs/en", "alpaca")
+    selfinstruct.score("runs/en", base_url=..., model="judge")   # scores.jsonl
+    selfinstruct.report("runs/en")                               # report.html
 
 Each stage function takes keyword arguments named like its command's flags and returns
 the stage's stats; the ``a``-prefixed twins are coroutines for code that already runs
@@ -29,6 +31,16 @@ from selfinstruct.api import (
     instances,
     reason,
     run,
+)
+from selfinstruct.api_data import (
+    adistill,
+    ascore,
+    distill,
+    import_review,
+    mix,
+    report,
+    review,
+    score,
 )
 from selfinstruct.config import GenerateOptions
 from selfinstruct.errors import UserError
@@ -53,17 +65,25 @@ __all__ = [
     "UserError",
     "__version__",
     "aclassify",
+    "adistill",
     "agenerate",
     "ainstances",
     "areason",
     "arun",
+    "ascore",
     "classify",
     "dedup",
+    "distill",
     "export",
     "generate",
+    "import_review",
     "instances",
+    "mix",
     "reason",
+    "report",
+    "review",
     "run",
+    "score",
     "use_backend",
 ]
 

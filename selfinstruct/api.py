@@ -152,7 +152,7 @@ async def agenerate(
     *,
     force: bool = False,
     progress: Callable[[GenerateStats], None] | None = None,
-    stop: asyncio.Event | None = None,
+    interrupt: asyncio.Event | None = None,
     **settings: Any,
 ) -> GenerateStats:
     """Grow the pool in ``out`` to ``num_instructions`` kept instructions (resuming what
@@ -160,7 +160,7 @@ async def agenerate(
     job = prepare_generate(out, **settings)
     bootstrap = job.open(force=force)
     try:
-        return await bootstrap.run(stop or asyncio.Event(), progress)
+        return await bootstrap.run(interrupt or asyncio.Event(), progress)
     finally:
         await job.connection.release(bootstrap.backend)
 
@@ -170,7 +170,7 @@ def generate(out: str | Path, **settings: Any) -> GenerateStats:
     return run_sync(agenerate(out, **settings))
 
 
-async def _run_stage(link: Connection, opened: Callable[[Backend | None], Any],
+async def run_with_backend(link: Connection, opened: Callable[[Backend | None], Any],
                      work: Callable[[Any], Awaitable[StageStats]]) -> StageStats:
     """Open a stage (with the given backend, if any), run it, release its backend."""
     if link.given is not None:
@@ -188,7 +188,7 @@ async def aclassify(
     run_dir: str | Path,
     *,
     progress: Callable[[StageStats], None] | None = None,
-    stop: asyncio.Event | None = None,
+    interrupt: asyncio.Event | None = None,
     check: bool = True,
     **settings: Any,
 ) -> StageStats:
@@ -196,9 +196,10 @@ async def aclassify(
     run's unless the keywords say otherwise."""
     split_settings(settings, BackendFlags, "classify")
     link = connection(settings)
-    return await _run_stage(
+    return await run_with_backend(
         link, lambda _: open_stage(Path(run_dir), link.flags, check=check),
-        lambda context: classify_stage(context, stop or asyncio.Event(), progress or _quiet),
+        lambda context: classify_stage(context, interrupt or asyncio.Event(),
+                                       progress or no_progress),
     )
 
 
@@ -214,19 +215,19 @@ async def ainstances(
     instance_max_tokens: int = 1024,
     shard: str | Shard | None = None,
     progress: Callable[[StageStats], None] | None = None,
-    stop: asyncio.Event | None = None,
+    interrupt: asyncio.Event | None = None,
     check: bool = True,
     **settings: Any,
 ) -> StageStats:
     """Write ``per_task`` input/output instances for every classified instruction."""
     split_settings(settings, BackendFlags, "instances")
     options = InstanceOptions(per_task=per_task, max_tokens=instance_max_tokens,
-                              shard=_shard(shard))
+                              shard=as_shard(shard))
     link = connection(settings)
-    return await _run_stage(
+    return await run_with_backend(
         link, lambda _: open_stage(Path(run_dir), link.flags, check=check),
-        lambda context: instances_stage(context, options, stop or asyncio.Event(),
-                                        progress or _quiet),
+        lambda context: instances_stage(context, options, interrupt or asyncio.Event(),
+                                        progress or no_progress),
     )
 
 
@@ -245,7 +246,7 @@ async def areason(
     max_reasoning_chars: int = 100_000,
     shard: str | Shard | None = None,
     progress: Callable[[StageStats], None] | None = None,
-    stop: asyncio.Event | None = None,
+    interrupt: asyncio.Event | None = None,
     **settings: Any,
 ) -> StageStats:
     """Distil reasoning traces for every prompt of ``source`` into ``out`` (samples,
@@ -254,12 +255,12 @@ async def areason(
     traces = TraceSettings(language=language if language in ("en", "zh") else None,  # type: ignore[arg-type]
                            max_reasoning_chars=max_reasoning_chars)
     link = connection(settings)
-    return await _run_stage(
+    return await run_with_backend(
         link,
         lambda _: open_reason(Path(source), Path(out) if out else None, link.flags,
                               options=options, traces=traces, field=field,
-                              reference_field=reference_field, shard=_shard(shard)),
-        lambda job: reason_stage(job, stop or asyncio.Event(), progress or _quiet),
+                              reference_field=reference_field, shard=as_shard(shard)),
+        lambda job: reason_stage(job, interrupt or asyncio.Event(), progress or no_progress),
     )
 
 
@@ -344,12 +345,12 @@ async def arun(
     format: str = "alpaca",
     include_seeds: bool = False,
     force: bool = False,
-    stop: asyncio.Event | None = None,
+    interrupt: asyncio.Event | None = None,
     **settings: Any,
 ) -> RunResult:
     """generate → classify → instances → export, each stage resuming; the server is
     checked once, before generate."""
-    stop = stop or asyncio.Event()
+    stop = interrupt or asyncio.Event()
     job = prepare_generate(out, **settings)
     bootstrap = job.open(force=force)
     try:
@@ -362,9 +363,9 @@ async def arun(
         if stop.is_set():
             break
         if stage == "classify":
-            results[stage] = await aclassify(out, stop=stop, check=False, **backend_settings)
+            results[stage] = await aclassify(out, interrupt=stop, check=False, **backend_settings)
         else:
-            results[stage] = await ainstances(out, per_task=per_task, stop=stop, check=False,
+            results[stage] = await ainstances(out, per_task=per_task, interrupt=stop, check=False,
                                               instance_max_tokens=instance_max_tokens,
                                               **backend_settings)
     exported = export(out, format, include_seeds=include_seeds)
@@ -376,9 +377,10 @@ def run(out: str | Path, **settings: Any) -> RunResult:
     return run_sync(arun(out, **settings))
 
 
-def _shard(value: str | Shard | None) -> Shard:
+def as_shard(value: str | Shard | None) -> Shard:
+    """``shard=``: a :class:`Shard`, or the flag's ``I/N`` (None: everything)."""
     return value if isinstance(value, Shard) else Shard.parse(value)
 
 
-def _quiet(stats: Any) -> None:
+def no_progress(stats: Any) -> None:
     """No progress report."""

@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from selfinstruct.api import aclassify, ainstances, later_stages, prepare_generate
+from selfinstruct.api_data import adistill, ascore, prepare_distill
 from selfinstruct.cli.summary import (
     distill_summary,
     generate_summary,
@@ -45,12 +46,10 @@ from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.filters.traces import TraceSettings
 from selfinstruct.llm import Backend, BackendChoice
 from selfinstruct.llm.base import Api, StructuredMode
-from selfinstruct.llm.thinking import ThinkingStyle, resolve_style
+from selfinstruct.llm.thinking import ThinkingStyle
 from selfinstruct.runs.shard import EVERYTHING, Shard
 from selfinstruct.runs.templates import PromptStyle
 from selfinstruct.stages.dedup import count_records, dedup_file, dedup_minhash
-from selfinstruct.stages.distill import DistillSettings, distill_run
-from selfinstruct.stages.distill_setup import load_distill_job, parse_extra_body, system_prompt
 from selfinstruct.stages.dryrun import plan_generate
 from selfinstruct.stages.export import (
     ExportData,
@@ -69,20 +68,18 @@ from selfinstruct.stages.pipeline import (
     BackendFlags,
     ExecutorFlags,
     ExecutorName,
-    connect,
     dry_run_distill,
     dry_run_reason,
     dry_run_stage,
     open_reason,
     reason_stage,
-    resolve_backend,
     run_template,
 )
 from selfinstruct.stages.reason import ReasonOptions
 from selfinstruct.stages.report import build_report
 from selfinstruct.stages.review import ReviewSettings, import_review, write_review_sheet
 from selfinstruct.stages.score import ScoreSettings
-from selfinstruct.stages.score_setup import dry_run_score, open_score, score_stage
+from selfinstruct.stages.score_setup import dry_run_score, output_dir
 from selfinstruct.text.row_answers import ParseMode, parse_renames
 from selfinstruct.text.rubric import RubricError, Scale
 
@@ -490,8 +487,8 @@ def _classify(run_dir: Path, backend: BackendFlags, *, check: bool = True) -> No
     with summary_on_abort(stage_summary):
         stats, stopped_by = drive(
             "classify", None, 0, None,
-            lambda stop, update: aclassify(run_dir, progress=_stage_progress(update), stop=stop,
-                                           check=check, **shallow(backend)),
+            lambda stop, update: aclassify(run_dir, progress=_stage_progress(update),
+                                           interrupt=stop, check=check, **shallow(backend)),
         )
     for line in stage_summary(stats):
         say(line)
@@ -507,7 +504,7 @@ def _instances(
             "instances", None, 0, None,
             lambda stop, update: ainstances(
                 run_dir, per_task=per_task, instance_max_tokens=max_tokens, shard=shard,
-                progress=_stage_progress(update), stop=stop, check=check,
+                progress=_stage_progress(update), interrupt=stop, check=check,
                 **shallow(backend)),
         )
     for line in stage_summary(stats):
@@ -730,38 +727,19 @@ def _scale(text: str) -> Scale:
         raise UserError(str(err)) from None
 
 
-def _distill(*, source: Path, out: Path, user_template: Path, questions: Path | None,
-             system: str | None, system_file: Path | None, sheet: str | None,
-             fill_na: str | None, id_field: str | None, limit: int | None,
-             sample: int | None, seed: int, shard: str | None, stop: list[str] | None,
-             temperature: float | None, max_tokens: int, samples: int, extra_body: str | None,
-             thinking: Switch | None, thinking_style: ThinkingStyle,
-             thinking_budget: int | None, parse: ParseMode, separator: str,
-             map: list[str] | None, force: bool, dry_run: bool, backend: BackendFlags) -> None:
-    spec, _ = resolve_backend({}, backend)
-    settings = DistillSettings(
-        user_template=user_template, questions=questions,
-        system=system_prompt(system, system_file), sheet=sheet, fill_na=fill_na,
-        id_field=id_field, limit=limit, sample=sample, seed=seed, shard=Shard.parse(shard),
-        stop=tuple(stop or ()), temperature=temperature, max_tokens=max_tokens,
-        samples=samples, extra_body=parse_extra_body(extra_body),
-        thinking=None if thinking is None else thinking == "on",
-        thinking_style=resolve_style(thinking_style,
-                                     spec.kind, spec.base_urls),
-        thinking_budget=thinking_budget, parse=parse,
-        renames=parse_renames(map or ()), separator=separator,
-    )
-    job = load_distill_job(source, settings, out, force=force)
+def _distill(*, source: Path, out: Path, force: bool, dry_run: bool, backend: BackendFlags,
+             **flags: Any) -> None:
+    settings = {**flags, **shallow(backend)}
     if dry_run:
-        for line in dry_run_distill(job, out, backend):
+        job, resolved = prepare_distill(source, out, force=force, **settings)
+        for line in dry_run_distill(job, out, resolved):
             say(line)
         return
-    client, stage = connect({}, backend)
     with summary_on_abort(stage_summary):
         stats, stopped_by = drive(
-            "distill", None, 0, client,
-            lambda stop, update: distill_run(job, out, client, stage, stop,
-                                             _stage_progress(update)),
+            "distill", None, 0, None,
+            lambda stop, update: adistill(source, out, force=force, interrupt=stop,
+                                          progress=_stage_progress(update), **settings),
         )
     for line in [*stage_summary(stats), *distill_summary(stats, out)]:
         say(line)
@@ -802,23 +780,25 @@ def score(
 ) -> None:
     """Rate every example with a judge model: per-dimension scores, overall, a reason."""
     with reported_errors():
-        settings = ScoreSettings(scale=_scale(scale), samples=samples, max_tokens=max_tokens,
-                                 temperature=temperature, seed=seed)
-        common: dict[str, Any] = {"settings": settings, "rubric": rubric,
-                                  "language": language, "field": field}
         if dry_run:
-            for line in dry_run_score(source, out, backend, **common):
+            settings = ScoreSettings(scale=_scale(scale), samples=samples,
+                                     max_tokens=max_tokens, temperature=temperature, seed=seed)
+            for line in dry_run_score(source, out, backend, settings=settings, rubric=rubric,
+                                      language=language, field=field):
                 say(line)
             return
-        job = open_score(source, out, backend, force=force, **common)
         with summary_on_abort(stage_summary):
             stats, stopped_by = drive(
-                "score", None, 0, job.backend,
-                lambda stop, update: score_stage(job, stop, _stage_progress(update)),
+                "score", None, 0, None,
+                lambda stop, update: ascore(
+                    source, out, rubric=rubric, scale=scale, samples=samples,
+                    max_tokens=max_tokens, temperature=temperature, language=language,
+                    field=field, seed=seed, force=force, interrupt=stop,
+                    progress=_stage_progress(update), **shallow(backend)),
             )
         for line in stage_summary(stats):
             say(line)
-        for line in score_summary_lines(job.out_dir):
+        for line in score_summary_lines(output_dir(source, out)):
             say(line)
         exit_if_stopped(stopped_by)
 
