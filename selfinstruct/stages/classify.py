@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from selfinstruct.llm.base import Backend, Completion, Request
 from selfinstruct.runs.layout import CLASSIFICATION_FILE, INSTRUCTIONS_FILE
@@ -52,30 +53,53 @@ async def classify_run(
             return classify_request(template, task, structured)
 
         def handle(task: dict[str, Any], completion: Completion) -> None:
-            answer = read_yes_no(completion.text) if structured else None
-            stats.parsed["text" if answer is None else "json"] += 1
-            if answer is None:
-                answer = parse_yes_no(completion.text)
-            if answer is None:
-                # Input-first is the safe default for a task we cannot place.
-                stats.rejected["unparsed_answer"] += 1
-                files.rejected.write(
-                    {"stage": "classify", "id": task["id"], "filter": "unparsed_answer",
-                     "detail": completion.text.strip()[:500]}
-                )
-            files.results.write(
-                {
-                    "id": task["id"],
-                    "is_classification": bool(answer),
-                    "answer": completion.text.strip()[:200],
-                    "parsed": answer is not None,
-                }
-            )
+            decision = decide_classification(task, completion, structured)
+            stats.parsed[decision.parsed_as] += 1
+            if decision.rejection is not None:
+                name, detail = decision.rejection
+                stats.rejected[name] += 1
+                files.rejected.write({"stage": "classify", "id": task["id"], "filter": name,
+                                      "detail": detail})
+            files.results.write(decision.record)
 
         return await run_stage(
             pending, backend=backend, settings=settings, make_request=make_request,
             handle=handle, files=files, stats=stats, stop=stop, progress=progress,
         )
+
+
+@dataclass(frozen=True)
+class ClassifyDecision:
+    """What one answer becomes: its ``classification.jsonl`` record, whether it was read
+    as JSON or as text (for ``stats.json``), and why it is rejected (None: it was read)."""
+
+    record: dict[str, Any]
+    parsed_as: Literal["json", "text"]
+    rejection: tuple[str, str] | None
+
+
+def decide_classification(task: dict[str, Any], completion: Completion,
+                          structured: bool) -> ClassifyDecision:
+    """Read the yes/no answer (as JSON first when it was asked for as JSON). Pure: the
+    stage writes what this decides, so it is tested on answer texts alone.
+
+    An answer nobody can read is still a record, as not-classification: input-first is
+    the safe default for a task we cannot place, and the rejection says why.
+    """
+    answer = read_yes_no(completion.text) if structured else None
+    parsed_as: Literal["json", "text"] = "text" if answer is None else "json"
+    if answer is None:
+        answer = parse_yes_no(completion.text)
+    rejection = None
+    if answer is None:
+        rejection = ("unparsed_answer", completion.text.strip()[:500])
+    record = {
+        "id": task["id"],
+        "is_classification": bool(answer),
+        "answer": completion.text.strip()[:200],
+        "parsed": answer is not None,
+    }
+    return ClassifyDecision(record, parsed_as, rejection)
 
 
 def classify_request(

@@ -14,10 +14,14 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from selfinstruct.errors import UserError
-from selfinstruct.filters.instances import InstanceSettings, filter_instances
+from selfinstruct.filters.instances import (
+    InstanceRejection,
+    InstanceSettings,
+    filter_instances,
+)
 from selfinstruct.llm.base import Backend, Completion, Request
 from selfinstruct.runs.layout import INSTANCES_FILE, INSTRUCTIONS_FILE
 from selfinstruct.runs.shard import EVERYTHING, Shard
@@ -83,39 +87,18 @@ async def instances_run(
         def make_request(task: dict[str, Any]) -> Request:
             return instance_request(templates, options, classification[task["id"]], task)
 
-        def reject(task: dict[str, Any], example: Example, name: str, detail: str) -> None:
-            stats.rejected[name] += 1
-            files.rejected.write(
-                {"stage": "instances", "id": task["id"], "filter": name, "detail": detail,
-                 "input": example.input, "output": example.output}
-            )
-
         def handle(task: dict[str, Any], completion: Completion) -> None:
-            is_classification = classification[task["id"]]
-            labels, examples, source = parse_examples(
-                completion.text, is_classification, options.structured
-            )
-            stats.parsed[source] += 1
-            if not examples:
-                reject(task, Example("", completion.text[:500]), "unparseable",
-                       "no example found in the answer")
-            kept, rejections = filter_instances(
-                examples, filters, labels=labels, truncated=completion.finish_reason == "length"
-            )
-            for rejection in rejections:
-                reject(task, rejection.example, rejection.filter, rejection.detail)
-            record: dict[str, Any] = {
-                "id": task["id"],
-                "instruction": task["instruction"],
-                "is_classification": is_classification,
-                "instances": [
-                    {"input": example.input, "output": example.output}
-                    for example in kept[: options.per_task]
-                ],
-            }
-            if labels is not None:
-                record["labels"] = labels
-            files.results.write(record)
+            decision = decide_instances(task, completion, classification[task["id"]],
+                                        options, filters)
+            stats.parsed[decision.parsed_as] += 1
+            for rejection in decision.rejections:
+                stats.rejected[rejection.filter] += 1
+                files.rejected.write(
+                    {"stage": "instances", "id": task["id"], "filter": rejection.filter,
+                     "detail": rejection.detail, "input": rejection.example.input,
+                     "output": rejection.example.output}
+                )
+            files.results.write(decision.record)
 
         return await run_stage(
             pending, backend=backend, settings=settings, make_request=make_request,
@@ -123,9 +106,53 @@ async def instances_run(
         )
 
 
+@dataclass(frozen=True)
+class InstanceDecision:
+    """What one answer becomes: the task's ``instances.jsonl`` record (its kept examples),
+    every example dropped and why, in the order found, and whether the answer was read as
+    JSON or as text (for ``stats.json``)."""
+
+    record: dict[str, Any]
+    rejections: tuple[InstanceRejection, ...]
+    parsed_as: Literal["json", "text"]
+
+
+def decide_instances(task: dict[str, Any], completion: Completion, is_classification: bool,
+                     options: InstanceOptions, filters: InstanceSettings) -> InstanceDecision:
+    """Parse the answer's examples, run the instance filters and keep up to ``per_task``.
+    Pure: the stage writes what this decides, so it is tested on answer texts alone.
+
+    An answer with no example at all still gets its (empty) record, so the task counts
+    as done rather than being asked again every session, and an ``unparseable``
+    rejection that carries the start of the answer for a person to read.
+    """
+    labels, examples, parsed_as = parse_examples(
+        completion.text, is_classification, options.structured
+    )
+    rejections: list[InstanceRejection] = []
+    if not examples:
+        rejections.append(InstanceRejection(Example("", completion.text[:500]), "unparseable",
+                                            "no example found in the answer"))
+    kept, dropped = filter_instances(
+        examples, filters, labels=labels, truncated=completion.finish_reason == "length"
+    )
+    record: dict[str, Any] = {
+        "id": task["id"],
+        "instruction": task["instruction"],
+        "is_classification": is_classification,
+        "instances": [
+            {"input": example.input, "output": example.output}
+            for example in kept[: options.per_task]
+        ],
+    }
+    if labels is not None:
+        record["labels"] = labels
+    return InstanceDecision(record, (*rejections, *dropped), parsed_as)
+
+
 def parse_examples(
     text: str, is_classification: bool, structured: bool
-) -> tuple[list[str] | None, list[Example], str]:
+) -> tuple[list[str] | None, list[Example], Literal["json", "text"]]:
     """``(labels, examples, "json" | "text")`` of one answer: read as JSON first when it
     was asked for as JSON, as text otherwise or when it is not JSON of that shape.
     ``labels`` is None for input-first answers, which list none."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, Union
 
@@ -58,6 +58,10 @@ class Runner(Generic[J]):
     time answers have been handled, which refills the free slots. The run ends only when
     the source has nothing while no job is in flight or waiting to be handled: then no
     answer can arrive that would change its mind.
+
+    ``clock`` and ``pause`` are where the backoff reads the time and waits it out: the
+    monotonic clock and ``asyncio.sleep`` unless a test gives a fake clock, so that the
+    backoff after failures is checked in microseconds, not in seconds of real waiting.
     """
 
     def __init__(
@@ -67,11 +71,15 @@ class Runner(Generic[J]):
         concurrency: int,
         max_consecutive_failures: int,
         on_failure: Callable[[J, BackendError], None],
+        clock: Callable[[], float] = time.monotonic,
+        pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.backend = backend
         self.concurrency = concurrency
         self.max_consecutive_failures = max_consecutive_failures
         self.on_failure = on_failure
+        self._clock = clock
+        self._pause = pause
         self.stats = RequestStats()
         self._consecutive_failures = 0
         self._epoch = 0
@@ -209,9 +217,9 @@ class Runner(Generic[J]):
             work = self._take()
 
     async def _send(self, job: J, request: Request) -> Outcome[J]:
-        delay = self._resume_at - time.monotonic()
+        delay = self._resume_at - self._clock()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._pause(delay)
         self.stats.sent += 1
         epoch = self._epoch
         try:
@@ -255,7 +263,7 @@ class Runner(Generic[J]):
                 "then run the same command again to resume"
             )
         backoff = min(MAX_BACKOFF, 0.5 * 2 ** (self._consecutive_failures - 1))
-        self._resume_at = max(self._resume_at, time.monotonic() + backoff)
+        self._resume_at = max(self._resume_at, self._clock() + backoff)
 
 
 def _outcomes(batch: list[_Report[J]], workers: set[asyncio.Task[None]]) -> list[Outcome[J]]:
