@@ -263,3 +263,14 @@ def test_min_score_without_scores_says_what_to_run(tmp_path):
     result = runner.invoke(cli.app, ["export", str(run), "--min-score", "4"])
     assert result.exit_code == 2
     assert "no scores.jsonl for --min-score; run selfinstruct score" in result.output
+
+
+def test_two_examples_with_one_id_are_refused_before_any_verdict(tmp_path):
+    from selfinstruct.errors import UserError
+    from selfinstruct.runs.pairs import load_answered
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": key, "instruction": "q", "output": "a"}) + "\n"
+                            for key in ("a", "b", "a")), encoding="utf-8")
+    with pytest.raises(UserError, match="duplicate id 'a'; ids must be unique so scores"):
+        load_answered(data)

@@ -15,7 +15,7 @@ from typing import Any
 
 from selfinstruct.errors import UserError
 from selfinstruct.runs.layout import INSTANCES_FILE, INSTRUCTIONS_FILE
-from selfinstruct.runs.readers import iter_objects, json_type
+from selfinstruct.runs.readers import check_unique_ids, iter_objects, json_type
 from selfinstruct.runs.store import read_jsonl
 
 _HUMAN_ROLES = ("human", "user")
@@ -46,12 +46,8 @@ def load_prompts(
         ]
     if not prompts:
         raise UserError(f"{source}: no prompts found")
-    seen: set[str] = set()
-    for prompt in prompts:
-        if prompt.id in seen:
-            raise UserError(f"{source}: duplicate id {prompt.id!r}; ids must be unique so a "
-                            "resumed run knows which prompts are done")
-        seen.add(prompt.id)
+    check_unique_ids(source, (prompt.id for prompt in prompts),
+                     "a resumed run knows which prompts are done")
     return prompts
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import UserError
-from selfinstruct.runs.readers import iter_objects, json_type
+from selfinstruct.runs.readers import check_unique_ids, iter_objects, json_type
 
 ANSWER_FIELDS = ("output", "answer", "response")
 _HUMAN = ("human", "user")
@@ -41,12 +41,8 @@ def load_answered(path: Path, *, field: str = "instruction") -> list[Answered]:
                 for index, (line, value) in enumerate(iter_objects(path))]
     if not examples:
         raise UserError(f"{path}: no examples found")
-    seen: set[str] = set()
-    for example in examples:
-        if example.id in seen:
-            raise UserError(f"{path}: duplicate id {example.id!r}; ids must be unique so "
-                            "scores and reviews can name their example")
-        seen.add(example.id)
+    check_unique_ids(path, (example.id for example in examples),
+                     "scores and reviews can name their example")
     return examples
 
 

@@ -8,7 +8,7 @@ wrong`` errors, and streams JSON Lines so their size is not limited by memory.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,16 @@ def _skip_space(text: str, position: int) -> int:
         position += 1
     return position
 
+
+
+def check_unique_ids(source: Path, ids: Iterable[str], why: str) -> None:
+    """Stop at the first id seen twice: a resumed stage, a score or a review finds its
+    record by id, so two records with one id would be mixed up (``why`` says how)."""
+    seen: set[str] = set()
+    for key in ids:
+        if key in seen:
+            raise UserError(f"{source}: duplicate id {key!r}; ids must be unique so {why}")
+        seen.add(key)
 
 
 def json_type(value: Any) -> str:
