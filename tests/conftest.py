@@ -1,4 +1,5 @@
-"""Shared test helpers: the library's fake backend, scripted answers and small seed files."""
+"""Fixtures for every test: the compiled similarity kernel, a seed file, and the library's
+backend seam. Plain helpers live in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
@@ -8,30 +9,8 @@ from pathlib import Path
 import pytest
 
 from selfinstruct.llm import use_backend
-from selfinstruct.llm.base import Completion, Usage
 from selfinstruct.similarity.index import SimilarityIndex
-
-
-def numbered_answer(first: int, texts: list[str], finish_reason: str = "stop") -> Completion:
-    """A davinci-style continuation: the first task without its number, then numbered ones."""
-    lines = [texts[0]] + [f"Task {first + i}: {text}" for i, text in enumerate(texts[1:], 1)]
-    return Completion(
-        text="\n".join(lines), finish_reason=finish_reason, usage=Usage(100, 50), model="fake-model"
-    )
-
-
-ENGLISH_SEEDS = [
-    "Explain why the sky looks blue during a clear day.",
-    "Suggest three names for a bakery that sells sourdough bread.",
-    "Convert the temperature of 30 degrees Celsius to Fahrenheit.",
-    "Summarize the main causes of the French Revolution in two sentences.",
-    "Write a haiku about autumn leaves falling in a quiet park.",
-    "List five healthy snacks that children enjoy after school.",
-    "Classify the sentiment of this sentence as positive or negative.",
-    "Recommend a strategy for learning vocabulary in a new language.",
-    "Describe how a bill becomes law in a parliamentary democracy.",
-    "Give advice to someone preparing for their first job interview.",
-]
+from tests.helpers import ENGLISH_SEEDS
 
 
 @pytest.fixture(scope="session", autouse=True)

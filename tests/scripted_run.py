@@ -15,7 +15,7 @@ from selfinstruct.cli import commands as cli
 from selfinstruct.llm import use_backend
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake import FakeBackend, completion
-from tests.conftest import ENGLISH_SEEDS
+from tests.helpers import ENGLISH_SEEDS
 
 VERBS = ["Write", "Give", "Explain", "List", "Describe", "Create", "Suggest", "Summarize",
          "Generate", "Name", "Design", "Rewrite"]

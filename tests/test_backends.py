@@ -22,7 +22,7 @@ from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.llm.openai import OpenAIBackend
 from selfinstruct.stages.pacing import SLOW_START
 from selfinstruct.stages.pipeline import BackendFlags, open_backend, resolve_backend
-from tests.test_bootstrap import distinct_texts
+from tests.helpers import distinct_texts
 
 STAND_INS = Path(__file__).parent / "stand_ins"
 

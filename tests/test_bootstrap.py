@@ -6,61 +6,23 @@ import asyncio
 import json
 import random
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from selfinstruct.config import GenerateOptions
 from selfinstruct.errors import UserError
 from selfinstruct.llm.base import BackendError, Completion, Request
 from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.similarity.index import rouge_l, tokenize
-from selfinstruct.stages.generate import Bootstrap
-from selfinstruct.stages.generate_setup import open_run, resolve_config
-from selfinstruct.stages.pipeline import BackendFlags
-from tests.conftest import ENGLISH_SEEDS, numbered_answer
-
-VERBS = ["Explain", "Describe", "Compare", "Summarize", "Evaluate", "Outline", "Discuss"]
-
-
-def distinct_texts(count: int, seed: int = 0) -> list[str]:
-    """Instructions with almost no word overlap, so the ROUGE-L filter keeps them all."""
-    rng = random.Random(seed)
-    vocabulary = [f"w{i}x{rng.randrange(10**6)}" for i in range(50 * count + 50)]
-    rng.shuffle(vocabulary)
-    return [
-        f"{VERBS[i % len(VERBS)]} " + " ".join(vocabulary[8 * i : 8 * i + 8]) for i in range(count)
-    ]
-
-
-def open_bootstrap(
-    out: Path, seeds: Path, backend: Any, n: int, force: bool = False, **options: Any
-) -> Bootstrap:
-    flags = BackendFlags(backend="openai", base_url=("http://fake/v1",), model="fake",
-                         concurrency=options.pop("concurrency", 1),
-                         max_failures=options.pop("max_consecutive_failures", None))
-    config, seed_tasks = resolve_config(
-        out, GenerateOptions(num_instructions=n, seeds=seeds, **options), flags)
-    return open_run(config, seed_tasks, backend, force=force)
-
-
-def run(bootstrap: Bootstrap):
-    return asyncio.run(bootstrap.run(asyncio.Event()))
-
-
-def read_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def stream_script(per_answer: int = 5, seed: int = 0):
-    """Answer every request with the next ``per_answer`` distinct tasks."""
-    texts = iter(distinct_texts(500, seed))
-
-    def script(request: Request, number: int) -> Completion:
-        return numbered_answer(9, [next(texts) for _ in range(per_answer)])
-
-    return script
+from tests.helpers import (
+    ENGLISH_SEEDS,
+    distinct_texts,
+    numbered_answer,
+    open_bootstrap,
+    read_lines,
+    run,
+    stream_script,
+)
 
 
 def test_stops_at_exactly_n(tmp_path, seed_file):

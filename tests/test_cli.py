@@ -12,8 +12,14 @@ from typer.testing import CliRunner
 from selfinstruct.cli import commands as cli
 from selfinstruct.llm.base import BackendError, Completion
 from selfinstruct.llm.fake import FakeBackend
-from tests.conftest import numbered_answer
-from tests.test_bootstrap import distinct_texts, stream_script
+from tests.helpers import (
+    chinese_document,
+    distinct_texts,
+    edit_words,
+    english_document,
+    numbered_answer,
+    stream_script,
+)
 
 runner = CliRunner()
 
@@ -265,7 +271,6 @@ def test_dedup_bad_input(tmp_path, content, flags, message):
 
 
 def test_dedup_minhash_command(tmp_path):
-    from tests.test_minhash import chinese_document, edit_words, english_document
 
     rng = random.Random(6)
     en, zh = english_document(rng), chinese_document(rng)

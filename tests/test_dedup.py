@@ -24,13 +24,13 @@ from selfinstruct.stages.dedup import (
     dedup_minhash,
     iter_records,
 )
-from tests.test_minhash import chinese_document, edit_words, english_document
-
-
-def write_jsonl(path: Path, records: list[Any]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                    encoding="utf-8")
-    return path
+from tests.helpers import (
+    chinese_document,
+    edit_words,
+    english_document,
+    planted_corpus,
+    write_jsonl,
+)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -229,18 +229,6 @@ def test_missing_input_and_unwritable_output(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------
 # MinHash: dedup_minhash(settings)
 # ---------------------------------------------------------------------------
-
-def planted_corpus(make, count: int = 40, seed: int = 5) -> tuple[list[dict[str, Any]], set[str]]:
-    """``count`` distinct documents, then a near-copy (2 tokens changed) of every 5th one,
-    interleaved later in the file; returns the records and the ids of the copies."""
-    rng = random.Random(seed)
-    records = [{"id": f"d{i}", "text": make(rng), "source": "base"} for i in range(count)]
-    copies = [{"id": f"c{i}", "text": edit_words(records[i]["text"], rng, 2, "edit"),
-               "source": "copy"} for i in range(0, count, 5)]
-    for offset, copy in enumerate(copies):
-        records.insert(10 + 4 * offset + offset, copy)
-    return records, {copy["id"] for copy in copies}
-
 
 def minhash(tmp_path: Path, records: list[dict[str, Any]], **options: Any):
     source = write_jsonl(tmp_path / "in.jsonl", records)

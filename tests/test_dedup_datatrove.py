@@ -11,8 +11,7 @@ import pytest
 from selfinstruct.config import MinHashDedupSettings
 from selfinstruct.errors import UserError
 from selfinstruct.stages.dedup_datatrove import datatrove_steps, run_local
-from tests.test_dedup import planted_corpus, write_jsonl
-from tests.test_minhash import chinese_document, english_document
+from tests.helpers import chinese_document, english_document, planted_corpus, write_jsonl
 
 pytest.importorskip("datatrove.pipeline.dedup.minhash", exc_type=ImportError)
 

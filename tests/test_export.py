@@ -13,6 +13,7 @@ from selfinstruct.stages.export import (
     export_run,
     to_records,
 )
+from tests.helpers import make_run
 
 EXAMPLES = [
     TrainingExample("Translate to French.", "Good morning", "Bonjour"),
@@ -59,25 +60,6 @@ def test_dataset_info_columns_exist_in_records(fmt):
         tags = entry["tags"]
         assert [t[tags["role_tag"]] for t in turns] == [tags["user_tag"], tags["assistant_tag"]]
         assert all(tags["content_tag"] in t for t in turns)
-
-
-def make_run(tmp_path, *, instances=True):
-    run = tmp_path / "my run"
-    run.mkdir()
-    seeds = tmp_path / "seeds.jsonl"
-    seeds.write_text(json.dumps({"instruction": "Name a fruit.", "output": "Apple"}) + "\n")
-    (run / "config.json").write_text(json.dumps({"seeds": str(seeds), "language": "en"}))
-    (run / "instructions.jsonl").write_text(
-        json.dumps({"id": "gen_000000", "instruction": "Add the numbers."}) + "\n"
-    )
-    if instances:
-        (run / "instances.jsonl").write_text(
-            json.dumps({"id": "gen_000000", "instruction": "Add the numbers.",
-                        "instances": [{"input": "2 and 3", "output": "5"},
-                                      {"input": "1 and 1", "output": "2"}]}) + "\n"
-            + json.dumps({"id": "gen_000001", "instruction": "Nothing", "instances": []}) + "\n"
-        )
-    return run
 
 
 @pytest.mark.parametrize("fmt", ["alpaca", "sharegpt", "messages"])

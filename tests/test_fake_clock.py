@@ -21,8 +21,7 @@ from selfinstruct.llm.base import BackendError, Completion, Request
 from selfinstruct.llm.fake import FakeBackend, completion
 from selfinstruct.llm.openai import OpenAIBackend
 from selfinstruct.stages.runner import Runner
-from tests.test_openai_backend import chat_body
-from tests.test_stages import answer
+from tests.helpers import answer, chat_body
 
 
 class FakeClock:

@@ -16,28 +16,7 @@ from selfinstruct.similarity.minhash import (
     estimate_jaccard,
     lsh_probability,
 )
-
-WORDS = [f"{stem}{suffix}" for stem in ("river", "stone", "light", "paper", "cloud", "table",
-                                         "music", "garden", "window", "letter")
-         for suffix in ("", "s", "ed", "ing", "er", "ly", "ness", "ful")]
-HAN = [chr(0x4E00 + 37 * i) for i in range(400)]
-
-
-def english_document(rng: random.Random, words: int = 180) -> str:
-    return " ".join(rng.choice(WORDS) + str(rng.randrange(100)) for _ in range(words)) + "."
-
-
-def chinese_document(rng: random.Random, characters: int = 300) -> str:
-    text = "".join(rng.choice(HAN) for _ in range(characters))
-    return "，".join(text[i:i + 15] for i in range(0, len(text), 15)) + "。"
-
-
-def edit_words(text: str, rng: random.Random, edits: int, fresh: str) -> str:
-    """Replace ``edits`` tokens at random positions with ``fresh`` + a number."""
-    tokens = tokenize(text)
-    for position in rng.sample(range(len(tokens)), edits):
-        tokens[position] = f"{fresh}{position}"
-    return " ".join(tokens)
+from tests.helpers import chinese_document, edit_words, english_document
 
 
 def true_jaccard(a: str, b: str, n: int = 5) -> float:

@@ -15,25 +15,9 @@ import pytest
 from selfinstruct.llm import openai as openai_backend
 from selfinstruct.llm.base import BackendError, Completion, Request, ServerUnreachable
 from selfinstruct.llm.openai import OpenAIBackend
+from tests.helpers import chat_body
 
 Handler = Callable[[httpx2.Request], httpx2.Response]
-
-
-def chat_body(content: str | None, **message: object) -> dict:
-    return {
-        "id": "x",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "served-model",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content, **message},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-    }
 
 
 def backend(handler: Handler, api: str = "chat", max_retries: int = 2) -> OpenAIBackend:

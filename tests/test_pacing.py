@@ -12,8 +12,14 @@ import pytest
 from selfinstruct.llm.base import BackendError, Completion, Request
 from selfinstruct.llm.fake import FakeBackend, Script
 from selfinstruct.stages.pacing import RAMP, SLOW_START, Pacer
-from tests.conftest import ENGLISH_SEEDS, numbered_answer
-from tests.test_bootstrap import distinct_texts, open_bootstrap, read_lines, run
+from tests.helpers import (
+    ENGLISH_SEEDS,
+    distinct_texts,
+    numbered_answer,
+    open_bootstrap,
+    read_lines,
+    run,
+)
 
 #: Each answer of ``fixed_rate_script``: this many new tasks and one copy of a seed, so
 #: exactly NEW_PER_ANSWER of its candidates are kept.

@@ -24,7 +24,7 @@ from selfinstruct.stages.export import TrainingExample, export_run
 from selfinstruct.stages.per_record import StageSettings
 from selfinstruct.stages.score import Judge, ScoreSettings, score_run, with_schema
 from selfinstruct.text.verdicts import verdict_schema
-from tests.test_export import make_run
+from tests.helpers import make_run
 
 runner = CliRunner()
 EXAMPLES = [Answered(f"e{i}", f"Instruction {i}", "", f"Output {i}") for i in range(4)]

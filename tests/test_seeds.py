@@ -11,7 +11,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.language import detect_language
 from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.runs.seeds import Instance, bundled_seed_path, load_seeds
-from tests.test_bootstrap import open_bootstrap
+from tests.helpers import open_bootstrap
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -12,39 +11,9 @@ from typer.testing import CliRunner
 from selfinstruct.cli import commands as cli
 from selfinstruct.llm.base import BackendError, Completion, Request, Usage
 from selfinstruct.llm.fake import FakeBackend
-from tests.test_bootstrap import distinct_texts
+from tests.helpers import CLASSIFICATION_WORD, answer, read
 
 runner = CliRunner()
-
-CLASSIFICATION_WORD = "sentiment"
-
-
-def answer(request: Request, number: int) -> Completion | BackendError:
-    """Plays every stage: the pool, the yes/no question, and the two instance prompts."""
-    prompt = request.prompt
-    task = [line for line in prompt.splitlines() if line.startswith("Task:")][-1:]
-    if prompt.endswith("Is it classification?"):
-        task = task[0]
-        return Completion(text="Yes" if CLASSIFICATION_WORD in task else "No, it is not.")
-    if prompt.startswith("You are writing examples for classification tasks"):
-        return Completion(text=(
-            "Class labels: Positive, Negative\n"
-            "Class label: Positive\nInput: I loved every minute of it.\n"
-            "Class label: Negative\nInput: The service was slow and rude.\n"
-            "Class label: Maybe\nInput: Not sure about this one.\n"
-        ))
-    if prompt.startswith("You are writing worked examples"):
-        return Completion(text=(
-            "Example 1\nInput: 2, 3\nOutput: 5\n"
-            "Example 2\nInput: 10, 4\nOutput: 14\n"
-            "Example 3\nInput: 10, 4\nOutput: 14\n"
-            "Example 4\nInput: 1, 1\nOutput:\n"
-        ))
-    texts = distinct_texts(3, seed=number)
-    texts[0] = f"Judge the {CLASSIFICATION_WORD} of a review {texts[0]}"
-    return Completion(text=texts[0] + "\n" + "\n".join(
-        f"Task {10 + i}: {text}" for i, text in enumerate(texts[1:])))
-
 
 @pytest.fixture
 def fake(serve):
@@ -57,10 +26,6 @@ def fake(serve):
 
     serve(create)
     return backends
-
-
-def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def test_run_does_every_stage(tmp_path, seed_file, fake):

@@ -15,9 +15,8 @@ from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.llm.openai import OpenAIBackend
 from selfinstruct.runs.templates import load_template
-from tests.test_bootstrap import distinct_texts
-from tests.test_stages import CLASSIFICATION_WORD, read
-from tests.test_stages import answer as text_answer
+from tests.helpers import CLASSIFICATION_WORD, distinct_texts, read
+from tests.helpers import answer as text_answer
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
+from tests.helpers import (
     assert_one_clear_error,
     backend_flags,
     generate_args,
@@ -16,6 +16,7 @@ from .conftest import (
     run_cli,
     run_files,
 )
+
 from .faultserver import FaultServer
 
 GOOD = b'{"id": "a", "instruction": "Name three rivers in Asia."}\n'

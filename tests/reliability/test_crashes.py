@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
+from tests.helpers import (
     PLANTED_KEY,
     assert_one_clear_error,
     assert_pool_is_novel,
@@ -31,6 +31,7 @@ from .conftest import (
     run_files,
     start,
 )
+
 from .faultserver import FaultServer
 
 RUN_FILES = ("instructions.jsonl", "rejected.jsonl", "failures.jsonl",

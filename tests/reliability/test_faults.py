@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
+from tests.helpers import (
     assert_one_clear_error,
     assert_pool_is_novel,
     backend_flags,
@@ -23,6 +23,7 @@ from .conftest import (
     invoke,
     read_records,
 )
+
 from .faultserver import MODEL, FaultServer
 
 #: What ``failures.jsonl`` says for each fault when it is not retried away.

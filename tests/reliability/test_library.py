@@ -13,9 +13,8 @@ import pytest
 
 import selfinstruct
 from selfinstruct.llm.fake import FakeBackend
-from tests.test_stages import answer
+from tests.helpers import ROOT, answer
 
-from .conftest import ROOT
 from .faultserver import MODEL, FaultServer
 
 STAGES = ["generate", "classify", "instances", "reason", "export", "dedup", "run", "distill",

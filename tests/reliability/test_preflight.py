@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
+from tests.helpers import (
     assert_one_clear_error,
     backend_flags,
     error_lines,
@@ -20,6 +20,7 @@ from .conftest import (
     read_records,
     run_cli,
 )
+
 from .faultserver import MODEL, FaultServer
 
 #: The contract: a server that is not there is reported within this many seconds of the

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import read_records, start
 from tests.ray_server import MODEL, PromptServer
-
-from .conftest import read_records, start
 
 pytest.importorskip("ray")
 

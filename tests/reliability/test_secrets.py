@@ -3,7 +3,8 @@ not even when a server echoes it back."""
 
 from __future__ import annotations
 
-from .conftest import PLANTED_KEY, backend_flags, generate_args, read_records, run_cli
+from tests.helpers import PLANTED_KEY, backend_flags, generate_args, read_records, run_cli
+
 from .faultserver import FaultServer
 
 
