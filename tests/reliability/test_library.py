@@ -89,3 +89,18 @@ def test_every_stage_runs_on_a_given_backend_object(seeds, tmp_path):
     assert result.generate.kept == 4 and result.classify is not None
     assert result.classify.done == 4
     assert result.export.path.exists() and not fake.closed
+
+
+def test_the_readme_python_example_names_only_what_the_library_exports():
+    """The README's "From Python" block is what users paste: every ``selfinstruct.X`` in
+    it must exist and be exported, and the block must be valid Python."""
+    import ast
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## From Python", 1)[1].split("\n## ", 1)[0]
+    [code] = re.findall(r"```python\n(.*?)```", section, re.S)
+    ast.parse(code)
+    used = set(re.findall(r"selfinstruct\.(\w+)\(", code))
+    assert {"generate", "run", "distill", "score", "review", "report", "mix"} <= used
+    assert used <= set(selfinstruct.__all__)
