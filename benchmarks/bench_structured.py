@@ -39,13 +39,6 @@ REPO = Path(__file__).resolve().parent.parent
 MODEL_ALIAS = "smollm2"
 SHAPELESS = {"generate": "unparseable", "classify": "unparsed_answer",
              "instances": "unparseable"}
-#: The same launcher the e2e tests use: llama.cpp's server with the CPU probe's verdict.
-SERVE_LLAMA = (
-    "import runpy, sys; from pathlib import Path; from selfinstruct.llm import cpu_probe; "
-    "model = Path(sys.argv[sys.argv.index('--model') + 1]); "
-    "cpu_probe.use_verdict_for_process(cpu_probe.check_llama(model)); "
-    "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"
-)
 
 
 def free_port() -> int:
@@ -58,13 +51,14 @@ def free_port() -> int:
 @contextmanager
 def llama_server() -> Iterator[str]:
     """llama-cpp-python's server with the bundled model on 127.0.0.1; stopped on exit."""
+    from selfinstruct.llm.cpu_probe import llama_server_command
     from selfinstruct.llm.local import default_model_path
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVE_LLAMA, "--model", str(default_model_path()),
-         "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "4096", "--n_threads", str(os.cpu_count() or 1)],
+        llama_server_command(default_model_path(), "--model_alias", MODEL_ALIAS, "--host",
+                             "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
+                             "--n_threads", str(os.cpu_count() or 1)),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:

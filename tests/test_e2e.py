@@ -21,20 +21,11 @@ if not os.environ.get("CI"):
 
 pytestmark = pytest.mark.e2e
 
+from selfinstruct.llm.cpu_probe import llama_server_command  # noqa: E402
 from selfinstruct.llm.local import default_model_path  # noqa: E402
 
 PLANTED_KEY = "sk-planted-e2e-4f9c2b7d"
 MODEL_ALIAS = "smollm2"
-
-
-#: ``python -m llama_cpp.server``, with the model loaded the way this CPU can run it
-#: (selfinstruct.llm.cpu_probe: AMX that faults in some VMs is left out).
-SERVE_LLAMA = (
-    "import runpy, sys; from pathlib import Path; from selfinstruct.llm import cpu_probe; "
-    "model = Path(sys.argv[sys.argv.index('--model') + 1]); "
-    "cpu_probe.use_verdict_for_process(cpu_probe.check_llama(model)); "
-    "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"
-)
 
 
 def free_port() -> int:
@@ -48,9 +39,9 @@ def server() -> Iterator[str]:
     """llama-cpp-python's server with the bundled model; stopped when the module ends."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVE_LLAMA, "--model", str(default_model_path()),
-         "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "4096", "--n_threads", str(os.cpu_count() or 1)],
+        llama_server_command(default_model_path(), "--model_alias", MODEL_ALIAS, "--host",
+                             "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
+                             "--n_threads", str(os.cpu_count() or 1)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

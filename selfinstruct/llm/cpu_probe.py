@@ -127,6 +127,24 @@ def use_verdict_for_process(verdict: Verdict) -> Callable[[], None]:
     return restore
 
 
+#: What :func:`llama_server_command` runs: the probe's verdict for the model, then
+#: llama-cpp-python's server in the same process (``--model`` is among its arguments).
+_SERVE_CODE = (
+    "import runpy, sys; from pathlib import Path; from selfinstruct.llm import cpu_probe; "
+    "model = Path(sys.argv[sys.argv.index('--model') + 1]); "
+    "cpu_probe.use_verdict_for_process(cpu_probe.check_llama(model)); "
+    "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"
+)
+
+
+def llama_server_command(model_path: Path, *server_args: str) -> list[str]:
+    """The command that starts llama-cpp-python's OpenAI-compatible server on
+    ``model_path`` (``server_args``: its own flags, e.g. ``--port``), loading the model
+    the way this CPU can run it: a plain ``python -m llama_cpp.server`` dies on the first
+    completion where the AMX kernels fault. The e2e tests and the benchmarks start it."""
+    return [sys.executable, "-c", _SERVE_CODE, "--model", str(model_path), *server_args]
+
+
 def _probe(model_path: Path) -> Verdict | None:
     first = _run_probe(model_path, extra_bufts=True)
     if first == 0:
