@@ -4,13 +4,14 @@ backend seam. Plain helpers live in ``tests/helpers.py``."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from selfinstruct.llm import use_backend
 from selfinstruct.similarity.index import SimilarityIndex
-from tests.helpers import ENGLISH_SEEDS
+from tests.helpers import ENGLISH_SEEDS, STAND_INS
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -51,3 +52,21 @@ def serve(request: pytest.FixtureRequest):
         request.addfinalizer(lambda: context.__exit__(None, None, None))
 
     return install
+
+
+@pytest.fixture
+def stand_in_vllm(monkeypatch):
+    """The stand-in ``vllm`` package of tests/stand_ins in place of the real one, its
+    engines and the backend's engine cache fresh for each test."""
+    monkeypatch.syspath_prepend(str(STAND_INS))
+    monkeypatch.delitem(sys.modules, "vllm", raising=False)
+    import vllm
+
+    from selfinstruct.llm import vllm as backend_module
+
+    vllm.instances.clear()
+    monkeypatch.setattr(backend_module, "_ENGINES", {})
+    yield vllm
+    vllm.responder = vllm.default_responder
+    sys.modules.pop("vllm", None)
+    sys.modules.pop("vllm.sampling_params", None)

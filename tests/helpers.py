@@ -33,6 +33,8 @@ from selfinstruct.stages.pipeline import BackendFlags
 from tests.reliability.faultserver import MODEL, FaultServer
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Stand-ins for optional heavy packages (a ``vllm`` that records what it is asked).
+STAND_INS = ROOT / "tests" / "stand_ins"
 
 # ---------------------------------------------------------------------------
 # Seed tasks and davinci-style answers

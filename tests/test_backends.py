@@ -24,8 +24,6 @@ from selfinstruct.stages.pacing import SLOW_START
 from selfinstruct.stages.pipeline import BackendFlags, open_backend, resolve_backend
 from tests.helpers import distinct_texts
 
-STAND_INS = Path(__file__).parent / "stand_ins"
-
 
 def test_resolve_backend_defaults_and_saved_settings():
     spec, drive = resolve_backend({}, BackendFlags())
@@ -248,22 +246,6 @@ def test_a_stage_backend_is_checked_unless_told_not_to(serve):
     with pytest.raises(UserError, match=r"^fake: cannot reach"):
         asyncio.run(from_a_running_loop())
     assert Unreachable.checks == 2 and backends[2].closed
-
-
-@pytest.fixture
-def stand_in_vllm(monkeypatch):
-    monkeypatch.syspath_prepend(str(STAND_INS))
-    monkeypatch.delitem(sys.modules, "vllm", raising=False)
-    import vllm
-
-    from selfinstruct.llm import vllm as backend_module
-
-    vllm.instances.clear()
-    monkeypatch.setattr(backend_module, "_ENGINES", {})
-    yield vllm
-    vllm.responder = vllm.default_responder
-    sys.modules.pop("vllm", None)
-    sys.modules.pop("vllm.sampling_params", None)
 
 
 def test_vllm_backend_batches_concurrent_requests_into_rounds(stand_in_vllm):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 import httpx2
@@ -22,7 +21,6 @@ from selfinstruct.llm.local import LocalBackend
 from selfinstruct.llm.openai import OpenAIBackend
 from selfinstruct.stages.export import TrainingExample, dataset_info_entry, to_records
 
-STAND_INS = Path(__file__).parent / "stand_ins"
 SYSTEM = "你是铁路客服，只根据给定的车次信息回答。"
 TEMPLATE = "根据给定的车次信息回答用户的问题\n# 车次信息\n{row}\n# 问题列表\n{questions}\n"
 QUESTIONS = "{车次}号车次应该从哪个检票口检票?\n\n{车次}号车次几点到?\n"
@@ -325,20 +323,6 @@ def test_completions_api_puts_the_system_prompt_in_front(tmp_path):
                                          extra_body={"min_p": 0.1})))
     assert seen[0]["prompt"] == "S\n\nQ" and seen[0]["min_p"] == 0.1
     assert "temperature" not in seen[0]
-
-
-@pytest.fixture
-def stand_in_vllm(monkeypatch):
-    monkeypatch.syspath_prepend(str(STAND_INS))
-    monkeypatch.delitem(sys.modules, "vllm", raising=False)
-    import vllm
-
-    from selfinstruct.llm import vllm as backend_module
-
-    vllm.instances.clear()
-    monkeypatch.setattr(backend_module, "_ENGINES", {})
-    yield vllm
-    sys.modules.pop("vllm", None)
 
 
 def test_the_vllm_engine_gets_system_extra_body_and_template_kwargs(stand_in_vllm, monkeypatch):

@@ -32,11 +32,10 @@ from selfinstruct.llm.base import BackendError, Completion, Request, Usage
 from selfinstruct.runs.inputs import PromptRecord
 from selfinstruct.stages.per_record import StageSettings
 from selfinstruct.stages.reason import ReasonOptions, reason_run
+from tests.helpers import ROOT, STAND_INS
 from tests.ray_fakes import broken_factory, instance_backend
 from tests.ray_server import MODEL, PromptServer
 
-ROOT = Path(__file__).resolve().parents[1]
-STAND_INS = ROOT / "tests" / "stand_ins"
 PLANTED_KEY = "sk-planted-ray-3f9a1c7e"
 
 # --- without Ray: the layout of the pool, the wire, the flags ------------------------------
