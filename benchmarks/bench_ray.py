@@ -66,16 +66,7 @@ def become_subreaper() -> None:
 
 def children(of: int) -> list[int]:
     """Live processes whose parent is ``of``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == of:
-                found.append(int(entry.name))
-    return found
+    return [pid for pid, (parent, _) in process_table().items() if parent == of]
 
 
 def reap_leftovers(keep: set[int]) -> int:
