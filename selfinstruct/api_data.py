@@ -133,8 +133,8 @@ async def ascore(
     messages file) with a judge model into ``out``/``scores.jsonl`` (default: the run
     directory): per-dimension scores, an overall score and a one-sentence reason."""
     split_settings(settings, BackendFlags, "score")
-    judged = ScoreSettings(scale=_scale(scale), samples=samples, max_tokens=max_tokens,
-                           temperature=temperature, seed=seed)
+    judged = score_settings(scale=scale, samples=samples, max_tokens=max_tokens,
+                            temperature=temperature, seed=seed)
     link = connection(settings)
     return await run_with_backend(
         link,
@@ -194,13 +194,17 @@ def _path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
 
 
-def _scale(value: str | Scale) -> Scale:
-    if isinstance(value, Scale):
-        return value
-    try:
-        return Scale.parse(value)
-    except RubricError as err:
-        raise UserError(str(err)) from None
+def score_settings(*, scale: str | Scale = "1-5", samples: int = 1, max_tokens: int = 1024,
+                   temperature: float | None = None, seed: int | None = None) -> ScoreSettings:
+    """The judge's settings from ``score``'s flags (``scale`` as ``--scale`` writes it,
+    e.g. "1-5"); a bad value is a :class:`UserError` naming it."""
+    if not isinstance(scale, Scale):
+        try:
+            scale = Scale.parse(scale)
+        except RubricError as err:
+            raise UserError(str(err)) from None
+    return ScoreSettings(scale=scale, samples=samples, max_tokens=max_tokens,
+                         temperature=temperature, seed=seed)
 
 
 def _strings(value: str | Sequence[str] | None) -> tuple[str, ...]:

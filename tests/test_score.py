@@ -23,6 +23,7 @@ from selfinstruct.stages.curate import curate
 from selfinstruct.stages.export import TrainingExample, export_run
 from selfinstruct.stages.per_record import StageSettings
 from selfinstruct.stages.score import Judge, ScoreSettings, score_run, with_schema
+from selfinstruct.text.rubric import Scale
 from selfinstruct.text.verdicts import verdict_schema
 from tests.helpers import make_run
 
@@ -139,7 +140,7 @@ def test_one_sample_is_greedy_and_the_schema_goes_where_requests_take_one():
 
 
 def test_the_prompt_shows_the_rubric_and_the_example():
-    prompt = judge(scale=cli._scale("1-10")).prompt(
+    prompt = judge(scale=Scale.parse("1-10")).prompt(
         Answered("x", "Add the numbers.", "2 and 3", "5"))
     assert "- accuracy: The response is correct." in prompt
     assert "from 1 (very poor) to 10 (excellent)" in prompt

@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from selfinstruct.api import aclassify, ainstances, later_stages, prepare_generate
-from selfinstruct.api_data import adistill, ascore, prepare_distill
+from selfinstruct.api_data import adistill, ascore, prepare_distill, score_settings
 from selfinstruct.cli.summary import (
     distill_summary,
     generate_summary,
@@ -78,10 +78,8 @@ from selfinstruct.stages.pipeline import (
 from selfinstruct.stages.reason import ReasonOptions
 from selfinstruct.stages.report import build_report
 from selfinstruct.stages.review import ReviewSettings, import_review, write_review_sheet
-from selfinstruct.stages.score import ScoreSettings
 from selfinstruct.stages.score_setup import dry_run_score, output_dir
 from selfinstruct.text.row_answers import ParseMode, parse_renames
-from selfinstruct.text.rubric import RubricError, Scale
 
 app = typer.Typer(
     help="Grow instruction-tuning data from seed tasks with an LLM.",
@@ -720,13 +718,6 @@ def reason(
         exit_if_stopped(stopped_by)
 
 
-def _scale(text: str) -> Scale:
-    try:
-        return Scale.parse(text)
-    except RubricError as err:
-        raise UserError(str(err)) from None
-
-
 def _distill(*, source: Path, out: Path, force: bool, dry_run: bool, backend: BackendFlags,
              **flags: Any) -> None:
     settings = {**flags, **shallow(backend)}
@@ -781,8 +772,8 @@ def score(
     """Rate every example with a judge model: per-dimension scores, overall, a reason."""
     with reported_errors():
         if dry_run:
-            settings = ScoreSettings(scale=_scale(scale), samples=samples,
-                                     max_tokens=max_tokens, temperature=temperature, seed=seed)
+            settings = score_settings(scale=scale, samples=samples, max_tokens=max_tokens,
+                                      temperature=temperature, seed=seed)
             for line in dry_run_score(source, out, backend, settings=settings, rubric=rubric,
                                       language=language, field=field):
                 say(line)
