@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.api import (
+    Connection,
     as_shard,
     connection,
     no_progress,
@@ -54,9 +55,9 @@ class _Client:
 
 
 def prepare_distill(source: str | Path, out: str | Path, *, force: bool = False,
-                    **settings: Any) -> tuple[DistillJob, BackendFlags]:
+                    **settings: Any) -> tuple[DistillJob, Connection]:
     """Read and select ``source``'s rows and compile the template (``--dry-run`` stops
-    here); nothing is sent. The backend flags come back for :func:`adistill`."""
+    here); nothing is sent. The backend's connection comes back for :func:`adistill`."""
     flags = {name: settings.pop(name) for name in _DISTILL_FLAGS if name in settings}
     own = split_settings(settings, DistillSettings, "distill")
     if "user_template" not in own:
@@ -76,7 +77,7 @@ def prepare_distill(source: str | Path, out: str | Path, *, force: bool = False,
         renames=_renames(flags.get("map")),
     )
     job = load_distill_job(Path(source), DistillSettings(**own), Path(out), force=force)
-    return job, link.flags
+    return job, link
 
 
 async def adistill(
@@ -98,10 +99,9 @@ async def adistill(
     ``thinking_budget``, ``parse``, ``separator``, ``map`` ({new: key} or "NEW=KEY"
     strings), and the backend's.
     """
-    link = connection(settings)
-    job, flags = prepare_distill(source, out, force=force, **settings)
+    job, link = prepare_distill(source, out, force=force, **settings)
     return await run_with_backend(
-        link, lambda _: _Client(*connect({}, flags)),
+        link, lambda _: _Client(*connect({}, link.flags)),
         lambda client: distill_run(job, Path(out), client.backend, client.stage,
                                    interrupt or asyncio.Event(), progress or no_progress),
     )

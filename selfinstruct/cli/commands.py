@@ -722,8 +722,8 @@ def _distill(*, source: Path, out: Path, force: bool, dry_run: bool, backend: Ba
              **flags: Any) -> None:
     settings = {**flags, **shallow(backend)}
     if dry_run:
-        job, resolved = prepare_distill(source, out, force=force, **settings)
-        for line in dry_run_distill(job, out, resolved):
+        job, link = prepare_distill(source, out, force=force, **settings)
+        for line in dry_run_distill(job, out, link.flags):
             say(line)
         return
     with summary_on_abort(stage_summary):
