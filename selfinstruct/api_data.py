@@ -74,7 +74,7 @@ def prepare_distill(source: str | Path, out: str | Path, *, force: bool = False,
         thinking=_switch(own.get("thinking")),
         thinking_style=resolve_style(own.get("thinking_style", "auto"), spec.kind,
                                      spec.base_urls),
-        renames=_renames(flags.get("map")),
+        renames=_renames(flags.get("map", own.get("renames"))),
     )
     job = load_distill_job(Path(source), DistillSettings(**own), Path(out), force=force)
     return job, link

@@ -60,6 +60,13 @@ def test_distill_takes_the_flags_as_keywords(table: Path, tmp_path: Path):
     assert not fake.closed  # the caller's backend is the caller's to close
 
 
+def test_distill_takes_the_settings_name_renames_as_well_as_map(table: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    selfinstruct.distill(table, out, user_template=tmp_path / "t.txt", parse="json",
+                         renames={"output": "a"}, limit=1, backend=FakeBackend(pairs))
+    assert [r["output"] for r in read(out / "distilled.jsonl")] == ["巴黎 is a city.", "Yes."]
+
+
 def test_distill_resumes_and_refuses_what_is_not_a_setting(table: Path, tmp_path: Path):
     out = tmp_path / "out"
     template = tmp_path / "t.txt"
