@@ -86,8 +86,7 @@ def stage_cpu(texts: list[str], rows: int, workdir: Path) -> dict[str, Any]:
     """CPU per row of distill's own work: an instant backend, everything else real."""
     sys.path.insert(0, str(REPO))
     from selfinstruct.llm.fake import FakeBackend, completion
-    from selfinstruct.stages.distill import DistillSettings, distill_run
-    from selfinstruct.stages.distill_setup import load_distill_job
+    from selfinstruct.stages.distill import DistillSettings, distill_run, load_distill_job
     from selfinstruct.stages.per_record import StageSettings
 
     write_inputs(workdir, texts, rows)

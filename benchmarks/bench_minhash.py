@@ -38,10 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from selfinstruct.config import MinHashDedupSettings
 from selfinstruct.similarity.index import tokenize
 from selfinstruct.similarity.minhash import MinHasher, cluster, lsh_probability
-from selfinstruct.stages.dedup import dedup_minhash
+from selfinstruct.stages.dedup import MinHashDedupSettings, dedup_minhash
 
 EDIT_RATES = (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08, 0.12)
 BUCKETS = ((0.0, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.85), (0.85, 0.9),

@@ -21,7 +21,7 @@ selfinstruct ...`` in a child process, the way a user runs it):
 2. **The pipeline's own CPU per request** (build the prompt, parse the answer,
    heuristic filters, ROUGE-L against the pool, append to the run files) at pool
    sizes 0, 10,000 and 50,000, measured in-process with ``time.process_time`` on
-   the ``Bootstrap`` of a run directory, over answers like the server's.
+   the ``GenerateLoop`` of a run directory, over answers like the server's.
 3. **A stanford_alpaca-shaped loop** (``alpaca_baseline.py``: batches of 5, wait,
    filter with ``rouge_score`` in a process pool) against the same server and
    latency, beside ``generate`` from the same empty pool; the ratio of prompts
@@ -361,13 +361,12 @@ def bench_generate(server: FakeServer, workdir: Path, template: Path, concurrenc
 
 def make_config(workdir: Path) -> Path:
     """A run's ``config.json`` as ``generate`` would save it, for the later stages."""
-    from selfinstruct.config import GenerateOptions
-    from selfinstruct.stages.generate_setup import resolve_config
-    from selfinstruct.stages.pipeline import BackendFlags
+    from selfinstruct.llm.settings import BackendSettings
+    from selfinstruct.stages.generate import GenerateSettings, resolve_config
 
-    config, _ = resolve_config(
-        workdir, GenerateOptions(num_instructions=1, language="en"),
-        BackendFlags(base_url=("http://127.0.0.1:1/v1",), model=MODEL))
+    config, _, _ = resolve_config(
+        workdir, GenerateSettings(num_instructions=1, language="en"),
+        BackendSettings(base_url=("http://127.0.0.1:1/v1",), model=MODEL))
     path = workdir / "config.json"
     path.write_text(json.dumps(config.to_json(), indent=2))
     return path
@@ -434,7 +433,7 @@ class _NoBackend:
 
 def pipeline_cpu(texts: list[str], pool: int, requests: int, workdir: Path,
                  most_similar: int = 0) -> dict[str, Any]:
-    """CPU per request of ``Bootstrap``'s own work at a given pool size.
+    """CPU per request of ``GenerateLoop``'s own work at a given pool size.
 
     Per request: the next prompt (sample examples, render) and the handling of one
     answer of 10-20 tasks (parse, heuristic filters, the ROUGE-L filter against the
@@ -442,19 +441,18 @@ def pipeline_cpu(texts: list[str], pool: int, requests: int, workdir: Path,
     rejected.jsonl, grow the pool). The pool grows as tasks are kept, so "at 50,000"
     means from 50,000 on.
     """
-    from selfinstruct.config import GenerateOptions
     from selfinstruct.llm.base import Completion, Usage
-    from selfinstruct.stages.generate_setup import open_run, resolve_config
-    from selfinstruct.stages.pipeline import BackendFlags
+    from selfinstruct.llm.settings import BackendSettings
+    from selfinstruct.stages.generate import GenerateSettings, open_run, resolve_config
 
     run_dir = workdir / f"pipeline-{pool}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir()
     write_pool(run_dir / "instructions.jsonl", texts, pool)
-    config, seeds = resolve_config(
-        run_dir, GenerateOptions(num_instructions=10_000_000, language="en",
+    config, seeds, _ = resolve_config(
+        run_dir, GenerateSettings(num_instructions=10_000_000, language="en",
                                  most_similar=most_similar),
-        BackendFlags(base_url=("http://127.0.0.1:1/v1",), model=MODEL))
+        BackendSettings(base_url=("http://127.0.0.1:1/v1",), model=MODEL))
     bootstrap = open_run(config, seeds, _NoBackend(), force=False)  # type: ignore[arg-type]
     answers = FakeAnswers(texts)
     answers._next_task = 10_000_000  # a stretch of the stream the servers never reach

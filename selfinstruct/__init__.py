@@ -20,35 +20,32 @@ an event loop.
 from selfinstruct.api import (
     RunResult,
     aclassify,
+    adistill,
     agenerate,
     ainstances,
     areason,
     arun,
+    ascore,
     classify,
     dedup,
+    distill,
     export,
     generate,
-    instances,
-    reason,
-    run,
-)
-from selfinstruct.api_data import (
-    adistill,
-    ascore,
-    distill,
     import_review,
+    instances,
     mix,
+    reason,
     report,
     review,
+    run,
     score,
 )
-from selfinstruct.config import GenerateOptions
 from selfinstruct.errors import UserError
 from selfinstruct.llm import Backend, use_backend
 from selfinstruct.llm.base import BackendError, Completion, Request
 from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.stages.export import ExportResult
-from selfinstruct.stages.generate import GenerateStats
+from selfinstruct.stages.generate import GenerateSettings, GenerateStats
 from selfinstruct.stages.per_record import StageStats
 
 __all__ = [
@@ -57,7 +54,7 @@ __all__ = [
     "Completion",
     "ExportResult",
     "FakeBackend",
-    "GenerateOptions",
+    "GenerateSettings",
     "GenerateStats",
     "Request",
     "RunResult",

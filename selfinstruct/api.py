@@ -1,15 +1,19 @@
-"""The library: one function per stage, for Python users and for the CLI alike.
+"""The library: one function per command, for Python users and for the CLI alike.
 
-Every stage function takes its run directory (or input) and keyword arguments named like
-the command's flags: ``generate("runs/x", num_instructions=50, base_url=URL,
-model="m")``. A keyword that is not a setting is a ``TypeError`` at the call, naming
-it. ``backend=`` takes a kind (``"openai"``, ``"local"``, ``"vllm"``) or a ready
+Every function takes keyword arguments named like its command's flags:
+``generate("runs/x", num_instructions=50, base_url=URL, model="m")``. A keyword that is
+not a setting is a ``TypeError`` at the call, naming it. ``backend=`` takes a kind
+(``"openai"``, ``"local"``, ``"vllm"``, ``"fake"``) or a ready
 :class:`~selfinstruct.llm.base.Backend` object (a fake in tests, a model built
 beforehand), which the caller keeps and closes. The API key comes from ``api_key=`` or
-``OPENAI_API_KEY`` and is never saved. Each ``a``-prefixed function is the coroutine
-for callers that already run an event loop (a notebook); the plain one runs it to the
-end. A problem the caller can fix is a :class:`~selfinstruct.errors.UserError` whose
-message says what to do.
+``OPENAI_API_KEY`` and is never saved.
+
+Each model stage has three functions: ``*_job`` prepares it (reads and checks its inputs;
+nothing is sent or written: what ``--dry-run`` shows), the ``a``-prefixed coroutine runs
+it for callers that already run an event loop (a notebook), and the plain one runs that
+to the end. ``asyncio.run`` is called in the plain ones only. A problem the caller can
+fix is a :class:`~selfinstruct.errors.UserError` whose message says what to do, whether
+or not an event loop is running.
 """
 
 from __future__ import annotations
@@ -20,35 +24,35 @@ import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from selfinstruct.config import GenerateConfig, GenerateOptions, MinHashDedupSettings
 from selfinstruct.errors import UserError
-from selfinstruct.filters.traces import TraceSettings
-from selfinstruct.llm import Backend, use_backend
-from selfinstruct.runs.seeds import SeedTask
+from selfinstruct.llm import settings as backend_settings
+from selfinstruct.llm.settings import BackendSettings
 from selfinstruct.runs.shard import Shard
-from selfinstruct.stages.dedup import DedupSummary, MinHashSummary, dedup_file, dedup_minhash
+from selfinstruct.stages.base import Connection, Job, Stats, execute
+from selfinstruct.stages.classify import ClassifyJob, prepare_classify
+from selfinstruct.stages.distill import DistillJob, prepare_distill
 from selfinstruct.stages.export import ExportResult, export_run
-from selfinstruct.stages.generate import Bootstrap, GenerateStats
-from selfinstruct.stages.generate_setup import create_run_backend, open_run, resolve_config
-from selfinstruct.stages.instances import InstanceOptions
-from selfinstruct.stages.per_record import StageStats
-from selfinstruct.stages.pipeline import (
-    BackendFlags,
-    ExecutorFlags,
-    classify_stage,
-    instances_stage,
-    open_reason,
-    open_stage,
-    reason_stage,
+from selfinstruct.stages.generate import (
+    GenerateJob,
+    GenerateSettings,
+    GenerateStats,
+    prepare_generate,
 )
-from selfinstruct.stages.reason import ReasonOptions
+from selfinstruct.stages.instances import InstanceOptions, InstancesJob, prepare_instances
+from selfinstruct.stages.per_record import StageStats
+from selfinstruct.stages.reason import ReasonJob, ReasonSettings, prepare_reason
+from selfinstruct.stages.score import ScoreJob, ScoreSettings, prepare_score
+
+if TYPE_CHECKING:
+    from selfinstruct.stages.dedup import DedupSummary, MinHashSummary
+    from selfinstruct.stages.mix import MixResult
+    from selfinstruct.stages.report import ReportResult
+    from selfinstruct.stages.review import Drawn, Imported
 
 T = TypeVar("T")
-
-#: The backend keywords every stage function takes (the CLI's backend flags).
-BACKEND_KEYWORDS = frozenset(f.name for f in dataclasses.fields(BackendFlags))
+S = TypeVar("S", bound=Stats)
 
 
 def run_sync(work: Awaitable[T]) -> T:
@@ -59,110 +63,71 @@ def run_sync(work: Awaitable[T]) -> T:
     return asyncio.run(wrapped())
 
 
-@dataclass(frozen=True)
-class Connection:
-    """The backend flags a stage resolves, and a ready backend object if one was given."""
-
-    flags: BackendFlags
-    given: Backend | None = None
-
-    def given_or(self, create: Callable[[], Backend]) -> Backend:
-        """The given backend, else a new one (which the stage then owns and closes)."""
-        return self.given if self.given is not None else create()
-
-    async def release(self, backend: Backend) -> None:
-        """Close ``backend`` unless the caller gave it (then the caller closes it)."""
-        if backend is not self.given:
-            await backend.aclose()
-
-
-def connection(settings: Mapping[str, Any]) -> Connection:
-    """The backend part of a stage's keyword arguments: a kind or a backend object, the
-    servers (``base_url``: one URL or several), and the key, explicit → environment."""
-    values = {name: settings[name] for name in BACKEND_KEYWORDS if name in settings}
-    given = values.get("backend")
-    if given is not None and not isinstance(given, str):
-        values["backend"] = None
-    urls = values.get("base_url")
-    values["base_url"] = (urls,) if isinstance(urls, str) else tuple(urls or ())
-    if values.get("base_url_file") is not None:
-        values["base_url_file"] = Path(values["base_url_file"])
-    if values.get("api_key") is None:
-        values["api_key"] = os.environ.get("OPENAI_API_KEY")
-    if isinstance(values.get("executor"), str):  # "ray": ExecutorFlags for its address
-        values["executor"] = ExecutorFlags(values["executor"])
-    flags = BackendFlags(**values)
-    return Connection(flags, None if given is None or isinstance(given, str) else given)
-
-
-def split_settings(settings: Mapping[str, Any], own: type[Any],
-                   function: str) -> dict[str, Any]:
-    """The keywords of ``settings`` that belong to ``own`` (a settings class); any that is
-    neither its nor the backend's is a ``TypeError`` naming it and the ones allowed."""
-    names = {f.name for f in dataclasses.fields(own)}
-    unknown = sorted(set(settings) - names - BACKEND_KEYWORDS)
+def _own(settings: Mapping[str, Any], names: set[str], function: str) -> dict[str, Any]:
+    """The keywords of ``settings`` that are the stage's own (``names``); any that is
+    neither the stage's nor the backend's is a ``TypeError`` naming it and the ones
+    allowed."""
+    unknown = sorted(set(settings) - names - backend_settings.KEYWORDS)
     if unknown:
         raise TypeError(
             f"{function}() got an unexpected keyword argument {unknown[0]!r}; its settings "
-            f"are {', '.join(sorted(names | BACKEND_KEYWORDS))}"
+            f"are {', '.join(sorted(names | backend_settings.KEYWORDS))}"
         )
     return {name: value for name, value in settings.items() if name in names}
 
 
-def generate_options(settings: Mapping[str, Any]) -> GenerateOptions:
-    """:class:`GenerateOptions` from keywords named like ``generate``'s flags."""
-    own = split_settings(settings, GenerateOptions, "generate")
+def _fields(cls: type[Any]) -> set[str]:
+    return {field.name for field in dataclasses.fields(cls)}
+
+
+def _backend(settings: Mapping[str, Any]) -> BackendSettings:
+    """The backend settings among the keywords, the key explicit → environment."""
+    given = BackendSettings.of(settings)
+    if given.api_key is None and os.environ.get("OPENAI_API_KEY"):
+        given = dataclasses.replace(given, api_key=os.environ["OPENAI_API_KEY"])
+    return given
+
+
+def connection(settings: Mapping[str, Any], *, check: bool = True) -> Connection:
+    """How a stage reaches its model, from the same keywords (``backend=`` a kind or a
+    ready backend object)."""
+    base = Connection.of(settings, check=check)
+    return dataclasses.replace(base, settings=_backend(settings))
+
+
+async def _execute(job: Job[S], settings: Mapping[str, Any], *, check: bool = True,
+                   progress: Callable[[S], None] | None = None,
+                   interrupt: asyncio.Event | None = None) -> S:
+    return await execute(job, connection(settings, check=check), interrupt, progress)
+
+
+def _path(value: str | Path | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+# --- generate -----------------------------------------------------------------------
+
+
+def generate_job(out: str | Path, *, force: bool = False, **settings: Any) -> GenerateJob:
+    """Resolve a ``generate`` run's settings, read its seeds and check a resumed run;
+    nothing is sent or written."""
+    own = _own(settings, _fields(GenerateSettings), "generate")
     for name in ("seeds", "prompt_dir"):
         if own.get(name) is not None:
             own[name] = Path(own[name])
     if "blacklist" in own:
         own["blacklist"] = tuple(own["blacklist"] or ())
-    return GenerateOptions(**own)
+    return prepare_generate(Path(out), GenerateSettings(**own), _backend(settings),
+                            force=force)
 
 
-@dataclass(frozen=True)
-class GenerateJob:
-    """A ``generate`` run resolved, its seeds read, not started: what ``--dry-run`` shows."""
-
-    config: GenerateConfig
-    seeds: list[SeedTask]
-    connection: Connection
-
-    def open(self, *, force: bool = False) -> Bootstrap:
-        """Check a resumed run, save the config, connect the model (checking its server)."""
-        backend = self.connection.given_or(
-            lambda: create_run_backend(self.config, self.connection.flags.api_key))
-        try:
-            return open_run(self.config, self.seeds, backend, force=force)
-        except BaseException:
-            run_sync(self.connection.release(backend))
-            raise
-
-
-def prepare_generate(out: str | Path, **settings: Any) -> GenerateJob:
-    """Resolve a ``generate`` run's settings and read its seeds; nothing is written."""
-    options = generate_options(settings)
-    link = connection(settings)
-    config, seeds = resolve_config(Path(out), options, link.flags)
-    return GenerateJob(config, seeds, link)
-
-
-async def agenerate(
-    out: str | Path,
-    *,
-    force: bool = False,
-    progress: Callable[[GenerateStats], None] | None = None,
-    interrupt: asyncio.Event | None = None,
-    **settings: Any,
-) -> GenerateStats:
+async def agenerate(out: str | Path, *, force: bool = False,
+                    progress: Callable[[GenerateStats], None] | None = None,
+                    interrupt: asyncio.Event | None = None, **settings: Any) -> GenerateStats:
     """Grow the pool in ``out`` to ``num_instructions`` kept instructions (resuming what
     is there); settings as ``selfinstruct generate``'s flags."""
-    job = prepare_generate(out, **settings)
-    bootstrap = job.open(force=force)
-    try:
-        return await bootstrap.run(interrupt or asyncio.Event(), progress)
-    finally:
-        await job.connection.release(bootstrap.backend)
+    job = generate_job(out, force=force, **settings)
+    return await _execute(job, settings, progress=progress, interrupt=interrupt)
 
 
 def generate(out: str | Path, **settings: Any) -> GenerateStats:
@@ -170,37 +135,22 @@ def generate(out: str | Path, **settings: Any) -> GenerateStats:
     return run_sync(agenerate(out, **settings))
 
 
-async def run_with_backend(link: Connection, opened: Callable[[Backend | None], Any],
-                     work: Callable[[Any], Awaitable[StageStats]]) -> StageStats:
-    """Open a stage (with the given backend, if any), run it, release its backend."""
-    if link.given is not None:
-        with use_backend(link.given):
-            context = opened(link.given)
-    else:
-        context = opened(None)
-    try:
-        return await work(context)
-    finally:
-        await link.release(context.backend)
+# --- classify, instances --------------------------------------------------------------
 
 
-async def aclassify(
-    run_dir: str | Path,
-    *,
-    progress: Callable[[StageStats], None] | None = None,
-    interrupt: asyncio.Event | None = None,
-    check: bool = True,
-    **settings: Any,
-) -> StageStats:
-    """Mark which instructions of ``run_dir`` are classification tasks; the backend is the
-    run's unless the keywords say otherwise."""
-    split_settings(settings, BackendFlags, "classify")
-    link = connection(settings)
-    return await run_with_backend(
-        link, lambda _: open_stage(Path(run_dir), link.flags, check=check),
-        lambda context: classify_stage(context, interrupt or asyncio.Event(),
-                                       progress or no_progress),
-    )
+def classify_job(run_dir: str | Path, **settings: Any) -> ClassifyJob:
+    """``classify`` over ``run_dir`` prepared; the backend is the run's unless the
+    keywords say otherwise."""
+    _own(settings, set(), "classify")
+    return prepare_classify(Path(run_dir), _backend(settings))
+
+
+async def aclassify(run_dir: str | Path, *, progress: Callable[[StageStats], None] | None = None,
+                    interrupt: asyncio.Event | None = None, check: bool = True,
+                    **settings: Any) -> StageStats:
+    """Mark which instructions of ``run_dir`` are classification tasks."""
+    return await _execute(classify_job(run_dir, **settings), settings, check=check,
+                          progress=progress, interrupt=interrupt)
 
 
 def classify(run_dir: str | Path, **settings: Any) -> StageStats:
@@ -208,27 +158,25 @@ def classify(run_dir: str | Path, **settings: Any) -> StageStats:
     return run_sync(aclassify(run_dir, **settings))
 
 
-async def ainstances(
-    run_dir: str | Path,
-    *,
-    per_task: int = 5,
-    instance_max_tokens: int = 1024,
-    shard: str | Shard | None = None,
-    progress: Callable[[StageStats], None] | None = None,
-    interrupt: asyncio.Event | None = None,
-    check: bool = True,
-    **settings: Any,
-) -> StageStats:
-    """Write ``per_task`` input/output instances for every classified instruction."""
-    split_settings(settings, BackendFlags, "instances")
+def instances_job(run_dir: str | Path, *, per_task: int = InstanceOptions.per_task,
+                  instance_max_tokens: int = InstanceOptions.max_tokens,
+                  shard: str | Shard | None = None, **settings: Any) -> InstancesJob:
+    """``instances`` over ``run_dir`` prepared."""
+    _own(settings, set(), "instances")
     options = InstanceOptions(per_task=per_task, max_tokens=instance_max_tokens,
-                              shard=as_shard(shard))
-    link = connection(settings)
-    return await run_with_backend(
-        link, lambda _: open_stage(Path(run_dir), link.flags, check=check),
-        lambda context: instances_stage(context, options, interrupt or asyncio.Event(),
-                                        progress or no_progress),
-    )
+                              shard=Shard.of(shard))
+    return prepare_instances(Path(run_dir), options, _backend(settings))
+
+
+async def ainstances(run_dir: str | Path, *,
+                     progress: Callable[[StageStats], None] | None = None,
+                     interrupt: asyncio.Event | None = None, check: bool = True,
+                     **settings: Any) -> StageStats:
+    """Write ``per_task`` input/output instances for every classified instruction."""
+    backend = {k: v for k, v in settings.items()
+               if k not in ("per_task", "instance_max_tokens", "shard")}
+    return await _execute(instances_job(run_dir, **settings), backend, check=check,
+                          progress=progress, interrupt=interrupt)
 
 
 def instances(run_dir: str | Path, **settings: Any) -> StageStats:
@@ -236,37 +184,93 @@ def instances(run_dir: str | Path, **settings: Any) -> StageStats:
     return run_sync(ainstances(run_dir, **settings))
 
 
-async def areason(
-    source: str | Path,
-    out: str | Path | None = None,
-    *,
-    field: str = "instruction",
-    reference_field: str | None = None,
-    language: str | None = None,
-    max_reasoning_chars: int = 100_000,
-    shard: str | Shard | None = None,
-    progress: Callable[[StageStats], None] | None = None,
-    interrupt: asyncio.Event | None = None,
-    **settings: Any,
-) -> StageStats:
-    """Distil reasoning traces for every prompt of ``source`` into ``out`` (samples,
-    max_tokens, temperature, top_p, enable_thinking, seed as ``reason``'s flags)."""
-    options = ReasonOptions(**split_settings(settings, ReasonOptions, "reason"))
-    traces = TraceSettings(language=language if language in ("en", "zh") else None,  # type: ignore[arg-type]
-                           max_reasoning_chars=max_reasoning_chars)
-    link = connection(settings)
-    return await run_with_backend(
-        link,
-        lambda _: open_reason(Path(source), Path(out) if out else None, link.flags,
-                              options=options, traces=traces, field=field,
-                              reference_field=reference_field, shard=as_shard(shard)),
-        lambda job: reason_stage(job, interrupt or asyncio.Event(), progress or no_progress),
-    )
+# --- reason, distill, score ---------------------------------------------------------------
+
+
+def reason_job(source: str | Path, out: str | Path | None = None, **settings: Any) -> ReasonJob:
+    """``reason`` prepared: the prompts of ``source`` (a run directory or a dataset file)
+    read; keywords as ``reason``'s flags (``language="auto"``: any language)."""
+    own = _own(settings, _fields(ReasonSettings), "reason")
+    if own.get("language") not in ("en", "zh"):
+        own["language"] = None
+    if "shard" in own:
+        own["shard"] = Shard.of(own["shard"])
+    return prepare_reason(Path(source), _path(out), ReasonSettings(**own), _backend(settings))
+
+
+async def areason(source: str | Path, out: str | Path | None = None, *,
+                  progress: Callable[[StageStats], None] | None = None,
+                  interrupt: asyncio.Event | None = None, **settings: Any) -> StageStats:
+    """Distil reasoning traces for every prompt of ``source`` into ``out``."""
+    return await _execute(reason_job(source, out, **settings), settings, progress=progress,
+                          interrupt=interrupt)
 
 
 def reason(source: str | Path, out: str | Path | None = None, **settings: Any) -> StageStats:
     """:func:`areason`, run to the end."""
     return run_sync(areason(source, out, **settings))
+
+
+#: ``distill`` keywords that are flags turned into settings (see ``DistillSettings.of``).
+_DISTILL_FLAGS = {"map", "system_file"}
+
+
+def distill_job(source: str | Path, out: str | Path, *, force: bool = False,
+                **settings: Any) -> DistillJob:
+    """Read and select ``source``'s rows, compile the template and check a resumed run
+    (``--dry-run`` stops here); nothing is sent or written."""
+    from selfinstruct.stages.distill import DistillSettings
+
+    own = _own(settings, _fields(DistillSettings) | _DISTILL_FLAGS, "distill")
+    return prepare_distill(Path(source), Path(out), own, _backend(settings), force=force)
+
+
+async def adistill(source: str | Path, out: str | Path, *, force: bool = False,
+                   progress: Callable[[StageStats], None] | None = None,
+                   interrupt: asyncio.Event | None = None, **settings: Any) -> StageStats:
+    """A teacher model's answer for every row of ``source`` (JSONL, JSON, CSV/TSV, XLSX,
+    Parquet) with the prompt of ``user_template``, into ``out`` (resumed if it exists).
+
+    The keywords are ``distill``'s flags: ``questions``, ``system`` or ``system_file``,
+    ``sheet``, ``fill_na``, ``id_field``, ``limit``, ``sample``, ``seed``, ``shard``,
+    ``stop`` (strings), ``temperature``, ``max_tokens``, ``samples``, ``extra_body`` (a
+    dict or its JSON), ``thinking`` (True / False / "on" / "off"), ``thinking_style``,
+    ``thinking_budget``, ``parse``, ``separator``, ``map`` ({new: key} or "NEW=KEY"
+    strings), and the backend's.
+    """
+    job = distill_job(source, out, force=force, **settings)
+    return await _execute(job, settings, progress=progress, interrupt=interrupt)
+
+
+def distill(source: str | Path, out: str | Path, **settings: Any) -> StageStats:
+    """:func:`adistill`, run to the end."""
+    return run_sync(adistill(source, out, **settings))
+
+
+def score_job(source: str | Path, out: str | Path | None = None, *, force: bool = False,
+              **settings: Any) -> ScoreJob:
+    """``score`` prepared: the examples of ``source`` (a run directory, or an Alpaca /
+    ShareGPT / messages file) and the rubric read."""
+    own = _own(settings, _fields(ScoreSettings), "score")
+    return prepare_score(Path(source), _path(out), ScoreSettings.of(own), _backend(settings),
+                         force=force)
+
+
+async def ascore(source: str | Path, out: str | Path | None = None, *, force: bool = False,
+                 progress: Callable[[StageStats], None] | None = None,
+                 interrupt: asyncio.Event | None = None, **settings: Any) -> StageStats:
+    """Rate every example of ``source`` with a judge model into ``out``/``scores.jsonl``
+    (default: the run directory): per-dimension scores, an overall score and a reason."""
+    job = score_job(source, out, force=force, **settings)
+    return await _execute(job, settings, progress=progress, interrupt=interrupt)
+
+
+def score(source: str | Path, out: str | Path | None = None, **settings: Any) -> StageStats:
+    """:func:`ascore`, run to the end."""
+    return run_sync(ascore(source, out, **settings))
+
+
+# --- the stages that send nothing ---------------------------------------------------------
 
 
 def export(
@@ -282,7 +286,7 @@ def export(
 ) -> ExportResult:
     """Write ``run_dir`` as training data (alpaca, sharegpt, messages, text) and register
     it in ``dataset_info.json`` for LLaMA-Factory."""
-    return export_run(Path(run_dir), format, Path(output) if output else None,  # type: ignore[arg-type]
+    return export_run(Path(run_dir), format, _path(output),  # type: ignore[arg-type]
                       include_seeds=include_seeds, data=data, think=think,  # type: ignore[arg-type]
                       min_score=min_score, fields=fields)
 
@@ -296,19 +300,23 @@ def dedup(
     tokenizer: str = "multilingual",
     field: str = "instruction",
     against: str | Path | None = None,
+    progress: Callable[[str, int], None] | None = None,
     **minhash: Any,
 ) -> DedupSummary | MinHashSummary:
     """Drop near-duplicates from ``input`` into ``output``, keeping the first of each:
     exact ROUGE-L against everything kept (``method="rouge"``), or MinHash/LSH for long
-    documents (``method="minhash"``, with ``ngram``, ``bands``, ``rows``, ``seed``,
-    ``removed``, ``id_field`` as ``dedup``'s flags)."""
+    documents (``method="minhash"``, with ``ngram``, ``bands``, ``rows``, ``num_perm``,
+    ``seed``, ``removed``, ``id_field`` as ``dedup``'s flags). ``progress(step, done)``
+    hears how far it got."""
+    from selfinstruct.stages.dedup import MinHashDedupSettings, dedup_file, dedup_minhash
+
     if method == "minhash":
         extra: dict[str, Any] = dict(minhash)
         if extra.get("removed") is not None:
             extra["removed"] = Path(extra["removed"])
         return dedup_minhash(MinHashDedupSettings(
             input=Path(input), output=Path(output), field=field,
-            tokenizer=tokenizer, **extra))  # type: ignore[arg-type]
+            tokenizer=tokenizer, **extra), progress=progress)  # type: ignore[arg-type]
     if method != "rouge":
         raise UserError(f"unknown dedup method {method!r}; use rouge or minhash")
     if minhash:
@@ -316,8 +324,62 @@ def dedup(
     if not 0.0 <= similarity_threshold <= 1.0:
         raise UserError("--similarity-threshold must be between 0 and 1")
     return dedup_file(Path(input), Path(output), threshold=similarity_threshold,
-                      tokenizer=tokenizer, field=field,
-                      against=Path(against) if against else None)
+                      tokenizer=tokenizer, field=field, against=_path(against),
+                      progress=None if progress is None
+                      else lambda read, kept: progress(f"{kept} kept", read))
+
+
+def review(run_dir: str | Path, output: str | Path | None = None, *, sample: int = 200,
+           seed: int = 0, lowest: int = 0, force: bool = False,
+           dry_run: bool = False) -> tuple[Path, Drawn]:
+    """Write a review sheet (xlsx, default ``RUN/review.xlsx``) of ``sample`` examples
+    drawn by score band, plus the ``lowest`` lowest-scored; returns its path and the
+    draw. Fill it in, then :func:`import_review`."""
+    from selfinstruct.stages.review import ReviewSettings, write_review_sheet
+
+    return write_review_sheet(Path(run_dir), _path(output),
+                              ReviewSettings(sample=sample, seed=seed, lowest=lowest),
+                              force=force, dry_run=dry_run)
+
+
+def import_review(run_dir: str | Path, sheet: str | Path, *, dry_run: bool = False) -> Imported:
+    """Check every cell of a filled-in review sheet and merge it into
+    ``RUN/review.jsonl``, which ``export`` then applies (drop, edit)."""
+    from selfinstruct.stages.review import import_review as merge_review
+
+    return merge_review(Path(run_dir), Path(sheet), dry_run=dry_run)
+
+
+def report(run_dir: str | Path, output: str | Path | None = None, *,
+           dry_run: bool = False) -> ReportResult:
+    """Write the run's self-contained HTML report (default ``RUN/report.html``)."""
+    from selfinstruct.stages.report import build_report
+
+    return build_report(Path(run_dir), _path(output), dry_run=dry_run)
+
+
+def mix(
+    sources: Mapping[str | Path, float] | Sequence[str],
+    num: int,
+    output: str | Path,
+    *,
+    seed: int = 0,
+    allow_upsample: bool = False,
+    key: Sequence[str] = (),
+) -> MixResult:
+    """Blend datasets by weight into ``output``: ``sources`` maps each file to its weight
+    (or lists ``"FILE:WEIGHT"`` strings, as ``--source``); exactly ``num`` records,
+    duplicates removed across sources, each record's source recorded."""
+    from selfinstruct.stages.mix import MixSettings, MixSource, mix_sources
+
+    parsed = (tuple(MixSource(Path(path), float(weight)) for path, weight in sources.items())
+              if isinstance(sources, Mapping)
+              else tuple(MixSource.parse(text) for text in sources))
+    return mix_sources(MixSettings(parsed, num, Path(output), seed=seed,
+                                   allow_upsample=allow_upsample, key=tuple(key)))
+
+
+# --- run: generate → classify → instances → export --------------------------------------
 
 
 @dataclass(frozen=True)
@@ -340,8 +402,8 @@ def later_stages(prompt_style: str) -> Sequence[str]:
 async def arun(
     out: str | Path,
     *,
-    per_task: int = 5,
-    instance_max_tokens: int = 1024,
+    per_task: int = InstanceOptions.per_task,
+    instance_max_tokens: int = InstanceOptions.max_tokens,
     format: str = "alpaca",
     include_seeds: bool = False,
     force: bool = False,
@@ -351,23 +413,20 @@ async def arun(
     """generate → classify → instances → export, each stage resuming; the server is
     checked once, before generate."""
     stop = interrupt or asyncio.Event()
-    job = prepare_generate(out, **settings)
-    bootstrap = job.open(force=force)
-    try:
-        generated = await bootstrap.run(stop, None)
-    finally:
-        await job.connection.release(bootstrap.backend)
-    backend_settings = {k: v for k, v in settings.items() if k in BACKEND_KEYWORDS}
+    job = generate_job(out, force=force, **settings)
+    generated = await _execute(job, settings, interrupt=stop)
+    backend = {k: v for k, v in settings.items() if k in backend_settings.KEYWORDS}
     results: dict[str, StageStats] = {}
     for stage in later_stages(job.config.prompt_style):
         if stop.is_set():
             break
         if stage == "classify":
-            results[stage] = await aclassify(out, interrupt=stop, check=False, **backend_settings)
+            results[stage] = await aclassify(out, interrupt=stop, check=False, **backend)
         else:
-            results[stage] = await ainstances(out, per_task=per_task, interrupt=stop, check=False,
+            results[stage] = await ainstances(out, per_task=per_task, interrupt=stop,
+                                              check=False,
                                               instance_max_tokens=instance_max_tokens,
-                                              **backend_settings)
+                                              **backend)
     exported = export(out, format, include_seeds=include_seeds)
     return RunResult(generated, results.get("classify"), results.get("instances"), exported)
 
@@ -375,12 +434,3 @@ async def arun(
 def run(out: str | Path, **settings: Any) -> RunResult:
     """:func:`arun`, run to the end."""
     return run_sync(arun(out, **settings))
-
-
-def as_shard(value: str | Shard | None) -> Shard:
-    """``shard=``: a :class:`Shard`, or the flag's ``I/N`` (None: everything)."""
-    return value if isinstance(value, Shard) else Shard.parse(value)
-
-
-def no_progress(stats: Any) -> None:
-    """No progress report."""

@@ -14,6 +14,8 @@ from typing import Literal
 __all__ = ["ZH_SHARE_THRESHOLD", "Language", "detect_language", "is_cjk_char", "text_length"]
 
 Language = Literal["en", "zh"]
+#: ``--language``: a language, or ``auto`` to decide from the data.
+LanguageChoice = Literal["auto", "en", "zh"]
 
 # Hiragana + Katakana, CJK Extension A, CJK Unified Ideographs, CJK Compatibility
 # Ideographs, and the supplementary ideograph planes (Extensions B-F + compatibility

@@ -24,12 +24,10 @@ from typing import Any
 from typer.testing import CliRunner, Result
 
 from selfinstruct.cli import commands as cli
-from selfinstruct.config import GenerateOptions
 from selfinstruct.llm.base import BackendError, Completion, Request, Usage
+from selfinstruct.llm.settings import BackendSettings
 from selfinstruct.similarity.index import rouge_l, tokenize
-from selfinstruct.stages.generate import Bootstrap
-from selfinstruct.stages.generate_setup import open_run, resolve_config
-from selfinstruct.stages.pipeline import BackendFlags
+from selfinstruct.stages.generate import GenerateLoop, GenerateSettings, open_run, resolve_config
 from tests.reliability.faultserver import MODEL, FaultServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,16 +79,16 @@ def distinct_texts(count: int, seed: int = 0) -> list[str]:
 
 def open_bootstrap(
     out: Path, seeds: Path, backend: Any, n: int, force: bool = False, **options: Any
-) -> Bootstrap:
-    flags = BackendFlags(backend="openai", base_url=("http://fake/v1",), model="fake",
+) -> GenerateLoop:
+    flags = BackendSettings(backend="openai", base_url=("http://fake/v1",), model="fake",
                          concurrency=options.pop("concurrency", 1),
                          max_failures=options.pop("max_consecutive_failures", None))
-    config, seed_tasks = resolve_config(
-        out, GenerateOptions(num_instructions=n, seeds=seeds, **options), flags)
+    config, seed_tasks, _ = resolve_config(
+        out, GenerateSettings(num_instructions=n, seeds=seeds, **options), flags)
     return open_run(config, seed_tasks, backend, force=force)
 
 
-def run(bootstrap: Bootstrap):
+def run(bootstrap: GenerateLoop):
     return asyncio.run(bootstrap.run(asyncio.Event()))
 
 

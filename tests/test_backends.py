@@ -20,46 +20,47 @@ from selfinstruct.llm.balance import BalancedBackend
 from selfinstruct.llm.base import BackendError, Completion, Request, preflight
 from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.llm.openai import OpenAIBackend
+from selfinstruct.llm.settings import BackendSettings, resolve_backend
+from selfinstruct.stages.base import Connection, connect
 from selfinstruct.stages.pacing import SLOW_START
-from selfinstruct.stages.pipeline import BackendFlags, open_backend, resolve_backend
 from tests.helpers import distinct_texts
 
 
 def test_resolve_backend_defaults_and_saved_settings():
-    spec, drive = resolve_backend({}, BackendFlags())
-    assert (spec.kind, drive.concurrency) == ("local", 1)
-    spec, drive = resolve_backend({}, BackendFlags(base_url=("http://a/v1", "http://b/v1"),
-                                                   model="m"))
-    assert (spec.kind, spec.base_urls, drive.concurrency) == (
+    spec = resolve_backend({}, BackendSettings())
+    assert (spec.kind, spec.concurrency) == ("local", 1)
+    spec = resolve_backend({}, BackendSettings(base_url=("http://a/v1", "http://b/v1"),
+                                               model="m"))
+    assert (spec.kind, spec.base_urls, spec.concurrency) == (
         "openai", ("http://a/v1", "http://b/v1"), 8)
     saved = {"backend": "openai", "base_urls": ["http://a/v1"], "model": "m", "api": "completions",
              "concurrency": 64, "max_consecutive_failures": 7}
-    spec, drive = resolve_backend(saved, BackendFlags())
-    assert (spec.model, spec.api, drive.concurrency, drive.max_failures) == (
+    spec = resolve_backend(saved, BackendSettings())
+    assert (spec.model, spec.api, spec.concurrency, spec.max_failures) == (
         "m", "completions", 64, 7)
-    spec, drive = resolve_backend(saved, BackendFlags(backend="vllm", model="Qwen/Qwen3-8B",
-                                                      tensor_parallel_size=4))
-    assert (spec.kind, spec.base_urls, spec.engine.tensor_parallel_size, drive.concurrency) == (
+    spec = resolve_backend(saved, BackendSettings(backend="vllm", model="Qwen/Qwen3-8B",
+                                                  tensor_parallel_size=4))
+    assert (spec.kind, spec.base_urls, spec.engine.tensor_parallel_size, spec.concurrency) == (
         "vllm", (), 4, 256)
 
 
 def test_base_url_file(tmp_path):
     urls = tmp_path / "servers.txt"
     urls.write_text("# my nodes\nhttp://10.0.0.1:8000/v1\n\nhttp://10.0.0.2:8000/v1  # second\n")
-    flags = BackendFlags(base_url=("http://x/v1",), base_url_file=urls, model="m")
-    assert resolve_backend({}, flags)[0].base_urls == (
+    flags = BackendSettings(base_url=("http://x/v1",), base_url_file=urls, model="m")
+    assert resolve_backend({}, flags).base_urls == (
         "http://x/v1", "http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1")
     with pytest.raises(UserError, match="cannot read"):
-        BackendFlags(base_url_file=tmp_path / "missing.txt").urls()
+        BackendSettings(base_url_file=tmp_path / "missing.txt").urls()
 
 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (BackendFlags(base_url=("http://a/v1",)), "--base-url needs --model NAME"),
-        (BackendFlags(backend="vllm"), "--backend vllm needs --model"),
-        (BackendFlags(backend="openai", model="m"), "--backend openai needs --base-url"),
-        (BackendFlags(base_url=("http://a/v1",), model="m", concurrency=0),
+        (BackendSettings(base_url=("http://a/v1",)), "--base-url needs --model NAME"),
+        (BackendSettings(backend="vllm"), "--backend vllm needs --model"),
+        (BackendSettings(backend="openai", model="m"), "--backend openai needs --base-url"),
+        (BackendSettings(base_url=("http://a/v1",), model="m", concurrency=0),
          "--concurrency must be at least 1"),
     ],
 )
@@ -235,17 +236,11 @@ def test_a_stage_backend_is_checked_unless_told_not_to(serve):
     serve(lambda *args: backends.append(Unreachable(ok)) or backends[-1])
     spec = BackendSpec(kind="openai", model="m", base_urls=("http://127.0.0.1:1/v1",))
     with pytest.raises(UserError, match=r"^fake: cannot reach http://127.0.0.1:1/v1: refused$"):
-        open_backend(spec, None, 1)
+        asyncio.run(connect(spec, Connection()))
     assert backends[0].closed
-    assert open_backend(spec, None, 1, check=False) is backends[1]
+    unchecked = asyncio.run(connect(spec, Connection(check=False)))
+    assert unchecked.backend is backends[1]
     assert Unreachable.checks == 1
-
-    async def from_a_running_loop() -> None:  # a notebook, or an async library caller
-        open_backend(spec, None, 1)
-
-    with pytest.raises(UserError, match=r"^fake: cannot reach"):
-        asyncio.run(from_a_running_loop())
-    assert Unreachable.checks == 2 and backends[2].closed
 
 
 def test_vllm_backend_batches_concurrent_requests_into_rounds(stand_in_vllm):

@@ -334,17 +334,17 @@ def choices(command: str, option: str) -> list[str]:
 
 @pytest.mark.parametrize(("command", "option", "literal"), [
     ("generate", "prompt_style", "selfinstruct.runs.templates.PromptStyle"),
-    ("generate", "language", "selfinstruct.config.LanguageChoice"),
+    ("generate", "language", "selfinstruct.language.LanguageChoice"),
     ("generate", "api", "selfinstruct.llm.base.Api"),
-    ("generate", "tokenizer", "selfinstruct.config.TokenizerName"),
+    ("generate", "tokenizer", "selfinstruct.similarity.TokenizerName"),
     ("generate", "structured", "selfinstruct.llm.base.StructuredMode"),
-    ("dedup", "method", "selfinstruct.config.DedupMethod"),
+    ("dedup", "method", "selfinstruct.similarity.DedupMethod"),
     ("export", "data", "selfinstruct.stages.export.ExportData"),
     ("export", "think", "selfinstruct.stages.export.ThinkStyle"),
     ("export", "format", "selfinstruct.stages.export.ExportFormat"),
     ("distill", "parse", "selfinstruct.text.row_answers.ParseMode"),
     ("distill", "thinking_style", "selfinstruct.llm.thinking.ThinkingStyle"),
-    ("reason", "executor", "selfinstruct.stages.pipeline.ExecutorName"),
+    ("reason", "executor", "selfinstruct.llm.settings.ExecutorName"),
 ])
 def test_cli_choices_are_exactly_the_settings_literals(command, option, literal):
     """The CLI offers exactly the values the settings take (typer reads the literals)."""

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from rouge_score import rouge_scorer
 
-from selfinstruct.config import MinHashDedupSettings
 from selfinstruct.errors import UserError
 from selfinstruct.similarity.index import tokenize
 from selfinstruct.stages.dedup import (
     DedupSummary,
+    MinHashDedupSettings,
     count_records,
     dedup_file,
     dedup_minhash,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from selfinstruct.config import MinHashDedupSettings
 from selfinstruct.errors import UserError
+from selfinstruct.stages.dedup import MinHashDedupSettings
 from selfinstruct.stages.dedup_datatrove import datatrove_steps, run_local
 from tests.helpers import chinese_document, english_document, planted_corpus, write_jsonl
 

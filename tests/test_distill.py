@@ -181,7 +181,7 @@ def test_resume_with_another_template_is_refused(timetable):
     (timetable / "t.txt").write_text(TEMPLATE + "请用JSON回答。\n{questions}", encoding="utf-8")
     result = invoke(FakeBackend(answer), *distill_args(timetable))
     assert result.exit_code == 2
-    assert "this run was made with template_sha256=" in " ".join(result.output.split())
+    assert "this run was started with template_sha256=" in " ".join(result.output.split())
     forced = FakeBackend(answer)
     assert invoke(forced, *distill_args(timetable, "--force")).exit_code == 0
     assert len(forced.requests) == 2

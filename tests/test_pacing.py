@@ -214,20 +214,18 @@ def test_a_failed_request_does_not_count_as_in_flight(tmp_path, seed_file, monke
 
 
 def test_dry_run_counts_the_candidates_set_aside(tmp_path, seed_file):
-    from selfinstruct.config import GenerateOptions
+    from selfinstruct.llm.settings import BackendSettings
     from selfinstruct.runs.templates import load_template
-    from selfinstruct.stages.dryrun import plan_generate
-    from selfinstruct.stages.generate_setup import resolve_config
-    from selfinstruct.stages.pipeline import BackendFlags
+    from selfinstruct.stages.generate import GenerateSettings, plan_generate, resolve_config
 
     out = tmp_path / "run"
     texts = distinct_texts(10, seed=7)
     scripted = iter([texts[:5], texts[5:]])
     generate(out, seed_file, 6, concurrency=1,
              script=lambda request, number: numbered_answer(9, next(scripted)))
-    config, seeds = resolve_config(
-        out, GenerateOptions(num_instructions=30, seeds=seed_file),
-        BackendFlags(base_url=("http://fake/v1",), model="fake"))
+    config, seeds, _ = resolve_config(
+        out, GenerateSettings(num_instructions=30, seeds=seed_file),
+        BackendSettings(base_url=("http://fake/v1",), model="fake"))
     plan = plan_generate(config, seeds, load_template("self-instruct", "en", None))
     # 24 missing, 4 of them perhaps from the set-aside candidates: 20 at 8 per answer.
     assert plan.requests == 3

@@ -31,7 +31,7 @@ from selfinstruct.llm import BackendSpec, use_backend
 from selfinstruct.llm.base import BackendError, Completion, Request, Usage
 from selfinstruct.runs.inputs import PromptRecord
 from selfinstruct.stages.per_record import StageSettings
-from selfinstruct.stages.reason import ReasonOptions, reason_run
+from selfinstruct.stages.reason import ReasonSettings, reason_run
 from tests.helpers import ROOT, STAND_INS
 from tests.ray_fakes import broken_factory, instance_backend
 from tests.ray_server import MODEL, PromptServer
@@ -324,7 +324,7 @@ def test_an_actor_that_cannot_start_is_one_clear_error(local_ray, tmp_path):
     executor = RayExecutor(spec, None, RayOptions(), broken_factory)
     prompts = [PromptRecord(f"p{i}", f"Question {i}?") for i in range(6)]
     with pytest.raises(UserError, match=r"^--backend vllm needs vLLM and a GPU"):
-        asyncio.run(reason_run(prompts, tmp_path, RemoteModel("m"), ReasonOptions(),
+        asyncio.run(reason_run(prompts, tmp_path, RemoteModel("m"), ReasonSettings(),
                                TraceSettings(), StageSettings(concurrency=4, executor=executor),
                                asyncio.Event()))
 

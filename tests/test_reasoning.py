@@ -19,7 +19,7 @@ from selfinstruct.llm.openai import OpenAIBackend
 from selfinstruct.runs.inputs import PromptRecord
 from selfinstruct.stages.export import TrainingExample, export_run, to_records
 from selfinstruct.stages.per_record import StageSettings
-from selfinstruct.stages.reason import ReasonOptions, reason_run
+from selfinstruct.stages.reason import ReasonSettings, reason_run
 from selfinstruct.text.answers import as_number, last_boxed, matches_reference
 from selfinstruct.text.thinking import Thought, split_thinking
 
@@ -46,7 +46,7 @@ def served(fixture: str, seen: list[dict], api: str = "chat") -> OpenAIBackend:
 
 
 def reason(backend, out: Path, prompts=(PROMPT,), options=None, traces=None):
-    return asyncio.run(reason_run(list(prompts), out, backend, options or ReasonOptions(),
+    return asyncio.run(reason_run(list(prompts), out, backend, options or ReasonSettings(),
                                   traces or TraceSettings(), StageSettings(concurrency=2),
                                   asyncio.Event()))
 
@@ -107,7 +107,7 @@ def test_a_trace_cut_while_thinking_keeps_what_the_model_wrote(tmp_path):
 def test_enable_thinking_is_sent_as_chat_template_kwargs(tmp_path, switch):
     seen: list[dict] = []
     reason(served("vllm_qwen3_reasoning.json", seen), tmp_path,
-           options=ReasonOptions(enable_thinking=switch, max_tokens=777))
+           options=ReasonSettings(enable_thinking=switch, max_tokens=777))
     assert seen[0]["chat_template_kwargs"] == {"enable_thinking": switch}
     assert seen[0]["max_tokens"] == 777
 
@@ -211,7 +211,7 @@ def test_samples_reference_pass_rates_and_resume(tmp_path):
 
     prompts = [PromptRecord("q1", "What is 6 times 7?", "", "42"),
                PromptRecord("q2", "What is 5 plus 5?", "", "10")]
-    options = ReasonOptions(samples=3)
+    options = ReasonSettings(samples=3)
     reason(FakeBackend(script), tmp_path, prompts, options)
     kept = read(tmp_path / "reasoning.jsonl")
     assert sorted((r["id"], r["answer"]) for r in kept) == [("q1", "42"), ("q1", "\\boxed{42}")]
@@ -222,7 +222,7 @@ def test_samples_reference_pass_rates_and_resume(tmp_path):
     wrong = [r for r in read(tmp_path / "rejected.jsonl") if r["filter"] == "wrong_answer"]
     assert len(wrong) == 4
     again = FakeBackend(script)
-    reason(again, tmp_path, prompts, ReasonOptions(samples=4))
+    reason(again, tmp_path, prompts, ReasonSettings(samples=4))
     assert len(again.requests) == 2
     assert {r["id"]: r["samples"] for r in read(tmp_path / "pass_rates.jsonl")} == {
         "q1": 4, "q2": 4}

@@ -14,8 +14,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from selfinstruct.report.rates import review_rates, wilson
-from selfinstruct.report.verbs import count_verbs
+from selfinstruct.reporting.rates import review_rates, wilson
+from selfinstruct.reporting.verbs import count_verbs
 from selfinstruct.runs.scores import Review
 from selfinstruct.stages.report import build_report
 from selfinstruct.text.verbs import first_word, leading_verb_zh, verb_object

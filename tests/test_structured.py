@@ -279,12 +279,12 @@ def test_structured_json_stops_with_a_clear_line_on_a_refusing_server(
 
 
 def test_saved_runs_from_before_structured_output_default_to_auto(tmp_path):
-    from selfinstruct.stages.pipeline import BackendFlags, resolve_backend
+    from selfinstruct.llm.settings import BackendSettings, resolve_backend
 
-    assert resolve_backend({}, BackendFlags())[0].structured == "auto"
-    assert resolve_backend({"structured": "off"}, BackendFlags())[0].structured == "off"
+    assert resolve_backend({}, BackendSettings()).structured == "auto"
+    assert resolve_backend({"structured": "off"}, BackendSettings()).structured == "off"
     assert resolve_backend({"structured": "off"},
-                           BackendFlags(structured="json"))[0].structured == "json"
+                           BackendSettings(structured="json")).structured == "json"
 
 
 def test_the_flag_is_on_the_commands_with_a_shape(tmp_path):

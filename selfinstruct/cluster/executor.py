@@ -22,8 +22,9 @@ from selfinstruct.cluster.runner import RayRunner
 from selfinstruct.cluster.session import check_address
 from selfinstruct.cluster.wire import encode_request
 from selfinstruct.cluster.worker import BackendWorker
-from selfinstruct.llm import Backend, BackendFactory, BackendSpec, given_backend
+from selfinstruct.llm import Backend, BackendSpec, given_backend
 from selfinstruct.llm.base import BackendError, Completion, Request
+from selfinstruct.llm.registry import BackendFactory
 from selfinstruct.stages.per_record import StageSettings
 
 J = TypeVar("J")

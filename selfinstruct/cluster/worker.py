@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from selfinstruct.cluster.wire import Outcome, decode_request, encode_outcome
-from selfinstruct.llm import BackendFactory, BackendSpec, create_backend
 from selfinstruct.llm.base import BackendError, Request
+from selfinstruct.llm.registry import BackendFactory, BackendSpec, create_backend
 
 #: Longest pause of an actor after failures in a row, in seconds.
 MAX_BACKOFF = 30.0

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
-
 from selfinstruct.llm.base import (
     Api,
     Backend,
@@ -17,9 +11,20 @@ from selfinstruct.llm.base import (
     StructuredMode,
     Usage,
 )
+from selfinstruct.llm.registry import (
+    DEFAULT_CONCURRENCY,
+    BackendChoice,
+    BackendKind,
+    BackendSpec,
+    create_backend,
+    given_backend,
+    use_backend,
+)
 from selfinstruct.llm.vllm import EngineOptions
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
+    "Api",
     "Backend",
     "BackendChoice",
     "BackendError",
@@ -34,100 +39,3 @@ __all__ = [
     "given_backend",
     "use_backend",
 ]
-
-BackendKind = Literal["local", "openai", "vllm"]
-#: ``--backend``: a kind, or ``auto`` to decide from the other flags.
-BackendChoice = Literal["auto", BackendKind]
-
-#: With several servers a failing one is left at once for another, not retried in place.
-BALANCED_MAX_RETRIES = 1
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """Which model to talk to and how; everything here is safe to save with a run."""
-
-    kind: BackendKind = "local"
-    model: str = ""
-    base_urls: tuple[str, ...] = ()
-    api: Api = "chat"
-    timeout: float = 600.0
-    max_retries: int = 5
-    seed: int | None = None
-    engine: EngineOptions = field(default_factory=EngineOptions)
-    #: Whether stages ask for JSON answers, and what a server's refusal means.
-    structured: StructuredMode = "auto"
-
-
-#: Builds a backend from its spec, the API key and the requests it will have in flight.
-BackendFactory = Callable[[BackendSpec, "str | None", int], Backend]
-
-#: What :func:`use_backend` was given, innermost last: a backend, or a function that
-#: makes one from the spec a stage asks for.
-_GIVEN: list[Backend | Callable[[BackendSpec], Backend]] = []
-
-
-def create_backend(spec: BackendSpec, api_key: str | None = None,
-                   concurrency: int = 1) -> Backend:
-    """Build the backend ``spec`` names, sized for ``concurrency`` requests in flight;
-    optional dependencies are imported only here. Inside :func:`use_backend`, that
-    backend instead."""
-    if _GIVEN:
-        given = _GIVEN[-1]
-        return given if isinstance(given, Backend) else given(spec)
-    return FACTORIES[spec.kind](spec, api_key, concurrency)
-
-
-@contextlib.contextmanager
-def use_backend(
-    backend: Backend | Callable[[BackendSpec], Backend],
-) -> Iterator[Backend | Callable[[BackendSpec], Backend]]:
-    """Every backend a stage asks for inside the block is ``backend`` (or what it makes
-    from the stage's :class:`BackendSpec`, when it is a function).
-
-    The one seam through which tests (and notebooks) run the CLI and the library on a
-    :class:`~selfinstruct.llm.fake.FakeBackend` or a model built beforehand, instead of
-    patching module globals.
-    """
-    _GIVEN.append(backend)
-    try:
-        yield backend
-    finally:
-        _GIVEN.pop()
-
-
-def given_backend() -> Backend | Callable[[BackendSpec], Backend] | None:
-    """What :func:`use_backend` gives right now, if anything: an executor that builds its
-    backends elsewhere (Ray actors) sends this there instead."""
-    return _GIVEN[-1] if _GIVEN else None
-
-
-def _vllm(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend:
-    from selfinstruct.llm.vllm import VLLMBackend
-
-    return VLLMBackend(spec.model, api=spec.api, engine=spec.engine)
-
-
-def _local(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend:
-    from selfinstruct.llm.local import LocalBackend
-
-    return LocalBackend(Path(spec.model) if spec.model else None, api=spec.api, seed=spec.seed)
-
-
-def _openai(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend:
-    from selfinstruct.llm.balance import BalancedBackend
-    from selfinstruct.llm.openai import OpenAIBackend
-
-    urls = spec.base_urls or (None,)
-    retries = spec.max_retries if len(urls) == 1 else min(spec.max_retries, BALANCED_MAX_RETRIES)
-    servers = [
-        OpenAIBackend(base_url=url, model=spec.model, api_key=api_key, api=spec.api,
-                      timeout=spec.timeout, max_retries=retries, concurrency=concurrency,
-                      structured=spec.structured)
-        for url in urls
-    ]
-    return servers[0] if len(servers) == 1 else BalancedBackend(servers)
-
-
-#: How each kind of backend is built.
-FACTORIES: dict[str, BackendFactory] = {"openai": _openai, "vllm": _vllm, "local": _local}

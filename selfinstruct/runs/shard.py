@@ -36,6 +36,12 @@ class Shard:
             raise UserError(f"--shard {text!r}: write i/n with 0 <= i < n, e.g. --shard 0/8")
         return cls(int(match.group(1)), int(match.group(2)))
 
+    @classmethod
+    def of(cls, value: str | Shard | None) -> Shard:
+        """``shard=`` as the library takes it: a :class:`Shard`, the flag's ``I/N``, or
+        None (everything)."""
+        return value if isinstance(value, Shard) else cls.parse(value)
+
     def select(self, items: Sequence[T]) -> list[T]:
         """This shard's records, in their original order."""
         return list(items[self.index :: self.count])

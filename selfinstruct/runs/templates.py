@@ -8,10 +8,10 @@ style does not fill is an error naming file and line, found before any request i
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from selfinstruct.errors import UserError
 from selfinstruct.language import Language
@@ -99,6 +99,15 @@ def load_template(
         raise UserError(f"{path}: the template is not UTF-8 text") from None
     check_placeholders(text, _PLACEHOLDERS[name], path)
     return PromptTemplate(name, language, text, path)
+
+
+def run_template(config: Mapping[str, Any], name: TemplateName, *,
+                 structured: bool = False) -> PromptTemplate:
+    """A prompt template in a run's language, honouring the run's ``--prompt-dir``: what
+    the stages after ``generate`` ask with (``config`` is the run's ``config.json``)."""
+    prompt_dir = config.get("prompt_dir")
+    return load_template(name, config["language"], Path(prompt_dir) if prompt_dir else None,
+                         structured=structured)
 
 
 def check_placeholders(text: str, allowed: frozenset[str], source: Path) -> None:

@@ -34,7 +34,10 @@ from typing import Generic, NamedTuple, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TOKENIZERS", "SimilarityIndex", "lcs_length", "rouge_l", "tokenize"]
+from selfinstruct.similarity import TokenizerName
+
+__all__ = ["TOKENIZERS", "SimilarityIndex", "TokenizerName", "lcs_length", "rouge_l",
+           "tokenize"]
 
 # ---------------------------------------------------------------------------
 # Tokenizers

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from selfinstruct.llm import BackendSpec
 from selfinstruct.llm.base import Backend, Completion, Request
-from selfinstruct.runs.layout import CLASSIFICATION_FILE, INSTRUCTIONS_FILE
+from selfinstruct.llm.settings import BackendSettings, resolve_backend
+from selfinstruct.runs.layout import CLASSIFICATION_FILE, INSTRUCTIONS_FILE, load_run_config
 from selfinstruct.runs.store import read_jsonl
-from selfinstruct.runs.templates import PromptTemplate
+from selfinstruct.runs.templates import PromptTemplate, run_template
+from selfinstruct.stages.base import Client, Plan
 from selfinstruct.stages.per_record import (
     StageSettings,
     StageStats,
@@ -30,6 +33,47 @@ from selfinstruct.text.structured import read_yes_no
 
 #: Room for "Yes", "是", or a short "No, because…" that the parser still reads.
 CLASSIFY_MAX_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class ClassifyJob:
+    """``classify`` over a run directory, ready to send: the run's own backend unless the
+    caller named another, and its template in the run's language."""
+
+    run_dir: Path
+    spec: BackendSpec
+    template: PromptTemplate
+    name: str = "classify"
+
+    @property
+    def structured(self) -> bool:
+        """Whether the answers are asked for as JSON (``--structured`` not ``off``)."""
+        return self.spec.structured != "off"
+
+    def plan(self) -> list[str]:
+        """One request per instruction not classified yet."""
+        pending = unfinished(list(read_jsonl(self.run_dir / INSTRUCTIONS_FILE)),
+                             self.run_dir / CLASSIFICATION_FILE)
+        sample = classify_request(self.template, pending[0], self.structured) if pending else None
+        return Plan(self.name, len(pending), sample).lines()
+
+    async def run(self, client: Client, stop: asyncio.Event,
+                  progress: Callable[[StageStats], None]) -> StageStats:
+        """Classify every instruction not classified yet."""
+        return await classify_run(self.run_dir, client.backend, self.template,
+                                  client.settings, stop, progress, structured=self.structured)
+
+    def summary(self, stats: StageStats) -> list[str]:
+        """Counts, requests and rejections."""
+        return stats.summary()
+
+
+def prepare_classify(run_dir: Path, backend: BackendSettings) -> ClassifyJob:
+    """Read the run's config and resolve its backend; nothing is sent or written."""
+    config = load_run_config(run_dir)
+    spec = resolve_backend(config, backend)
+    return ClassifyJob(run_dir, spec, run_template(config, "classify",
+                                                   structured=spec.structured != "off"))
 
 
 async def classify_run(

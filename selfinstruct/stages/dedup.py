@@ -31,10 +31,9 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from selfinstruct.config import MinHashDedupSettings
 from selfinstruct.errors import UserError
 from selfinstruct.runs.readers import iter_objects, json_type
-from selfinstruct.similarity.index import TOKENIZERS, SimilarityIndex
+from selfinstruct.similarity.index import TOKENIZERS, SimilarityIndex, TokenizerName
 from selfinstruct.similarity.minhash import MinHasher, Signatures, cluster, estimate_jaccard
 
 __all__ = ["DedupSummary", "MinHashSummary", "Record", "count_records", "dedup_file",
@@ -43,6 +42,45 @@ __all__ = ["DedupSummary", "MinHashSummary", "Record", "count_records", "dedup_f
 #: Records hashed per kernel call: big enough to amortise the call, small enough that
 #: the batch's text is a few MB.
 MINHASH_BATCH = 2048
+
+@dataclass(frozen=True)
+class MinHashDedupSettings:
+    """What ``dedup --method minhash`` reads, how it compares, and where it writes.
+
+    ``field`` is the one text field every step uses (hashing, banding, the summary's
+    token counts): a pipeline that hashes one field and filters on another finds "no
+    duplicates", so there is deliberately no way to set it per step.
+    """
+
+    input: Path
+    output: Path
+    removed: Path | None = None
+    field: str = "instruction"
+    id_field: str = "id"
+    ngram: int = 5
+    bands: int = 14
+    rows: int = 8
+    num_perm: int | None = None
+    seed: int = 1
+    tokenizer: TokenizerName = "multilingual"
+
+    def __post_init__(self) -> None:
+        _check(self.ngram >= 1, f"--ngram must be at least 1, got {self.ngram}")
+        _check(self.bands >= 1, f"--bands must be at least 1, got {self.bands}")
+        _check(self.rows >= 1, f"--rows must be at least 1, got {self.rows}")
+        _check(self.num_perm is None or self.num_perm == self.bands * self.rows,
+               f"--num-perm {self.num_perm} is not --bands x --rows = {self.bands} x "
+               f"{self.rows} = {self.bands * self.rows}; each band takes --rows of the "
+               "signature's values, so change one of them or leave --num-perm out")
+        _check(self.seed >= 0, f"--seed must not be negative, got {self.seed}")
+        _check(self.tokenizer in ("multilingual", "rouge"),
+               f"unknown tokenizer {self.tokenizer!r}; use one of: multilingual, rouge")
+        _check(bool(self.field), "--field must not be empty")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
 
 
 @dataclass(frozen=True)

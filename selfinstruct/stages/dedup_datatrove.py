@@ -4,7 +4,7 @@
 hashes), which is fine up to tens of millions of documents on one machine. Past that,
 datatrove runs the same idea as four steps over files (signatures, bucket matches,
 clusters, filter) under its local, Slurm or Ray executors. This module builds those
-steps from the same :class:`~selfinstruct.config.MinHashDedupSettings`, so that
+steps from the same :class:`~selfinstruct.stages.dedup.MinHashDedupSettings`, so that
 
 - the text field is ``settings.field`` in the steps that read records (1 and 4): one
   setting, never one per step (a signature step reading another field than the
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfinstruct.config import MinHashDedupSettings
 from selfinstruct.errors import UserError
 from selfinstruct.similarity.index import TOKENIZERS
+from selfinstruct.stages.dedup import MinHashDedupSettings
 
 __all__ = ["DatatroveSteps", "datatrove_steps", "run_local", "word_tokenizer"]
 

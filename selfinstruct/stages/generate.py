@@ -12,25 +12,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
+import math
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-from selfinstruct.config import GenerateConfig
 from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.filters.instructions import FilterSettings, check_instruction
-from selfinstruct.llm.base import Backend, BackendError, Completion, Request
-from selfinstruct.runs.layout import INSTRUCTIONS_FILE, save_stats
-from selfinstruct.runs.seeds import SeedTask
-from selfinstruct.runs.store import read_jsonl
-from selfinstruct.runs.templates import PromptTemplate, render_alpaca, render_self_instruct
-from selfinstruct.similarity.index import SimilarityIndex, warm_up_kernel
+from selfinstruct.language import Language, LanguageChoice, detect_language
+from selfinstruct.llm import BackendKind, BackendSpec
+from selfinstruct.llm.base import Api, Backend, BackendError, Completion, Request, StructuredMode
+from selfinstruct.llm.settings import BackendSettings, resolve_backend
+from selfinstruct.runs.layout import CONFIG_FILE, INSTRUCTIONS_FILE, REJECTED_FILE, save_stats
+from selfinstruct.runs.seeds import SeedTask, bundled_seed_path, load_seeds
+from selfinstruct.runs.store import prepare_out_dir, read_json, read_jsonl, write_json_atomic
+from selfinstruct.runs.templates import (
+    PromptStyle,
+    PromptTemplate,
+    load_template,
+    render_alpaca,
+    render_self_instruct,
+)
+from selfinstruct.similarity.index import SimilarityIndex, TokenizerName, warm_up_kernel
+from selfinstruct.stages.base import Client, Plan, check_resume
 from selfinstruct.stages.over_target import over_target_record, pending_over_target
 from selfinstruct.stages.pacing import Pacer
-from selfinstruct.stages.per_record import failure_record, parsed_counts, stage_files, throughput
+from selfinstruct.stages.per_record import (
+    failure_record,
+    parsed_counts,
+    rejected_lines,
+    requests_line,
+    stage_files,
+    throughput,
+)
 from selfinstruct.stages.runner import RequestStats, Runner
 from selfinstruct.text.schemas import AnswerSchema, alpaca_schema, answer_schema, task_list_schema
 from selfinstruct.text.structured import read_alpaca_tasks, read_task_list
@@ -43,7 +63,7 @@ MAX_BARREN_ANSWERS = 100
 
 
 @dataclass(frozen=True)
-class Job:
+class Ask:
     """One prompt in flight: its number and which pool texts it showed the model."""
 
     number: int
@@ -54,6 +74,20 @@ class Job:
 @dataclass
 class GenerateStats:
     """Counts for the progress bar, the summary and ``stats.json``."""
+
+    def progress(self) -> tuple[int, str, int | None]:
+        """(kept, detail, target) for the progress bar."""
+        return (self.kept, f"{self.requests.sent} req, {self.requests.failed} failed, "
+                f"{sum(self.rejected.values())} rejected", self.target)
+
+    def summary(self, out: Path) -> list[str]:
+        """Human-readable summary lines of a generate run."""
+        return [
+            f"kept {self.kept_now} new instructions ({self.kept}/{self.target} in {out})"
+            f" from {self.candidates} candidates in {self.elapsed:.1f}s",
+            requests_line(self.requests, self.elapsed),
+            *rejected_lines(self.rejected),
+        ]
 
     target: int
     kept_before: int
@@ -112,7 +146,7 @@ class PromptSampler:
         self._rng = random.Random(seed)
         self.count = 0
 
-    def next(self) -> tuple[Job, Request]:
+    def next(self) -> tuple[Ask, Request]:
         """The next prompt and its request."""
         self.count += 1
         if self.config.prompt_style == "alpaca":
@@ -137,19 +171,19 @@ class PromptSampler:
             return alpaca_schema(self.config.tasks_per_request)
         return task_list_schema()
 
-    def _self_instruct_prompt(self) -> tuple[Job, str]:
+    def _self_instruct_prompt(self) -> tuple[Ask, str]:
         n_machine = min(self.config.num_machine_examples, len(self.machine))
         n_total = self.config.num_seed_examples + self.config.num_machine_examples
         n_seed = min(n_total - n_machine, len(self.seeds))
         examples = [seed.instruction for seed in self._rng.sample(self.seeds, n_seed)]
         examples += self._rng.sample(self.machine, n_machine)
         self._rng.shuffle(examples)
-        job = Job(self.count, tuple(examples), first_number=len(examples) + 1)
+        job = Ask(self.count, tuple(examples), first_number=len(examples) + 1)
         return job, render_self_instruct(self.template, examples)
 
-    def _alpaca_prompt(self) -> tuple[Job, str]:
+    def _alpaca_prompt(self) -> tuple[Ask, str]:
         chosen = self._rng.sample(self.demos, min(self.config.num_seed_examples, len(self.demos)))
-        job = Job(self.count, tuple(task.id for task in chosen), first_number=len(chosen) + 1)
+        job = Ask(self.count, tuple(task.id for task in chosen), first_number=len(chosen) + 1)
         return job, render_alpaca(self.template, chosen, self.config.tasks_per_request)
 
 
@@ -157,7 +191,7 @@ def _candidates(instructions: list[str] | None) -> list[Candidate] | None:
     return None if instructions is None else [Candidate(text) for text in instructions]
 
 
-class Bootstrap:
+class GenerateLoop:
     """One ``generate`` run over one run directory."""
 
     def __init__(
@@ -217,7 +251,7 @@ class Bootstrap:
     async def _run(self, stop: asyncio.Event,
                    progress: Callable[[GenerateStats], None] | None) -> GenerateStats:
         started = time.monotonic()
-        runner: Runner[Job] = Runner(
+        runner: Runner[Ask] = Runner(
             self.backend,
             concurrency=self.config.concurrency,
             max_consecutive_failures=self.config.max_consecutive_failures,
@@ -225,7 +259,7 @@ class Bootstrap:
         )
         self.stats.requests = runner.stats
 
-        def handle(job: Job, completion: Completion) -> bool:
+        def handle(job: Ask, completion: Completion) -> bool:
             done = self._handle(job, completion)
             if progress is not None:
                 progress(self.stats)
@@ -251,7 +285,7 @@ class Bootstrap:
     def _done(self) -> bool:
         return self.stats.kept >= self.config.num_instructions
 
-    def _next_job(self) -> tuple[Job, Request] | None:
+    def _next_job(self) -> tuple[Ask, Request] | None:
         """The next prompt, or None while the requests in flight are expected to bring
         the instructions still missing (the runner asks again as answers arrive)."""
         if not self.pacer.wants_more(self.stats.kept):
@@ -259,7 +293,7 @@ class Bootstrap:
         self.pacer.sent()
         return self.sampler.next()
 
-    def _parse(self, job: Job, completion: Completion) -> list[Candidate]:
+    def _parse(self, job: Ask, completion: Completion) -> list[Candidate]:
         """The answer's tasks: as JSON when they were asked for as JSON and the answer
         is JSON of that shape, as text otherwise (a model may ignore the schema)."""
         text = completion.text
@@ -274,7 +308,7 @@ class Bootstrap:
             return parse_alpaca_tasks(text, job.first_number)
         return [Candidate(task) for task in parse_numbered_list(text, job.first_number)]
 
-    def _handle(self, job: Job, completion: Completion) -> bool:
+    def _handle(self, job: Ask, completion: Completion) -> bool:
         self.pacer.settled()
         kept_before = self.stats.kept
         candidates = self._parse(job, completion)
@@ -295,7 +329,7 @@ class Bootstrap:
             self._count_barren(self.stats.kept > kept_before)
         return self._done()
 
-    def _set_aside(self, job: Job, candidate: Candidate, completion: Completion) -> None:
+    def _set_aside(self, job: Ask, candidate: Candidate, completion: Completion) -> None:
         """Record a candidate that arrived after the target: it was paid for, and a
         resume with a larger -n considers it (see ``over_target``)."""
         self.stats.rejected["over_target"] += 1
@@ -313,7 +347,7 @@ class Bootstrap:
             if self._done():
                 return
             self.stats.candidates += 1
-            job = Job(item.request or 0, (), first_number=0)
+            job = Ask(item.request or 0, (), first_number=0)
             self._consider(job, item.candidate, Completion(text="", model=item.source or ""))
 
     def _count_barren(self, kept_any: bool) -> None:
@@ -328,7 +362,7 @@ class Bootstrap:
                 "filter settings and the model, then run the same command again to resume"
             )
 
-    def _consider(self, job: Job, candidate: Candidate, completion: Completion) -> None:
+    def _consider(self, job: Ask, candidate: Candidate, completion: Completion) -> None:
         rejection = check_instruction(candidate.instruction, self.filters)
         if rejection is not None:
             self._reject(job, candidate.instruction, rejection.filter, rejection.detail)
@@ -349,7 +383,7 @@ class Bootstrap:
             return
         self._keep(job, candidate, completion, similar)
 
-    def _keep(self, job: Job, candidate: Candidate, completion: Completion,
+    def _keep(self, job: Ask, candidate: Candidate, completion: Completion,
               similar: list[tuple[int, float]]) -> None:
         record: dict[str, Any] = {
             "id": f"gen_{self.stats.kept:06d}",
@@ -369,14 +403,331 @@ class Bootstrap:
         self.machine.append(candidate.instruction)
         self.stats.kept += 1
 
-    def _reject(self, job: Job, text: str, name: str, detail: str) -> None:
+    def _reject(self, job: Ask, text: str, name: str, detail: str) -> None:
         self.stats.rejected[name] += 1
         self._files.rejected.write(
             {"stage": "generate", "candidate": text, "filter": name, "detail": detail,
              "request": job.number}
         )
 
-    def _record_failure(self, job: Job, error: BackendError) -> None:
+    def _record_failure(self, job: Ask, error: BackendError) -> None:
         self.pacer.settled()
         self._files.failures.write(failure_record("generate", job.number, error))
 
+
+#: Sampling defaults per prompt style. Alpaca's are its own; Self-Instruct used 0.7 / 0.5
+#: with GPT-3, but chat models at top_p 0.5 tend to copy the example list back, so we
+#: sample wider (pass --temperature 0.7 --top-p 0.5 for the paper's setting).
+STYLE_DEFAULTS: dict[str, dict[str, float | int]] = {
+    "self-instruct": {"temperature": 1.0, "top_p": 0.95, "max_tokens": 1024},
+    "alpaca": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 3072},
+}
+
+#: Settings that change what "a valid pool" means; a resume must not change them silently.
+POOL_DEFINING = (
+    "language",
+    "prompt_style",
+    "seeds_sha256",
+    "similarity_threshold",
+    "tokenizer",
+    "blacklist",
+    "min_length",
+    "max_length",
+)
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    """What a ``generate`` run is asked for (its backend comes separately, as
+    :class:`~selfinstruct.llm.settings.BackendSettings`). ``None`` leaves the value to
+    the prompt style (sampling, examples per prompt) or the language (length limits);
+    the defaults here are the CLI's and the library's."""
+
+    num_instructions: int = 100
+    seeds: Path | None = None
+    language: LanguageChoice = "auto"
+    prompt_style: PromptStyle = "self-instruct"
+    similarity_threshold: float = 0.7
+    tokenizer: TokenizerName = "multilingual"
+    most_similar: int = 0
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed_examples: int | None = None
+    machine_examples: int = 2
+    tasks_per_request: int = 20
+    seed: int | None = None
+    blacklist: tuple[str, ...] = ()
+    min_length: int | None = None
+    max_length: int | None = None
+    prompt_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything that decides what a ``generate`` run sends and keeps, resolved: no
+    defaults here, :func:`resolve_config` decides
+    every field from the settings and the backend's."""
+
+    out: Path
+    num_instructions: int
+    seeds: str
+    seeds_sha256: str
+    language: str
+    prompt_style: PromptStyle
+    backend: BackendKind
+    model: str
+    base_urls: tuple[str, ...]
+    api: Api
+    concurrency: int
+    similarity_threshold: float
+    tokenizer: TokenizerName
+    most_similar: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    num_seed_examples: int
+    num_machine_examples: int
+    tasks_per_request: int
+    seed: int | None
+    blacklist: tuple[str, ...]
+    min_length: int
+    max_length: int
+    timeout: float
+    max_retries: int
+    max_consecutive_failures: int
+    prompt_dir: str | None
+    tensor_parallel_size: int
+    dtype: str
+    max_model_len: int | None
+    gpu_memory_utilization: float
+    structured: StructuredMode
+
+    def __post_init__(self) -> None:
+        _check(self.num_instructions >= 1, "-n must be at least 1")
+        _check(self.concurrency >= 1, "--concurrency must be at least 1")
+        _check(
+            0.0 <= self.similarity_threshold <= 1.0,
+            "--similarity-threshold must be between 0 and 1",
+        )
+        _check(self.most_similar >= 0, "--most-similar must not be negative")
+        _check(self.max_tokens >= 16, "--max-tokens must be at least 16")
+        _check(0.0 <= self.temperature <= 2.0, "--temperature must be between 0 and 2")
+        _check(0.0 < self.top_p <= 1.0, "--top-p must be in (0, 1]")
+        _check(self.num_seed_examples >= 1, "--seed-examples must be at least 1")
+        _check(self.num_machine_examples >= 0, "--machine-examples must not be negative")
+        _check(self.max_consecutive_failures >= 1, "--max-failures must be at least 1")
+        _check(self.max_retries >= 0, "--max-retries must not be negative")
+        _check(self.timeout > 0, "--timeout must be positive")
+        # Otherwise every candidate is rejected and the run asks for more forever.
+        _check(self.min_length <= self.max_length,
+               "--min-length must not be greater than --max-length")
+
+    @property
+    def asks_for_json(self) -> bool:
+        """Whether generate asks for its answers as JSON (structured output).
+
+        Always with ``--structured json``, never with ``off``. With ``auto`` only for the
+        alpaca style: a self-instruct answer is a plain list, which the text parser reads
+        from any model (every answer of the embedded 135M model), while a schema made that
+        model repeat itself and decode several times slower (BENCHMARKS.md, "Structured
+        output"), so ``auto`` keeps the list as text.
+        """
+        if self.structured == "auto":
+            return self.prompt_style == "alpaca"
+        return self.structured == "json"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (paths as strings); holds no secret by construction."""
+        data = dataclasses.asdict(self)
+        data["out"] = str(self.out)
+        data["blacklist"] = list(self.blacklist)
+        data["base_urls"] = list(self.base_urls)
+        return data
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def file_sha256(path: Path) -> str:
+    """Fingerprint of a seed file, so a resume notices the seeds were edited."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+#: How many seed examples each style shows when --seed-examples is not given.
+STYLE_SEED_EXAMPLES = {"self-instruct": 6, "alpaca": 3}
+
+
+def resolve_config(
+    out: Path, options: GenerateSettings, backend: BackendSettings
+) -> tuple[GenerateConfig, list[SeedTask], BackendSpec]:
+    """Load the seeds and decide every setting the caller left open: the language from
+    the seeds, sampling from the prompt style, length limits from the language, and the
+    backend from its flags."""
+    spec = resolve_backend({}, backend)
+    seeds_path = options.seeds or bundled_seed_path(
+        "en" if options.language == "auto" else options.language)
+    seeds = load_seeds(seeds_path)
+    language: Language = (detect_language(seed.instruction for seed in seeds)
+                          if options.language == "auto" else options.language)
+    filters = FilterSettings.for_language(language)
+    style = STYLE_DEFAULTS[options.prompt_style]
+    config = GenerateConfig(
+        out=out,
+        num_instructions=options.num_instructions,
+        seeds=str(seeds_path),
+        seeds_sha256=file_sha256(seeds_path),
+        language=language,
+        prompt_style=options.prompt_style,
+        backend=spec.kind,
+        model=spec.model,
+        base_urls=spec.base_urls,
+        api=spec.api,
+        concurrency=spec.concurrency,
+        similarity_threshold=options.similarity_threshold,
+        tokenizer=options.tokenizer,
+        most_similar=options.most_similar,
+        temperature=_given(options.temperature, float(style["temperature"])),
+        top_p=_given(options.top_p, float(style["top_p"])),
+        max_tokens=_given(options.max_tokens, int(style["max_tokens"])),
+        num_seed_examples=_given(options.seed_examples,
+                                 STYLE_SEED_EXAMPLES[options.prompt_style]),
+        num_machine_examples=options.machine_examples,
+        tasks_per_request=options.tasks_per_request,
+        seed=options.seed,
+        blacklist=tuple(filters.blacklist) + tuple(options.blacklist),
+        min_length=_given(options.min_length, filters.min_length),
+        max_length=_given(options.max_length, filters.max_length),
+        timeout=spec.timeout,
+        max_retries=spec.max_retries,
+        max_consecutive_failures=spec.max_failures,
+        prompt_dir=str(options.prompt_dir) if options.prompt_dir else None,
+        tensor_parallel_size=spec.engine.tensor_parallel_size,
+        dtype=spec.engine.dtype,
+        max_model_len=spec.engine.max_model_len,
+        gpu_memory_utilization=spec.engine.gpu_memory_utilization,
+        structured=spec.structured,
+    )
+    return config, seeds, spec
+
+
+T = TypeVar("T")
+
+
+def _given(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+def filter_settings(config: GenerateConfig) -> FilterSettings:
+    """The heuristic filters' settings for this run."""
+    return dataclasses.replace(
+        FilterSettings.for_language(config.language),  # type: ignore[arg-type]
+        min_length=config.min_length,
+        max_length=config.max_length,
+        blacklist=config.blacklist,
+    )
+
+
+def open_run(
+    config: GenerateConfig, seeds: list[SeedTask], backend: Backend, *, force: bool
+) -> GenerateLoop:
+    """Check a resumed run, save the config and load the template."""
+    prepare_out_dir(config.out)
+    check_pool(config, force=force)
+    template = load_template(
+        config.prompt_style,
+        config.language,  # type: ignore[arg-type]
+        Path(config.prompt_dir) if config.prompt_dir else None,
+        structured=config.asks_for_json,
+    )
+    if config.prompt_style == "alpaca" and not any(
+        seed.instances and seed.instances[0].output for seed in seeds
+    ):
+        raise UserError(
+            f"{config.seeds}: --prompt-style alpaca shows seed tasks with their output, and "
+            "none of these seeds has one; use seeds with instances or --prompt-style "
+            "self-instruct"
+        )
+    write_json_atomic(config.out / CONFIG_FILE, config.to_json())
+    return GenerateLoop(config, seeds, backend, template, filter_settings(config))
+
+def check_pool(config: GenerateConfig, *, force: bool) -> None:
+    """Refuse to resume with a pool-defining setting changed, unless forced."""
+    saved = read_json(config.out / CONFIG_FILE)
+    check_resume(str(config.out), saved, config.to_json(), POOL_DEFINING, force=force,
+                 consequence="resuming would mix two settings in one pool")
+
+
+#: Tasks a self-instruct answer usually adds: the list runs to about 16 from 9.
+SELF_INSTRUCT_TASKS_PER_ANSWER = 8
+
+
+def plan_generate(config: GenerateConfig, seeds: list[SeedTask], template: PromptTemplate) -> Plan:
+    """The first prompt of a generate run and a lower bound on its requests."""
+    path = config.out / INSTRUCTIONS_FILE
+    machine = [record["instruction"] for record in read_jsonl(path)]
+    remaining = max(0, config.num_instructions - len(machine))
+    if remaining == 0:
+        return Plan("generate", 0, None, f"{path} already holds {len(machine)}")
+    per_answer = (
+        config.tasks_per_request if config.prompt_style == "alpaca"
+        else SELF_INSTRUCT_TASKS_PER_ANSWER
+    )
+    _, request = PromptSampler(config, seeds, template, machine).next()
+    note = (f" at least, for {remaining} more instructions at up to {per_answer} per answer "
+            "before filtering")
+    # Candidates an earlier session set aside past its -n are filtered before any
+    # request goes out; each may cover one missing instruction.
+    waiting = len(pending_over_target(config.out / REJECTED_FILE, machine))
+    if waiting:
+        note += f", after the {waiting} candidates set aside over an earlier -n"
+    requests = math.ceil(max(0, remaining - waiting) / per_answer)
+    return Plan("generate", requests, request, note)
+
+
+@dataclass(frozen=True)
+class GenerateJob:
+    """A ``generate`` run resolved and checked, its seeds read, nothing sent or written:
+    what ``--dry-run`` shows and what :func:`~selfinstruct.stages.base.execute` runs."""
+
+    config: GenerateConfig
+    seeds: list[SeedTask]
+    spec: BackendSpec
+    force: bool = False
+    name: str = "generate"
+
+    def plan(self) -> list[str]:
+        """The first prompt and a lower bound on the requests."""
+        template = load_template(
+            self.config.prompt_style, self.config.language,  # type: ignore[arg-type]
+            Path(self.config.prompt_dir) if self.config.prompt_dir else None,
+            structured=self.config.asks_for_json)
+        return plan_generate(self.config, self.seeds, template).lines()
+
+    async def run(self, client: Client, stop: asyncio.Event,
+                  progress: Callable[[GenerateStats], None]) -> GenerateStats:
+        """Save the config and grow the pool to ``num_instructions``."""
+        loop = open_run(self.config, self.seeds, client.backend, force=self.force)
+        return await loop.run(stop, progress)
+
+    def summary(self, stats: GenerateStats) -> list[str]:
+        """What was kept, what it cost, what was rejected."""
+        return stats.summary(self.config.out)
+
+    def headline(self) -> str:
+        """The line a run starts with: the seeds, the prompt style and the model."""
+        config = self.config
+        return (f"selfinstruct: {config.language} seeds from {config.seeds} "
+                f"({len(self.seeds)} tasks), {config.prompt_style} prompts, model "
+                f"{config.model or 'embedded SmolLM2-135M-Instruct'}")
+
+
+def prepare_generate(out: Path, settings: GenerateSettings, backend: BackendSettings, *,
+                     force: bool = False) -> GenerateJob:
+    """Resolve a ``generate`` run's settings, read its seeds and check a resumed run;
+    nothing is sent or written."""
+    config, seeds, spec = resolve_config(out, settings, backend)
+    check_pool(config, force=force)
+    return GenerateJob(config, seeds, spec, force)

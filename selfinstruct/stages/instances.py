@@ -10,6 +10,7 @@ recorded with its reason in ``rejected.jsonl``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,11 +23,14 @@ from selfinstruct.filters.instances import (
     InstanceSettings,
     filter_instances,
 )
+from selfinstruct.llm import BackendSpec
 from selfinstruct.llm.base import Backend, Completion, Request
-from selfinstruct.runs.layout import INSTANCES_FILE, INSTRUCTIONS_FILE
+from selfinstruct.llm.settings import BackendSettings, resolve_backend
+from selfinstruct.runs.layout import INSTANCES_FILE, INSTRUCTIONS_FILE, load_run_config
 from selfinstruct.runs.shard import EVERYTHING, Shard
 from selfinstruct.runs.store import read_jsonl
-from selfinstruct.runs.templates import PromptTemplate
+from selfinstruct.runs.templates import PromptTemplate, run_template
+from selfinstruct.stages.base import Client, Plan
 from selfinstruct.stages.classify import load_classification
 from selfinstruct.stages.per_record import (
     StageSettings,
@@ -62,6 +66,54 @@ class InstanceOptions:
     def request_seed(self, key: str) -> int | None:
         """A per-record sampling seed, so a seeded run samples each task the same way."""
         return None if self.seed is None else zlib.crc32(f"{self.seed}/{key}".encode())
+
+
+@dataclass(frozen=True)
+class InstancesJob:
+    """``instances`` over a run directory, ready to send."""
+
+    run_dir: Path
+    spec: BackendSpec
+    options: InstanceOptions
+    #: ``(input_first, output_first)`` in the run's language.
+    templates: tuple[PromptTemplate, PromptTemplate]
+    filters: InstanceSettings
+    name: str = "instances"
+
+    def plan(self) -> list[str]:
+        """One request per classified instruction without instances yet."""
+        tasks = self.options.shard.select(list(read_jsonl(self.run_dir / INSTRUCTIONS_FILE)))
+        classification = classification_of(self.run_dir, tasks)
+        pending = unfinished(tasks, self.run_dir / INSTANCES_FILE)
+        sample = None
+        if pending:
+            sample = instance_request(self.templates, self.options,
+                                      classification[pending[0]["id"]], pending[0])
+        return Plan(self.name, len(pending), sample).lines()
+
+    async def run(self, client: Client, stop: asyncio.Event,
+                  progress: Callable[[StageStats], None]) -> StageStats:
+        """Generate instances for the run's classified instructions."""
+        return await instances_run(self.run_dir, client.backend, self.templates,
+                                   self.options, self.filters, client.settings, stop, progress)
+
+    def summary(self, stats: StageStats) -> list[str]:
+        """Counts, requests and rejections."""
+        return stats.summary()
+
+
+def prepare_instances(run_dir: Path, options: InstanceOptions,
+                      backend: BackendSettings) -> InstancesJob:
+    """Read the run's config and resolve its backend; the run's seed and ``--structured``
+    choice go into the options. Nothing is sent or written."""
+    config = load_run_config(run_dir)
+    spec = resolve_backend(config, backend)
+    structured = spec.structured != "off"
+    templates = (run_template(config, "input-first", structured=structured),
+                 run_template(config, "output-first", structured=structured))
+    options = dataclasses.replace(options, seed=config.get("seed"), structured=structured)
+    return InstancesJob(run_dir, spec, options, templates,
+                        InstanceSettings.for_language(config["language"]))
 
 
 async def instances_run(

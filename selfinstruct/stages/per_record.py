@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import StageAborted, UserError
+from selfinstruct.llm import BackendSpec
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
 from selfinstruct.runs.layout import FAILURES_FILE, REJECTED_FILE, save_stats
 from selfinstruct.runs.store import JsonlAppender, read_jsonl
@@ -56,6 +57,20 @@ class StageStats:
     def __post_init__(self) -> None:
         self.done = self.done_before
 
+    def progress(self) -> tuple[int, str, int | None]:
+        """(done, detail, total) for the progress bar."""
+        return (self.done, f"{self.requests.failed} failed, "
+                f"{sum(self.rejected.values())} rejected", self.total)
+
+    def summary(self) -> list[str]:
+        """The summary lines every row stage starts with: counts, requests, rejections."""
+        return [
+            f"{self.stage}: {self.done}/{self.total} done ({self.done - self.done_before} "
+            f"now) in {self.elapsed:.1f}s; {self.gave_up} given up after repeated failures",
+            requests_line(self.requests, self.elapsed),
+            *rejected_lines(self.rejected),
+        ]
+
     def to_json(self) -> dict[str, Any]:
         """This stage's part of ``stats.json``."""
         parsed = {"parsed": parsed_counts(self.parsed)} if self.parsed else {}
@@ -89,6 +104,25 @@ def throughput(requests: RequestStats, elapsed: float) -> dict[str, float]:
         "requests_per_second": round(requests.succeeded / elapsed, 2),
         "completion_tokens_per_second": round(requests.completion_tokens / elapsed, 2),
     }
+
+
+def requests_line(requests: RequestStats, elapsed: float) -> str:
+    """Requests, tokens and this session's rates, one line of every summary."""
+    rates = throughput(requests, elapsed)
+    return (
+        f"requests: {requests.sent} sent, {requests.succeeded} answered, "
+        f"{requests.failed} failed; tokens: {requests.prompt_tokens} prompt, "
+        f"{requests.completion_tokens} completion; {rates['requests_per_second']:g} "
+        f"answers/s, {rates['completion_tokens_per_second']:g} completion tokens/s"
+    )
+
+
+def rejected_lines(rejected: Counter[str]) -> list[str]:
+    """Rejections by filter, most frequent first (none: no line)."""
+    if not rejected:
+        return []
+    counts = ", ".join(f"{name} {count}" for name, count in rejected.most_common())
+    return [f"rejected: {counts} (see rejected.jsonl)"]
 
 
 @dataclass(frozen=True)
@@ -125,8 +159,8 @@ class StageSettings:
     """How hard to push the backend, how often to retry one record, and who sends the
     requests (None: this process; ``--executor ray``: Ray Data actors)."""
 
-    concurrency: int = 8
-    max_consecutive_failures: int = 20
+    concurrency: int
+    max_consecutive_failures: int = BackendSpec.max_failures
     max_attempts: int = 3
     executor: Executor | None = field(default=None, compare=False)
 

@@ -19,19 +19,31 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from selfinstruct.errors import UserError
 from selfinstruct.filters.traces import Trace, TraceSettings, check_trace
+from selfinstruct.language import Language
+from selfinstruct.llm import BackendSpec
 from selfinstruct.llm.base import Backend, Completion, Request
-from selfinstruct.runs.inputs import PromptRecord
-from selfinstruct.runs.layout import PASS_RATES_FILE, REASONING_FILE, REJECTED_FILE
-from selfinstruct.runs.store import read_jsonl, write_atomic
+from selfinstruct.llm.settings import BackendSettings, resolve_backend
+from selfinstruct.runs.inputs import PromptRecord, load_prompts
+from selfinstruct.runs.layout import (
+    PASS_RATES_FILE,
+    REASONING_FILE,
+    REJECTED_FILE,
+    save_config_section,
+)
+from selfinstruct.runs.shard import EVERYTHING, Shard
+from selfinstruct.runs.store import prepare_out_dir, read_jsonl, write_atomic
+from selfinstruct.stages.base import Client, Plan
 from selfinstruct.stages.per_record import StageSettings, StageStats, run_stage, stage_files
 from selfinstruct.text.answers import matches_reference
 from selfinstruct.text.thinking import split_thinking
 
 
 @dataclass(frozen=True)
-class ReasonOptions:
-    """Sampling for the thinking model (defaults suit DeepSeek-R1 / Qwen3 / QwQ)."""
+class ReasonSettings:
+    """What ``reason`` reads, how it samples the thinking model (defaults suit
+    DeepSeek-R1 / Qwen3 / QwQ) and which traces it keeps."""
 
     samples: int = 1
     max_tokens: int = 8192
@@ -39,6 +51,31 @@ class ReasonOptions:
     top_p: float = 0.95
     enable_thinking: bool | None = None
     seed: int | None = None
+    #: The field (or CSV column) holding the prompt.
+    field: str = "instruction"
+    #: A field with a reference answer: only traces whose answer matches it are kept.
+    reference_field: str | None = None
+    #: Reject reasoning in another language (None: any language).
+    language: Language | None = None
+    max_reasoning_chars: int = 100_000
+    shard: Shard = EVERYTHING
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise UserError("--samples must be at least 1")
+        if self.max_tokens < 16:
+            raise UserError("--max-tokens must be at least 16")
+
+    def traces(self) -> TraceSettings:
+        """The trace filters' settings."""
+        return TraceSettings(language=self.language,
+                             max_reasoning_chars=self.max_reasoning_chars)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``reason`` section of ``config.json``."""
+        data = asdict(self)
+        data["shard"] = f"{self.shard.index}/{self.shard.count}"
+        return data
 
     def request_seed(self, key: str, sample: int) -> int | None:
         """A per-sample seed, so a seeded run draws the same K traces again."""
@@ -52,11 +89,71 @@ def user_message(instruction: str, input_text: str) -> str:
     return f"{instruction}\n\n{input_text}" if input_text else instruction
 
 
+@dataclass(frozen=True)
+class ReasonJob:
+    """A ``reason`` run, ready to send: the prompts read, the thinking model resolved.
+
+    The model is never taken from a run's config: the thinking model is usually not the
+    one that wrote the instructions, so it comes from the flags (or the embedded model).
+    """
+
+    source: Path
+    out_dir: Path
+    prompts: list[PromptRecord]
+    settings: ReasonSettings
+    spec: BackendSpec
+    name: str = "reason"
+
+    def plan(self) -> list[str]:
+        """One request per sample of each prompt not drawn yet."""
+        pending = undrawn(self.prompts, self.settings.samples, self.out_dir)
+        sample = reason_request(self.settings, *pending[0]) if pending else None
+        return Plan(self.name, len(pending), sample).lines()
+
+    async def run(self, client: Client, stop: asyncio.Event,
+                  progress: Callable[[StageStats], None]) -> StageStats:
+        """Draw every missing sample, recording what the run was made with."""
+        prepare_out_dir(self.out_dir)
+        save_config_section(self.out_dir, "reason", {
+            "input": str(self.source), "model": client.backend.name,
+            **self.settings.to_json()})
+        return await reason_run(self.prompts, self.out_dir, client.backend, self.settings,
+                                self.settings.traces(), client.settings, stop, progress)
+
+    def summary(self, stats: StageStats) -> list[str]:
+        """Counts, then what was kept, and a hint when the model never reasoned."""
+        kept = sum(1 for _ in read_jsonl(self.out_dir / REASONING_FILE))
+        lines = [*stats.summary(),
+                 f"reason: {kept} traces in {self.out_dir / REASONING_FILE}, "
+                 f"{sum(stats.rejected.values())} rejected this session"]
+        without = stats.seen.get("without_reasoning", 0)
+        if without:
+            lines.append(
+                f"{without} answers had no reasoning trace; is the model a thinking model "
+                "(DeepSeek-R1, Qwen3, QwQ)? For Qwen3 pass --enable-thinking; behind vLLM, "
+                "--reasoning-parser is optional (the trace is read from <think> tags too)"
+            )
+        return lines
+
+
+def prepare_reason(source: Path, out_dir: Path | None, settings: ReasonSettings,
+                   backend: BackendSettings) -> ReasonJob:
+    """Read the prompts (a run directory or any dataset file) and resolve the thinking
+    model; nothing is sent or written."""
+    if out_dir is None:
+        if not source.is_dir():
+            raise UserError("-o OUT_DIR is needed when INPUT is a file")
+        out_dir = source
+    prompts = settings.shard.select(load_prompts(source, field=settings.field,
+                                                 reference_field=settings.reference_field))
+    return ReasonJob(source, out_dir, prompts, settings, resolve_backend({}, backend))
+
+
 async def reason_run(
     prompts: Sequence[PromptRecord],
     out_dir: Path,
     backend: Backend,
-    options: ReasonOptions,
+    options: ReasonSettings,
     traces: TraceSettings,
     settings: StageSettings,
     stop: asyncio.Event,
@@ -131,7 +228,7 @@ def decide_trace(prompt: PromptRecord, sample: int, completion: Completion,
     return TraceDecision(record, verdict, not thought.reasoning)
 
 
-def reason_request(options: ReasonOptions, prompt: PromptRecord, sample: int) -> Request:
+def reason_request(options: ReasonSettings, prompt: PromptRecord, sample: int) -> Request:
     """One draw of one prompt."""
     return Request(
         prompt=user_message(prompt.instruction, prompt.input),

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.report import charts, page
-from selfinstruct.report.facts import RunFacts, gather
-from selfinstruct.report.sunburst import sunburst
+from selfinstruct.reporting import charts, page
+from selfinstruct.reporting.facts import RunFacts, gather
+from selfinstruct.reporting.sunburst import sunburst
 from selfinstruct.runs.store import write_atomic
 
 

@@ -26,7 +26,7 @@ from selfinstruct.runs.pairs import Answered
 from selfinstruct.runs.review_sheet import SheetRow, read_sheet, write_sheet
 from selfinstruct.runs.scores import Review, Score, read_reviews, read_scores
 from selfinstruct.runs.store import read_json, write_atomic
-from selfinstruct.stages.score_setup import source_examples, source_language
+from selfinstruct.stages.score import source_examples, source_language
 
 UNSCORED = "unscored"
 

@@ -21,15 +21,28 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import UserError
-from selfinstruct.language import Language
+from selfinstruct.language import Language, detect_language
+from selfinstruct.llm import BackendSpec
 from selfinstruct.llm.base import Backend, Completion, Request
-from selfinstruct.runs.layout import REJECTED_FILE, SCORES_FILE, update_stats
-from selfinstruct.runs.pairs import Answered
+from selfinstruct.llm.settings import BackendSettings, resolve_backend
+from selfinstruct.runs.layout import (
+    CONFIG_FILE,
+    REJECTED_FILE,
+    SCORES_FILE,
+    STATS_FILE,
+    save_config_section,
+    update_stats,
+)
+from selfinstruct.runs.pairs import Answered, load_answered
+from selfinstruct.runs.rubrics import load_rubric, rubric_path
 from selfinstruct.runs.scores import Score, read_scores
-from selfinstruct.runs.store import read_jsonl
-from selfinstruct.runs.templates import PromptTemplate
+from selfinstruct.runs.store import prepare_out_dir, read_json, read_jsonl
+from selfinstruct.runs.templates import PromptTemplate, load_template
+from selfinstruct.stages.base import Client, Plan
+from selfinstruct.stages.base import check_resume as shared_check_resume
+from selfinstruct.stages.export import run_examples
 from selfinstruct.stages.per_record import StageSettings, StageStats, run_stage, stage_files
-from selfinstruct.text.rubric import Dimension, Scale, answer_format, describe
+from selfinstruct.text.rubric import Dimension, RubricError, Scale, answer_format, describe
 from selfinstruct.text.verdicts import Verdict, read_verdict, verdict_schema
 
 UNPARSEABLE = "unparseable_verdict"
@@ -54,6 +67,12 @@ class ScoreSettings:
     seed: int | None = None
     #: How often an unreadable answer is asked again.
     retries: int = 1
+    #: Rubric file, one ``dimension: description`` a line (None: ``prompts/LANG/rubric.txt``).
+    rubric: Path | None = None
+    #: ``en``, ``zh``, or ``auto``: the run's, else detected from the instructions.
+    language: str = "auto"
+    #: The field holding the instruction, in a dataset file.
+    field: str = "instruction"
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -64,6 +83,21 @@ class ScoreSettings:
             raise UserError("--temperature must be between 0 and 2")
         if self.retries < 0:
             raise UserError("retries must not be negative")
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> ScoreSettings:
+        """The settings from keywords named like ``score``'s flags (``scale`` as
+        ``--scale`` writes it, e.g. "1-5"); a bad value is a :class:`UserError`."""
+        own = dict(values)
+        scale = own.get("scale", "1-5")
+        if not isinstance(scale, Scale):
+            try:
+                own["scale"] = Scale.parse(scale)
+            except RubricError as err:
+                raise UserError(str(err)) from None
+        if own.get("rubric") is not None:
+            own["rubric"] = Path(own["rubric"])
+        return cls(**own)
 
     @property
     def sampling_temperature(self) -> float:
@@ -224,3 +258,132 @@ def score_summary(scores: dict[str, Score]) -> dict[str, Any]:
         "mean": round(sum(overall) / len(overall), 4) if overall else None,
         "dimension_means": means,
     }
+
+
+#: Settings that change what a score means; a resumed run must not mix two of them.
+SCORE_DEFINING = ("dimensions", "scale")
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """A ``score`` run, ready to send: the examples read, the judge and its model
+    resolved. Like ``reason``, the judge comes from the flags, never from a run's config:
+    the judge is usually not the model that wrote the data."""
+
+    source: Path
+    examples: list[Answered]
+    out_dir: Path
+    judge: Judge
+    #: The ``score`` section of ``config.json`` (the model is added once connected).
+    section: dict[str, Any]
+    spec: BackendSpec
+    name: str = "score"
+
+    def plan(self) -> list[str]:
+        """One request per example and sample not judged yet."""
+        samples = self.judge.settings.samples
+        pending = unjudged(self.examples, samples, self.out_dir)
+        sample = self.judge.request(pending[0].example, pending[0].sample) if pending else None
+        note = (f" ({len(self.examples)} examples x {samples} samples, "
+                f"{len(self.examples) * samples - len(pending)} done)")
+        return Plan(self.name, len(pending), sample, note if pending else "all judged").lines()
+
+    async def run(self, client: Client, stop: asyncio.Event,
+                  progress: Callable[[StageStats], None]) -> StageStats:
+        """Judge every example and sample not judged yet."""
+        prepare_out_dir(self.out_dir)
+        save_config_section(self.out_dir, "score", {**self.section,
+                                                     "model": client.backend.name})
+        return await score_run(self.examples, self.out_dir, client.backend, self.judge,
+                               client.settings, stop, progress)
+
+    def summary(self, stats: StageStats) -> list[str]:
+        """Counts, then how the examples scored: the histogram and the means."""
+        section = (read_json(self.out_dir / STATS_FILE) or {}).get("score", {})
+        if not section.get("scored"):
+            return [*stats.summary(),
+                    f"score: nothing scored yet in {self.out_dir / SCORES_FILE}"]
+        histogram = ", ".join(f"{key}: {count}" for key, count in section["histogram"].items())
+        means = ", ".join(f"{name} {value:g}"
+                          for name, value in section["dimension_means"].items())
+        lines = [*stats.summary(),
+                 f"score: {section['scored']} examples scored in {self.out_dir / SCORES_FILE}"
+                 f"; overall mean {section['mean']:g} ({histogram})"]
+        if means:
+            lines.append(f"dimension means: {means}")
+        return lines
+
+
+def source_examples(source: Path, *, field: str = "instruction") -> list[Answered]:
+    """The examples of a run directory (as ``export`` sees them) or of a dataset file."""
+    if not source.is_dir():
+        return load_answered(source, field=field)
+    examples = run_examples(source, include_seeds=False)
+    return [Answered(example.key or f"row{number}", example.instruction, example.input,
+                     example.output)
+            for number, example in enumerate(examples)]
+
+
+def source_language(source: Path, examples: list[Answered], language: str) -> Language:
+    """``en`` / ``zh`` as given, else the run's, else detected from the instructions."""
+    if language in ("en", "zh"):
+        return language  # type: ignore[return-value]
+    config = read_json(source / CONFIG_FILE) if source.is_dir() else None
+    if config and config.get("language") in ("en", "zh"):
+        return config["language"]  # type: ignore[no-any-return]
+    return detect_language(example.instruction for example in examples[:1000])
+
+
+def output_dir(source: Path, out_dir: Path | None) -> Path:
+    """Where ``scores.jsonl`` goes: ``-o``, or the run directory itself."""
+    if out_dir is not None:
+        return out_dir
+    if not source.is_dir():
+        raise UserError("-o OUT_DIR is needed when SOURCE is a file")
+    return source
+
+
+def make_judge(
+    source: Path, examples: list[Answered], *, rubric: Path | None, language: str,
+    settings: ScoreSettings, prompt_dir: Path | None = None,
+) -> Judge:
+    """The rubric and the judge template in the data's language."""
+    lang = source_language(source, examples, language)
+    return Judge(load_rubric(rubric, lang), load_template("judge", lang, prompt_dir), settings)
+
+
+def prepare_score(source: Path, out_dir: Path | None, settings: ScoreSettings,
+                  backend: BackendSettings, *, force: bool = False) -> ScoreJob:
+    """Read the examples and the rubric and check a resumed run; nothing is sent or
+    written."""
+    out = output_dir(source, out_dir)
+    examples = source_examples(source, field=settings.field)
+    judge = make_judge(source, examples, rubric=settings.rubric, language=settings.language,
+                       settings=settings)
+    section = score_config(source, judge, settings.rubric, settings.field)
+    check_resume(out, section, force=force)
+    return ScoreJob(source, examples, out, judge, section, resolve_backend({}, backend))
+
+
+def score_config(source: Path, judge: Judge, rubric: Path | None, field: str) -> dict[str, Any]:
+    """The ``score`` section of ``config.json``: what ``review`` and ``report`` read back."""
+    settings = judge.settings
+    return {
+        "source": str(source.resolve()),
+        "field": field,
+        "rubric": str(rubric_path(rubric, judge.template.language)),
+        "dimensions": [d.name for d in judge.dimensions],
+        "scale": str(settings.scale),
+        "language": judge.template.language,
+        **{k: v for k, v in dataclasses.asdict(settings).items()
+           if k not in ("scale", "rubric", "language", "field")},
+    }
+
+
+def check_resume(out: Path, section: dict[str, Any], *, force: bool) -> None:
+    """Refuse to add scores on another scale or rubric to an existing ``scores.jsonl``."""
+    saved = (read_json(out / CONFIG_FILE) or {}).get("score") if out.is_dir() else None
+    if not (out / SCORES_FILE).exists():
+        return
+    shared_check_resume(str(out), saved, section, SCORE_DEFINING, force=force,
+                        consequence="one scores.jsonl would mix two scales")

@@ -207,7 +207,10 @@ def test_a_wrong_address_stops_quickly(seeds, tmp_path, monkeypatch):
     """A server that never answered: every failure counts, even in a burst. (The check
     before the first request catches a server that is not there at the start, see
     test_preflight.py; this is one gone between the check and the first request.)"""
-    monkeypatch.setattr("selfinstruct.stages.pipeline._check_server", lambda backend: None)
+    async def no_check(backend) -> None:
+        return None
+
+    monkeypatch.setattr("selfinstruct.stages.base.check_server", no_check)
     server = FaultServer()
     server.start()
     server.stop()  # nothing listens on its port any more

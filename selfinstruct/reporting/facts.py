@@ -16,8 +16,8 @@ from typing import Any
 
 from selfinstruct.errors import UserError
 from selfinstruct.language import Language
-from selfinstruct.report.rates import Rate, review_rates
-from selfinstruct.report.verbs import VerbCounts, count_verbs
+from selfinstruct.reporting.rates import Rate, review_rates
+from selfinstruct.reporting.verbs import VerbCounts, count_verbs
 from selfinstruct.runs.layout import (
     CONFIG_FILE,
     INSTANCES_FILE,
@@ -33,8 +33,7 @@ from selfinstruct.runs.scores import Review, Score, read_reviews, read_scores
 from selfinstruct.runs.seeds import load_seeds
 from selfinstruct.runs.store import read_json, read_jsonl
 from selfinstruct.similarity.index import SimilarityIndex, tokenize
-from selfinstruct.stages.score import UNPARSEABLE, score_summary
-from selfinstruct.stages.score_setup import source_examples, source_language
+from selfinstruct.stages.score import UNPARSEABLE, score_summary, source_examples, source_language
 from selfinstruct.text.rubric import Scale
 
 #: Rejected examples shown per filter.

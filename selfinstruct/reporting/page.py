@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from selfinstruct.report.facts import Funnel, RunFacts
-from selfinstruct.report.rates import SELF_INSTRUCT, Rate
+from selfinstruct.reporting.facts import Funnel, RunFacts
+from selfinstruct.reporting.rates import SELF_INSTRUCT, Rate
 
 #: Self-Instruct's verb–object count (§4): instructions with the structure, of all.
 SELF_INSTRUCT_PAIRS = (26_559, 52_445)

@@ -23,8 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from selfinstruct.report.facts import Funnel, SeedSimilarity
-from selfinstruct.report.rates import SELF_INSTRUCT, Rate
+from selfinstruct.reporting.facts import Funnel, SeedSimilarity
+from selfinstruct.reporting.rates import SELF_INSTRUCT, Rate
 from selfinstruct.text.rubric import Scale
 
 FONTS = ["DejaVu Sans", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei",

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.colors import to_rgba
 
-from selfinstruct.report.charts import figure_style, to_svg
+from selfinstruct.reporting.charts import figure_style, to_svg
 
 TOP_VERBS = 20
 TOP_OBJECTS = 4

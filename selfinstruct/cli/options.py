@@ -1,0 +1,156 @@
+"""Flags that several commands share, declared once and added to each command's signature.
+
+The backend's flags (and, for the row stages, ``--executor`` and its Ray flags) reach a
+command as one :class:`~selfinstruct.llm.settings.BackendSettings`; their defaults are
+quoted from where they are written (:class:`~selfinstruct.llm.BackendSpec`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import typer
+
+from selfinstruct.llm import DEFAULT_CONCURRENCY, BackendChoice, BackendSpec, EngineOptions
+from selfinstruct.llm.base import Api, StructuredMode
+from selfinstruct.llm.settings import BackendSettings, ExecutorName, ExecutorSettings
+
+T = TypeVar("T")
+
+#: ``--thinking on|off``: a thinking model's reasoning switch.
+Switch = Literal["on", "off"]
+
+DRY_RUN = Annotated[
+    bool, typer.Option(help="Print what would be sent (counts, a sample prompt, estimated "
+                       "tokens) and stop: nothing is loaded, sent or written.")
+]
+
+STRUCTURED = Annotated[
+    StructuredMode | None,
+    typer.Option(help="auto: ask for JSON answers in classify, instances and alpaca-style "
+                 "generate (a grammar for local models, vLLM's structured outputs, "
+                 "response_format for servers, which fall back to text if they refuse it); "
+                 "json: every stage, a server's refusal is an error; off: plain text "
+                 "prompts. Default: the run's setting, else auto.", show_default=False),
+]
+
+SHARD = Annotated[
+    str | None, typer.Option(help="Only records i, i+n, i+2n… (0-based), e.g. 3/8, to split "
+                             "the work across machines.")
+]
+
+#: Placeholder default for the ``backend`` parameter that :func:`with_backend_options` fills.
+NO_BACKEND = BackendSettings()
+
+_SPEC = BackendSpec()
+_ENGINE = EngineOptions()
+
+
+def _option(name: str, annotation: Any, default: Any, help_text: str,
+            **kwargs: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY,
+        annotation=Annotated[annotation, typer.Option(help=help_text, **kwargs)], default=default,
+    )
+
+
+def _keyword(parameter: inspect.Parameter) -> inspect.Parameter:
+    """Typer passes everything by name; keyword-only lets signatures be concatenated."""
+    return parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+
+
+BACKEND_PARAMETERS = [
+    _option("backend", BackendChoice, "auto", "auto: openai with --base-url, else the "
+            "embedded local model. vllm: the offline engine in this process (needs a GPU). "
+            "fake: the answers of the file --model names, one JSON string a line (tests, "
+            "demos)."),
+    _option("base_url", list[str] | None, None, "OpenAI-compatible server, e.g. "
+            "http://127.0.0.1:8000/v1; repeat it to balance over several."),
+    _option("base_url_file", Path | None, None, "A file of server URLs, one a line."),
+    _option("model", str | None, None, "Model name on the server, a .gguf path (local), or "
+            "a Hugging Face id / path (vllm)."),
+    _option("api_key", str | None, None, "API key (never written to disk).",
+            envvar="OPENAI_API_KEY", show_default=False, show_envvar=True),
+    _option("api", Api | None, None, "chat, or completions for base models."),
+    _option("concurrency", int | None, None, "Requests in flight (default "
+            f"{DEFAULT_CONCURRENCY['openai']}; vllm {DEFAULT_CONCURRENCY['vllm']}, the size "
+            "of a round; the local model runs one at a time)."),
+    _option("timeout", float | None, None, f"Seconds per request (default {_SPEC.timeout:g})."),
+    _option("max_retries", int | None, None, "HTTP retries per request (default "
+            f"{_SPEC.max_retries})."),
+    _option("max_failures", int | None, None, "Stop after this many failed requests in a "
+            f"row (default {_SPEC.max_failures}; requests that fail together, as in an "
+            "outage, count once)."),
+    _option("tensor_parallel_size", int | None, None, "vllm: GPUs per model "
+            f"({_ENGINE.tensor_parallel_size})."),
+    _option("dtype", str | None, None, "vllm: auto, bfloat16, float16 …"),
+    _option("max_model_len", int | None, None, "vllm: context length."),
+    _option("gpu_memory_utilization", float | None, None, "vllm: share of GPU memory "
+            f"({_ENGINE.gpu_memory_utilization})."),
+]
+
+EXECUTOR_PARAMETERS = [
+    _option("executor", ExecutorName, "local", "local: this process sends every request; "
+            "ray: Ray Data actors send them (pip install 'selfinstruct\\[ray]'), each holding "
+            "one client or, with --backend vllm, one engine per GPU; this process still "
+            "parses, filters and writes every answer."),
+    _option("ray_address", str | None, None, "ray: the cluster to join, e.g. "
+            "ray://head:10001 or head:6379 (default: RAY_ADDRESS, a ray start cluster on "
+            "this machine, else a local Ray; 'local' always starts one)."),
+    _option("ray_actors", int | None, None, "ray: actors in the pool (default: one per 128 "
+            "requests in flight; vllm: one per GPU, or per --tensor-parallel-size GPUs)."),
+]
+
+
+def with_backend_options(func: Callable[..., T]) -> Callable[..., T]:
+    """Add the backend flags to a command; it receives them as ``backend:
+    BackendSettings`` (with ``--structured``, when the command has that flag)."""
+    signature = inspect.signature(func, eval_str=True)
+    own = [_keyword(p) for p in signature.parameters.values() if p.name != "backend"]
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> T:
+        return func(backend=backend_settings(kwargs), **kwargs)
+
+    command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*own, *BACKEND_PARAMETERS]
+    )
+    return command
+
+
+def backend_settings(kwargs: dict[str, Any]) -> BackendSettings:
+    """Take the backend flags out of a command's keyword arguments (``--structured`` is
+    read, not taken: it is also the command's own)."""
+    values = {p.name: kwargs.pop(p.name) for p in BACKEND_PARAMETERS}
+    values["base_url"] = tuple(values["base_url"] or ())
+    if kwargs.get("structured") is not None:
+        values["structured"] = kwargs["structured"]
+    return BackendSettings(**values)
+
+
+def with_executor_options(func: Callable[..., T]) -> Callable[..., T]:
+    """Add ``--executor`` and its Ray flags to a row stage (under
+    :func:`with_backend_options`); they reach it inside ``backend: BackendSettings``."""
+    from selfinstruct.cli.output import reported_errors
+
+    signature = inspect.signature(func, eval_str=True)
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> T:
+        values = {p.name: kwargs.pop(p.name) for p in EXECUTOR_PARAMETERS}
+        with reported_errors():
+            executor = ExecutorSettings(values["executor"], values["ray_address"],
+                                        values["ray_actors"])
+        kwargs["backend"] = dataclasses.replace(kwargs["backend"], executor=executor)
+        return func(**kwargs)
+
+    command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*(_keyword(p) for p in signature.parameters.values()),
+                    *EXECUTOR_PARAMETERS]
+    )
+    return command
