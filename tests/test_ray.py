@@ -9,7 +9,7 @@ import asyncio
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 from selfinstruct.cli import commands as cli
 from selfinstruct.cluster.executor import RayExecutor, RayOptions, RemoteModel
 from selfinstruct.cluster.plan import plan_actors
+from selfinstruct.cluster.runner import RayRunner
 from selfinstruct.cluster.wire import (
     decode_outcome,
     decode_request,
@@ -76,6 +77,58 @@ def test_requests_and_outcomes_survive_the_trip():
     failure = decode_outcome(encode_outcome(BackendError("HTTP 503", retryable=True)))
     assert isinstance(failure, BackendError)
     assert (failure.message, failure.retryable) == ("HTTP 503", True)
+
+
+BUSY = BackendError("HTTP 503: busy", retryable=True)
+
+
+def coordinator(limit: int, handled: list[int], done_at: int | None = None
+                ) -> Callable[[list[Completion | BackendError]], bool]:
+    """The coordinator's side of a Ray run, without Ray: each call hands it one batch's
+    outcomes (job = position in the batch) as an actor sends them back."""
+    runner: RayRunner[int] = RayRunner(None, "fake", concurrency=4,  # type: ignore[arg-type]
+                                       max_consecutive_failures=limit,
+                                       on_failure=lambda job, error: None)
+
+    def handle(job: int, answer: Completion) -> bool:
+        handled.append(job)
+        return job == done_at
+
+    def batch(outcomes: list[Completion | BackendError]) -> bool:
+        block = {"key": list(range(len(outcomes))),
+                 "outcome": [encode_outcome(outcome) for outcome in outcomes]}
+        return runner._settle(block, list(range(len(outcomes))), handle)
+
+    return batch
+
+
+def test_a_batch_s_failures_count_once_once_the_server_has_answered():
+    handled: list[int] = []
+    batch = coordinator(2, handled)
+    assert not batch([BUSY, Completion("an answer"), BUSY, BUSY])  # one failure in a row
+    with pytest.raises(UserError, match="fake: 2 requests in a row failed"):
+        batch([BUSY])
+    assert handled == [1]
+
+
+def test_before_any_answer_every_failure_of_a_batch_counts():
+    batch = coordinator(3, [])
+    with pytest.raises(UserError, match="fake: 3 requests in a row failed"):
+        batch([BUSY, BUSY, BUSY])
+
+
+def test_a_batch_s_answers_are_handled_before_its_failure_stops_the_run():
+    handled: list[int] = []
+    batch = coordinator(1, handled)
+    with pytest.raises(UserError, match="fake: 1 requests in a row failed"):
+        batch([BUSY, Completion("paid for"), Completion("paid for too")])
+    assert handled == [1, 2]
+
+
+def test_failures_after_the_stage_is_done_are_dropped():
+    handled: list[int] = []
+    assert coordinator(1, handled, done_at=0)([Completion("the last one"), BUSY])
+    assert handled == [0]
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:

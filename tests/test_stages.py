@@ -240,8 +240,8 @@ def test_stats_and_summaries_report_rates(tmp_path, seed_file, serve):
 
 
 def test_throughput_counts_answers_and_completion_tokens():
+    from selfinstruct.stages.ledger import RequestStats
     from selfinstruct.stages.per_record import throughput
-    from selfinstruct.stages.runner import RequestStats
 
     requests = RequestStats(sent=12, succeeded=10, failed=2, prompt_tokens=999,
                             completion_tokens=500)

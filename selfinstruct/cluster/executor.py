@@ -15,7 +15,7 @@ import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from selfinstruct.cluster.plan import ActorPlan, check_kind, plan_actors
 from selfinstruct.cluster.runner import RayRunner
@@ -25,9 +25,14 @@ from selfinstruct.cluster.worker import BackendWorker
 from selfinstruct.llm import Backend, BackendSpec, given_backend
 from selfinstruct.llm.base import BackendError, Completion, Request
 from selfinstruct.llm.registry import BackendFactory
-from selfinstruct.stages.per_record import StageSettings
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 J = TypeVar("J")
+#: A stage's settings: any dataclass with an ``executor`` field. The cluster is an
+#: executor below the stages, so it does not import their settings class.
+Settings = TypeVar("Settings", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ class RayExecutor:
 
 
 def ray_stage(spec: BackendSpec, api_key: str | None, options: RayOptions,
-              settings: StageSettings) -> tuple[Backend, StageSettings]:
+              settings: Settings) -> tuple[Backend, Settings]:
     """The stand-in backend and the settings of a stage sent from Ray actors.
 
     What :func:`~selfinstruct.llm.use_backend` gives (tests, notebooks), a backend or a

@@ -6,10 +6,11 @@ runs on the actor pool, and reads the outcomes as they come back, batch by batch
 answer goes to the stage's ``handle`` (parse, filter, write, in this process), each
 failure to its ``on_failure``, which queues the record again while it has attempts
 left; what was queued again (failures, answers a stage asks once more) is the next
-pass. The run stops as the local one does: at once on an error that can never succeed,
-after too many failures in a row (once the server has answered, the failures of one
-batch count once, like a burst in the local runner), and on ``stop``, after handling
-the answers that have arrived.
+pass. What comes back is counted by the :class:`~selfinstruct.stages.ledger.Ledger`
+the local runner uses, so the run stops as the local one does: at once on an error that
+can never succeed, after too many failures in a row (once the server has answered, the
+failures of one batch count once, like a burst in the local runner), and on ``stop``,
+after handling the answers that have arrived.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from selfinstruct.cluster.plan import ActorPlan
 from selfinstruct.cluster.session import ray_session
 from selfinstruct.cluster.stream import BlockStream
-from selfinstruct.cluster.wire import Outcome, decode_outcome
+from selfinstruct.cluster.wire import decode_outcome
 from selfinstruct.errors import UserError
 from selfinstruct.llm.base import BackendError, Completion, Request
-from selfinstruct.stages.runner import RequestStats
+from selfinstruct.stages.ledger import Ledger, Outcome, RequestStats, is_failure
 
 if TYPE_CHECKING:
     from selfinstruct.cluster.executor import RayExecutor
@@ -52,13 +53,11 @@ class RayRunner(Generic[J]):
         on_failure: Callable[[J, BackendError], None],
     ) -> None:
         self.executor = executor
-        self.name = name
         self.concurrency = concurrency
-        self.max_consecutive_failures = max_consecutive_failures
-        self.on_failure = on_failure
-        self.stats = RequestStats()
+        self.ledger: Ledger[J] = Ledger(name, max_in_a_row=max_consecutive_failures,
+                                        on_failure=on_failure)
+        self.stats: RequestStats = self.ledger.stats
         self.plan: ActorPlan | None = None
-        self._failures_in_a_row = 0
 
     async def run(
         self,
@@ -103,41 +102,23 @@ class RayRunner(Generic[J]):
                 handle: Callable[[J, Completion], bool]) -> bool:
         """Handle one batch's outcomes, answers first (an answer that comes with the
         failure that stops the run has been paid for); True when ``handle`` says done.
-        Failures after that point are dropped: the stage is complete."""
-        outcomes: list[tuple[J, Outcome]] = [
-            (jobs[int(key)], decode_outcome(bytes(data)))
+        Failures after that point are dropped: the stage is complete.
+
+        The batch was sent together, so all of it is in the epoch the ledger is in when
+        the batch arrives: its failures count once after the server has answered.
+        """
+        epoch = self.ledger.epoch
+        outcomes: list[Outcome[J]] = [
+            (jobs[int(key)], decode_outcome(bytes(data)), epoch)
             for key, data in zip(block["key"], block["outcome"], strict=True)
         ]
-        outcomes.sort(key=lambda pair: isinstance(pair[1], BackendError))
-        done = counted = False
-        for job, outcome in outcomes:
-            self.stats.sent += 1
-            if isinstance(outcome, BackendError):
-                if not done:
-                    self._fail(job, outcome, counted)
-                    counted = True
-                continue
-            self.stats.succeeded += 1
-            self.stats.prompt_tokens += outcome.usage.prompt_tokens
-            self.stats.completion_tokens += outcome.usage.completion_tokens
-            self._failures_in_a_row = 0
-            done = handle(job, outcome) or done
+        outcomes.sort(key=is_failure)
+        done = False
+        for outcome in outcomes:
+            self.ledger.sent()
+            if not (done and is_failure(outcome)):
+                done = self.ledger.settle(outcome, handle) or done
         return done
-
-    def _fail(self, job: J, error: BackendError, same_batch: bool) -> None:
-        self.stats.failed += 1
-        self.on_failure(job, error)
-        if not error.retryable:
-            raise UserError(f"{self.name}: {error.message}")
-        if self.stats.succeeded and same_batch:
-            return
-        self._failures_in_a_row += 1
-        if self._failures_in_a_row >= self.max_consecutive_failures:
-            raise UserError(
-                f"{self.name}: {self._failures_in_a_row} requests in a row failed; the last "
-                f"error: {error.message}. Check that the server is up and answering, then "
-                "run the same command again to resume"
-            )
 
 
 def take_all(source: Callable[[], tuple[J, Request] | None]) -> list[tuple[J, Request]]:

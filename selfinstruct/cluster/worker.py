@@ -23,9 +23,7 @@ import numpy as np
 from selfinstruct.cluster.wire import Outcome, decode_request, encode_outcome
 from selfinstruct.llm.base import BackendError, Request
 from selfinstruct.llm.registry import BackendFactory, BackendSpec, create_backend
-
-#: Longest pause of an actor after failures in a row, in seconds.
-MAX_BACKOFF = 30.0
+from selfinstruct.stages.ledger import MAX_BACKOFF, backoff
 
 
 class BackendWorker:
@@ -76,5 +74,5 @@ class BackendWorker:
         elif epoch == self._epoch:
             self._epoch += 1
             self._failures_in_a_row += 1
-            backoff = min(MAX_BACKOFF, 0.5 * 2 ** (self._failures_in_a_row - 1))
-            self._resume_at = max(self._resume_at, time.monotonic() + backoff)
+            pause = backoff(self._failures_in_a_row, MAX_BACKOFF)
+            self._resume_at = max(self._resume_at, time.monotonic() + pause)

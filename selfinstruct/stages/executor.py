@@ -5,8 +5,10 @@
 *sender* that only moves requests to a model and answers back: the local one is the
 :class:`~selfinstruct.stages.runner.Runner` (C requests in flight from this event loop);
 ``--executor ray`` (:mod:`selfinstruct.cluster`) sends them from Ray Data actors that
-each hold a backend. Both call the same ``handle`` and ``on_failure``, so the run
-directory's files, ids and stats do not depend on where the requests went.
+each hold a backend. Both count what comes back in the same
+:class:`~selfinstruct.stages.ledger.Ledger` and call the same ``handle`` and
+``on_failure``, so the run directory's files, ids and stats, and the failures that stop
+a run, do not depend on where the requests went.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
-from selfinstruct.stages.runner import RequestStats, Runner
+from selfinstruct.stages.ledger import RequestStats
+from selfinstruct.stages.runner import Runner
 
 J = TypeVar("J")
 

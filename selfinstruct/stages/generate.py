@@ -41,6 +41,7 @@ from selfinstruct.runs.templates import (
 )
 from selfinstruct.similarity.index import SimilarityIndex, TokenizerName, warm_up_kernel
 from selfinstruct.stages.base import Client, Plan, check_resume
+from selfinstruct.stages.ledger import RequestStats
 from selfinstruct.stages.over_target import over_target_record, pending_over_target
 from selfinstruct.stages.pacing import Pacer
 from selfinstruct.stages.per_record import (
@@ -51,7 +52,7 @@ from selfinstruct.stages.per_record import (
     stage_files,
     throughput,
 )
-from selfinstruct.stages.runner import RequestStats, Runner
+from selfinstruct.stages.runner import Runner
 from selfinstruct.text.schemas import AnswerSchema, alpaca_schema, answer_schema, task_list_schema
 from selfinstruct.text.structured import read_alpaca_tasks, read_task_list
 from selfinstruct.text.tasks import Candidate, parse_alpaca_tasks, parse_numbered_list

@@ -24,7 +24,7 @@ from selfinstruct.llm.base import Backend, BackendError, Completion, Request
 from selfinstruct.runs.layout import FAILURES_FILE, REJECTED_FILE, save_stats
 from selfinstruct.runs.store import JsonlAppender, read_jsonl
 from selfinstruct.stages.executor import LOCAL, Executor, Sender
-from selfinstruct.stages.runner import RequestStats
+from selfinstruct.stages.ledger import RequestStats
 
 
 @dataclass

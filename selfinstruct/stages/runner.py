@@ -14,35 +14,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, Union
+from typing import Generic, TypeVar, Union
 
-from selfinstruct.errors import UserError
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
+from selfinstruct.stages.ledger import (
+    MAX_BACKOFF,
+    Ledger,
+    Outcome,
+    RequestStats,
+    backoff,
+    is_failure,
+)
+
+__all__ = ["Runner"]
 
 J = TypeVar("J")
-
-#: What a request task returns: its job, the answer or failure, and the failure epoch
-#: (how many failures had been counted) when it was sent.
-Outcome = tuple[J, Completion | BackendError, int]
 
 #: What a slot tells the loop: an outcome, a worker that ended (it found no more work, or
 #: failed), or None (the stop event was set).
 _Report = Union[Outcome[J], "asyncio.Task[None]", None]
-
-#: Longest pause before sending again after consecutive failures, in seconds.
-MAX_BACKOFF = 30.0
-
-
-@dataclass
-class RequestStats:
-    """What the runner sent and got back, for the progress bar and ``stats.json``."""
-
-    sent: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 class Runner(Generic[J]):
@@ -50,7 +40,9 @@ class Runner(Generic[J]):
 
     ``source()`` returns the next ``(job, request)`` or None when no more work is wanted
     right now; ``handle(job, completion)`` returns True when the stage is complete;
-    ``on_failure(job, error)`` records a request that failed for good.
+    ``on_failure(job, error)`` records a request that failed for good. What came back is
+    counted, and the run stopped on failures, by the :class:`Ledger` the Ray runner
+    shares; this class only sends, and pauses its sending after failures.
 
     None from the source means "nothing right now", not "never again": a source that
     paces itself (``generate`` holds requests back while those in flight are expected to
@@ -76,13 +68,11 @@ class Runner(Generic[J]):
     ) -> None:
         self.backend = backend
         self.concurrency = concurrency
-        self.max_consecutive_failures = max_consecutive_failures
-        self.on_failure = on_failure
         self._clock = clock
         self._pause = pause
-        self.stats = RequestStats()
-        self._consecutive_failures = 0
-        self._epoch = 0
+        self.ledger: Ledger[J] = Ledger(backend.name, max_in_a_row=max_consecutive_failures,
+                                        on_failure=on_failure, counted=self._back_off)
+        self.stats: RequestStats = self.ledger.stats
         self._resume_at = 0.0
         # The state of one run(): the slots, what they report, and the work taken but
         # not handled yet (in flight, or answered and waiting in the queue).
@@ -150,17 +140,15 @@ class Runner(Generic[J]):
         while not self._finished.empty():
             batch.append(self._finished.get_nowait())
         outcomes = _outcomes(batch, self._workers)
-        # Answers before failures: an answer that arrives together with the failure that
-        # stops the run has been paid for, so it is handled first.
-        outcomes.sort(key=_is_failure)
+        outcomes.sort(key=is_failure)  # answers first: they have been paid for
         done = False
-        for job, outcome, epoch in outcomes:
+        for outcome in outcomes:
             self._unsettled -= 1
             if self._unsettled < self._most_unsettled:
                 self._room.set()
-            if done and _is_failure((job, outcome, epoch)):
+            if done and is_failure(outcome):
                 continue
-            if self._settle(job, outcome, epoch, handle):
+            if self.ledger.settle(outcome, handle):
                 done = self._stopping = True  # no slot takes new work from here on
             await asyncio.sleep(0)
         return done
@@ -208,7 +196,7 @@ class Runner(Generic[J]):
             self._finished.put_nowait(outcome)
             # A cancel can be lost: before Python 3.12, asyncio.wait_for (the deadline on
             # each attempt) returns an answer that arrives together with the cancel.
-            if _is_failure(outcome) or self._stopping:
+            if is_failure(outcome) or self._stopping:
                 return
             await asyncio.sleep(0)
             while self._unsettled >= self._most_unsettled:
@@ -220,50 +208,17 @@ class Runner(Generic[J]):
         delay = self._resume_at - self._clock()
         if delay > 0:
             await self._pause(delay)
-        self.stats.sent += 1
-        epoch = self._epoch
+        self.ledger.sent()
+        epoch = self.ledger.epoch
         try:
             return job, await self.backend.complete(request), epoch
         except BackendError as err:
             return job, err, epoch
 
-    def _settle(
-        self,
-        job: J,
-        outcome: Completion | BackendError,
-        epoch: int,
-        handle: Callable[[J, Completion], bool],
-    ) -> bool:
-        if isinstance(outcome, BackendError):
-            self._fail(job, outcome, epoch)
-            return False
-        self.stats.succeeded += 1
-        self.stats.prompt_tokens += outcome.usage.prompt_tokens
-        self.stats.completion_tokens += outcome.usage.completion_tokens
-        self._consecutive_failures = 0
-        return handle(job, outcome)
-
-    def _fail(self, job: J, error: BackendError, epoch: int) -> None:
-        self.stats.failed += 1
-        self.on_failure(job, error)
-        if not error.retryable:
-            raise UserError(f"{self.backend.name}: {error.message}")
-        # When a server goes away, every request in flight fails with it. Once the server
-        # has answered, such a burst (sent before the last counted failure) counts once,
-        # so an outage is waited out at any concurrency; until it has, every failure
-        # counts, so a wrong address stops the run quickly.
-        if self.stats.succeeded and epoch < self._epoch:
-            return
-        self._epoch += 1
-        self._consecutive_failures += 1
-        if self._consecutive_failures >= self.max_consecutive_failures:
-            raise UserError(
-                f"{self.backend.name}: {self._consecutive_failures} requests in a row failed; "
-                f"the last error: {error.message}. Check that the server is up and answering, "
-                "then run the same command again to resume"
-            )
-        backoff = min(MAX_BACKOFF, 0.5 * 2 ** (self._consecutive_failures - 1))
-        self._resume_at = max(self._resume_at, self._clock() + backoff)
+    def _back_off(self, failures_in_a_row: int) -> None:
+        """Send nothing more until the backoff of a failure that counted has passed."""
+        pause = backoff(failures_in_a_row, MAX_BACKOFF)
+        self._resume_at = max(self._resume_at, self._clock() + pause)
 
 
 def _outcomes(batch: list[_Report[J]], workers: set[asyncio.Task[None]]) -> list[Outcome[J]]:
@@ -282,7 +237,3 @@ def _outcomes(batch: list[_Report[J]], workers: set[asyncio.Task[None]]) -> list
             outcomes.append(event)
     return outcomes
 
-
-def _is_failure(outcome: Outcome[Any]) -> bool:
-    """Whether a finished request failed (the sort key that puts answers first)."""
-    return isinstance(outcome[1], BackendError)
