@@ -562,11 +562,14 @@ def instances(
 
 @app.command()
 def export(
-    run_dir: RUN_DIR,
+    run_dir: Annotated[Path, typer.Argument(
+        metavar="DATA", help="A run directory, the directory score -o wrote, or a dataset "
+                             "file (Alpaca, ShareGPT, messages, JSONL; dedup and mix output).")],
     format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")]
     = "alpaca",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Default: RUN_DIR/export/FILE.")
+        Path | None, typer.Option("--output", "-o", help="Default: DATA/export/FILE, or "
+                                  "export/STEM_FILE beside a file.")
     ] = None,
     include_seeds: Annotated[
         bool, typer.Option(help="Add the seed tasks' own instances.")

@@ -18,6 +18,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.language import Language
 from selfinstruct.report.rates import Rate, review_rates
 from selfinstruct.report.verbs import VerbCounts, count_verbs
+from selfinstruct.runs.dataset import read_dataset
 from selfinstruct.runs.layout import (
     CONFIG_FILE,
     INSTANCES_FILE,
@@ -34,7 +35,7 @@ from selfinstruct.runs.seeds import load_seeds
 from selfinstruct.runs.store import read_json, read_jsonl
 from selfinstruct.similarity.index import SimilarityIndex, tokenize
 from selfinstruct.stages.score import UNPARSEABLE, score_summary
-from selfinstruct.stages.score_setup import source_examples, source_language
+from selfinstruct.stages.score_setup import source_language
 from selfinstruct.text.rubric import Scale
 
 #: Rejected examples shown per filter.
@@ -95,8 +96,7 @@ def gather(run: Path) -> RunFacts:
     if not run.is_dir():
         raise UserError(f"{run}: no such run directory")
     config = read_json(run / CONFIG_FILE) or {}
-    source = Path(config["score"]["source"]) if "source" in config.get("score", {}) else run
-    examples = _examples(source)
+    source, examples = _examples(run)
     instructions = [str(r["instruction"]) for r in read_jsonl(run / INSTRUCTIONS_FILE)]
     if not instructions:
         instructions = list(dict.fromkeys(e.instruction for e in examples))
@@ -117,11 +117,13 @@ def gather(run: Path) -> RunFacts:
     )
 
 
-def _examples(source: Path) -> list[Answered]:
+def _examples(run: Path) -> tuple[Path, list[Answered]]:
+    """The data the examples come from (what a ``score -o`` directory judged) and them."""
     try:
-        return source_examples(source)
+        dataset = read_dataset(run)
     except UserError:
-        return []  # a pool without instances yet: the instructions are still worth a look
+        return run, []  # a pool without instances yet: the instructions are still worth a look
+    return dataset.source, [Answered.of(example) for example in dataset.examples]
 
 
 def funnels(run: Path) -> list[Funnel]:

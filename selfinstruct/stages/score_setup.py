@@ -1,9 +1,11 @@
 """Open a ``score`` job: the examples to judge, the rubric, the output directory, the judge.
 
-SOURCE is a run directory (the examples ``export`` would write: instances, an Alpaca
-pool's tasks, or reasoning traces, with the same ids) or a dataset file (Alpaca,
-ShareGPT, ``messages``, JSONL). Like ``reason``, the judge comes from the flags, never
-from a run's config: the judge is usually not the model that wrote the data.
+SOURCE is anything :func:`~selfinstruct.runs.dataset.read_dataset` reads, with the ids
+``export`` reads it with: a run directory (instances, an Alpaca pool's tasks, reasoning
+traces or distilled records), a dataset file (Alpaca, ShareGPT, ``messages``, JSONL, the
+output of ``dedup`` or ``mix``) or an earlier ``score -o`` directory. Like ``reason``,
+the judge comes from the flags, never from a run's config: the judge is usually not the
+model that wrote the data.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from typing import Any
 from selfinstruct.errors import UserError
 from selfinstruct.language import Language, detect_language
 from selfinstruct.llm.base import Backend
+from selfinstruct.runs.dataset import read_dataset
 from selfinstruct.runs.layout import CONFIG_FILE, SCORES_FILE, save_config_section
-from selfinstruct.runs.pairs import Answered, load_answered
+from selfinstruct.runs.pairs import Answered
 from selfinstruct.runs.rubrics import load_rubric, rubric_path
 from selfinstruct.runs.store import prepare_out_dir, read_json
 from selfinstruct.runs.templates import load_template
 from selfinstruct.stages.dryrun import Plan
-from selfinstruct.stages.export import run_examples
 from selfinstruct.stages.per_record import StageSettings, StageStats
 from selfinstruct.stages.pipeline import BackendFlags, _destination, connect, resolve_backend
 from selfinstruct.stages.score import Judge, ScoreSettings, score_run, unjudged
@@ -45,13 +47,9 @@ class ScoreJob:
 
 
 def source_examples(source: Path, *, field: str = "instruction") -> list[Answered]:
-    """The examples of a run directory (as ``export`` sees them) or of a dataset file."""
-    if not source.is_dir():
-        return load_answered(source, field=field)
-    examples = run_examples(source, include_seeds=False)
-    return [Answered(example.key or f"row{number}", example.instruction, example.input,
-                     example.output)
-            for number, example in enumerate(examples)]
+    """The examples of ``source`` as the judge sees them, under the ids ``export``,
+    ``review`` and ``report`` give them too."""
+    return [Answered.of(example) for example in read_dataset(source, field=field).examples]
 
 
 def source_language(source: Path, examples: list[Answered], language: str) -> Language:
