@@ -20,6 +20,7 @@ from selfinstruct.llm.fake import FakeBackend, completion
 from selfinstruct.runs.dataset import read_dataset
 from selfinstruct.runs.review_sheet import COLUMNS
 from selfinstruct.stages.export import export_run
+from selfinstruct.stages.report import build_report
 from tests.helpers import make_run, read_lines, write_jsonl
 
 runner = CliRunner()
@@ -209,3 +210,39 @@ def test_a_score_directory_whose_data_is_gone_says_so(tmp_path):
     result = runner.invoke(cli.app, ["export", str(scored)])
     assert result.exit_code == 2
     assert "the data that" in result.output and "put it back" in result.output
+
+
+def test_report_of_a_file_and_review_of_one_says_to_score_it_first(tmp_path):
+    data = write_jsonl(tmp_path / "data.jsonl", [
+        {"instruction": f"Explain {topic}.", "output": "Because."}
+        for topic in ("tides", "rainbows", "volcanoes")])
+    output = invoke("report", data)
+    page = tmp_path / "data_report.html"
+    assert f"wrote {page}" in " ".join(output.split())
+    assert "3 instructions, 3 examples, 0 scored, 0 reviewed; stages: none" in output
+    figures = build_report(data, tmp_path / "again.html").figures
+    assert {"lengths", "first_words"} <= set(figures) and "funnel" not in figures
+    assert page.exists()
+
+    result = runner.invoke(cli.app, ["review", str(data)])
+    assert result.exit_code == 2
+    assert f"score a file first: selfinstruct score {data} -o DIR" in " ".join(
+        result.output.split())
+
+
+def test_score_a_run_into_another_directory_then_export_that_directory(tmp_path):
+    run = make_run(tmp_path)
+    judged = tmp_path / "judged"
+
+    def by_input(request: Request, number: int):
+        value = 5 if "2 and 3" in request.prompt else 2
+        return completion(json.dumps({"overall": value, "reason": "r"}))
+
+    with use_backend(FakeBackend(by_input)):
+        invoke("score", run, "-o", judged)
+    result = export_run(judged, "alpaca", min_score=4)
+    assert json.loads(result.path.read_text()) == [
+        {"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"}]
+    assert result.path == judged / "export" / "alpaca.json"
+    assert json.loads((judged / "stats.json").read_text())["export"]["kept"] == 1
+    assert not (run / "stats.json").exists() and not (run / "export").exists()

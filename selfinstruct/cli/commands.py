@@ -840,9 +840,11 @@ def review(
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(
-        metavar="RUN", help="A run directory (or the directory score wrote to).")],
+        metavar="RUN", help="A run directory, the directory score wrote to, or a dataset "
+                            "file.")],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Default: RUN/report.html.")
+        Path | None, typer.Option("--output", "-o", help="Default: RUN/report.html, or "
+                                  "STEM_report.html beside a file.")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Read the run and say what the report would "
                                           "show, writing nothing.")] = False,

@@ -92,9 +92,9 @@ class RunFacts:
 
 
 def gather(run: Path) -> RunFacts:
-    """Read every file of ``run`` the report needs."""
-    if not run.is_dir():
-        raise UserError(f"{run}: no such run directory")
+    """Read every file of ``run`` the report needs (of a dataset file: its examples)."""
+    if not run.exists():
+        raise UserError(f"{run}: no such run directory or file")
     config = read_json(run / CONFIG_FILE) or {}
     source, examples = _examples(run)
     instructions = [str(r["instruction"]) for r in read_jsonl(run / INSTRUCTIONS_FILE)]
@@ -122,6 +122,8 @@ def _examples(run: Path) -> tuple[Path, list[Answered]]:
     try:
         dataset = read_dataset(run)
     except UserError:
+        if run.is_file():
+            raise  # a file is its examples: one that cannot be read has nothing to show
         return run, []  # a pool without instances yet: the instructions are still worth a look
     return dataset.source, [Answered.of(example) for example in dataset.examples]
 

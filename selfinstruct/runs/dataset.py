@@ -129,8 +129,8 @@ def run_examples(
                             "not mix with distilled rows")
         return distilled_examples(run_dir, fields)
     if fields:
-        raise UserError(f"--map picks the fields of distilled records; {run_dir} has no "
-                        f"{DISTILLED_FILE}")
+        raise UserError(f"--map picks the fields of distilled records or of a file's "
+                        f"records; {run_dir} has no {DISTILLED_FILE}")
     if data == "reasoning" or (data == "auto" and (run_dir / REASONING_FILE).exists()):
         if include_seeds:
             raise UserError("--include-seeds adds examples without reasoning; it does not "
