@@ -19,6 +19,7 @@ from selfinstruct.similarity.index import tokenize
 from selfinstruct.stages.dedup import (
     DedupSummary,
     MinHashDedupSettings,
+    MinHashSummary,
     count_records,
     dedup_file,
     dedup_minhash,
@@ -354,7 +355,9 @@ def test_minhash_without_removed_file_and_empty_input(tmp_path: Path) -> None:
     summary = dedup_minhash(MinHashDedupSettings(input=source, output=tmp_path / "kept.jsonl"))
     assert (summary.read, summary.kept, summary.removed, summary.tokens_before) == (0, 0, 0, 0)
     assert (tmp_path / "kept.jsonl").read_text() == ""
-    assert summary.records_per_second >= 0
+    assert summary.records_per_second == 0.0  # nothing read, however long it took
+    assert MinHashSummary(10, 10, 0, 0, 0, 0, elapsed_seconds=2.0).records_per_second == 5.0
+    assert MinHashSummary(10, 10, 0, 0, 0, 0, elapsed_seconds=0.0).records_per_second == 0.0
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -375,8 +378,15 @@ def test_minhash_bad_settings_are_user_errors(tmp_path: Path, options: dict[str,
 
 
 def test_minhash_num_perm_equal_to_bands_times_rows_is_accepted(tmp_path: Path) -> None:
-    MinHashDedupSettings(input=tmp_path / "i", output=tmp_path / "o", bands=20, rows=5,
-                         num_perm=100)
+    text = "the quick brown fox jumps over the lazy dog near the river bank today"
+    source = write_jsonl(tmp_path / "i.jsonl", [{"instruction": text}, {"instruction": text},
+                                                {"instruction": "something else entirely"}])
+    settings = MinHashDedupSettings(input=source, output=tmp_path / "o.jsonl", bands=20,
+                                    rows=5, num_perm=100)
+    summary = dedup_minhash(settings)
+    assert (settings.num_perm, summary.read, summary.kept, summary.removed) == (100, 3, 2, 1)
+    assert [r["instruction"] for r in read_jsonl(tmp_path / "o.jsonl")] == [
+        text, "something else entirely"]
 
 
 def test_minhash_refuses_outputs_that_overwrite_the_input_or_each_other(tmp_path: Path) -> None:

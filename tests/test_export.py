@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from typer.testing import CliRunner
 
+from selfinstruct.cli import commands as cli
 from selfinstruct.errors import UserError
 from selfinstruct.stages.export import (
     TrainingExample,
@@ -112,3 +114,13 @@ def test_nothing_to_export_is_a_clear_error(tmp_path):
         export_run(run, "alpaca")
     with pytest.raises(UserError, match="not a run directory"):
         export_run(tmp_path, "alpaca")
+
+
+def test_a_review_drop_is_not_counted_as_left_out_for_an_empty_answer(tmp_path):
+    run = make_run(tmp_path)
+    (run / "review.jsonl").write_text(json.dumps({"id": "gen_000000#0", "verdict": "drop"})
+                                      + "\n", encoding="utf-8")
+    result = export_run(run, "alpaca")
+    assert (result.count, result.curated.dropped_in_review, result.skipped) == (1, 1, 0)
+    output = CliRunner().invoke(cli.app, ["export", str(run)]).output
+    assert "exported 1 examples" in output and "left out" not in output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from selfinstruct.cli import commands as cli
+from selfinstruct.errors import UserError
 from selfinstruct.mixing import draw, largest_remainder, record_key
+from selfinstruct.stages.mix import MixSettings, MixSource, mix_sources
 
 
 def test_three_sources_of_a_hundred_split_exactly():
@@ -188,3 +191,13 @@ def test_a_missing_source_file_is_named(tmp_path):
                      "-o", str(tmp_path / "m.jsonl"))
     assert result.exit_code == 2
     assert "nope.jsonl: no such file" in result.output
+
+
+def test_the_quota_is_checked_against_the_distinct_records(tmp_path):
+    source = write_jsonl(tmp_path / "a.jsonl", alpaca(0, 30) + alpaca(7, 1))
+    settings = MixSettings((MixSource(source, 1.0),), 31, tmp_path / "m.jsonl")
+    with pytest.raises(UserError, match=re.escape(
+            f"{source} has 30 distinct records (31 read, 1 duplicates removed) but its "
+            "weight 1 asks for 31 of -n 31")):
+        mix_sources(settings)
+    assert not (tmp_path / "m.jsonl").exists()

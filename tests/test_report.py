@@ -14,6 +14,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from selfinstruct.reporting.facts import funnels
 from selfinstruct.reporting.rates import review_rates, wilson
 from selfinstruct.reporting.verbs import count_verbs
 from selfinstruct.runs.scores import Review
@@ -216,3 +217,17 @@ def test_the_report_renders_in_chromium(run, tmp_path):
         "data:image/svg+xml;base64,", "data:image/svg+xml;base64,AAAA", 1), encoding="utf-8")
     assert any("figure not drawn: funnel" in line
                for line in render(broken, tmp_path / "broken.png", tmp_path))
+
+
+def test_the_instances_funnel_counts_instances_not_tasks(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    task = {"id": "gen_000000", "instruction": "Add the numbers."}
+    (run / "instructions.jsonl").write_text(json.dumps(task) + "\n", encoding="utf-8")
+    (run / "instances.jsonl").write_text(json.dumps({**task, "instances": [
+        {"input": "2 and 3", "output": "5"}, {"input": "1 and 1", "output": "2"}]}) + "\n",
+        encoding="utf-8")
+    written = sum(len(json.loads(line)["instances"])
+                  for line in (run / "instances.jsonl").read_text().splitlines())
+    instances = next(f for f in funnels(run) if f.stage == "instances")
+    assert (instances.candidates, instances.kept, written) == (2, 2, 2)

@@ -268,10 +268,10 @@ def test_min_score_without_scores_says_what_to_run(tmp_path):
 
 def test_two_examples_with_one_id_are_refused_before_any_verdict(tmp_path):
     from selfinstruct.errors import UserError
-    from selfinstruct.runs.pairs import load_answered
+    from selfinstruct.runs.pairs import load_examples
 
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"id": key, "instruction": "q", "output": "a"}) + "\n"
                             for key in ("a", "b", "a")), encoding="utf-8")
     with pytest.raises(UserError, match="duplicate id 'a'; ids must be unique so scores"):
-        load_answered(data)
+        load_examples(data)

@@ -180,11 +180,14 @@ def instances(
 
 @app.command()
 def export(
-    run_dir: RUN_DIR,
+    run_dir: Annotated[Path, typer.Argument(
+        metavar="DATA", help="A run directory, the directory score -o wrote, or a dataset "
+                             "file (Alpaca, ShareGPT, messages, JSONL; dedup and mix output).")],
     format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")]
     = "alpaca",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Default: RUN_DIR/export/FILE.")
+        Path | None, typer.Option("--output", "-o", help="Default: DATA/export/FILE, or "
+                                  "export/STEM_FILE beside a file.")
     ] = None,
     include_seeds: Annotated[
         bool, typer.Option(help="Add the seed tasks' own instances.")
@@ -413,9 +416,11 @@ def review(
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(
-        metavar="RUN", help="A run directory (or the directory score wrote to).")],
+        metavar="RUN", help="A run directory, the directory score wrote to, or a dataset "
+                            "file.")],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Default: RUN/report.html.")
+        Path | None, typer.Option("--output", "-o", help="Default: RUN/report.html, or "
+                                  "STEM_report.html beside a file.")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Read the run and say what the report would "
                                           "show, writing nothing.")] = False,

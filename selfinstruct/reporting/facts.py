@@ -18,6 +18,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.language import Language
 from selfinstruct.reporting.rates import Rate, review_rates
 from selfinstruct.reporting.verbs import VerbCounts, count_verbs
+from selfinstruct.runs.dataset import read_dataset
 from selfinstruct.runs.layout import (
     CONFIG_FILE,
     INSTANCES_FILE,
@@ -33,7 +34,7 @@ from selfinstruct.runs.scores import Review, Score, read_reviews, read_scores
 from selfinstruct.runs.seeds import load_seeds
 from selfinstruct.runs.store import read_json, read_jsonl
 from selfinstruct.similarity.index import SimilarityIndex, tokenize
-from selfinstruct.stages.score import UNPARSEABLE, score_summary, source_examples, source_language
+from selfinstruct.stages.score import UNPARSEABLE, score_summary, source_language
 from selfinstruct.text.rubric import Scale
 
 #: Rejected examples shown per filter.
@@ -90,12 +91,11 @@ class RunFacts:
 
 
 def gather(run: Path) -> RunFacts:
-    """Read every file of ``run`` the report needs."""
-    if not run.is_dir():
-        raise UserError(f"{run}: no such run directory")
+    """Read every file of ``run`` the report needs (of a dataset file: its examples)."""
+    if not run.exists():
+        raise UserError(f"{run}: no such run directory or file")
     config = read_json(run / CONFIG_FILE) or {}
-    source = Path(config["score"]["source"]) if "source" in config.get("score", {}) else run
-    examples = _examples(source)
+    source, examples = _examples(run)
     instructions = [str(r["instruction"]) for r in read_jsonl(run / INSTRUCTIONS_FILE)]
     if not instructions:
         instructions = list(dict.fromkeys(e.instruction for e in examples))
@@ -116,11 +116,15 @@ def gather(run: Path) -> RunFacts:
     )
 
 
-def _examples(source: Path) -> list[Answered]:
+def _examples(run: Path) -> tuple[Path, list[Answered]]:
+    """The data the examples come from (what a ``score -o`` directory judged) and them."""
     try:
-        return source_examples(source)
+        dataset = read_dataset(run)
     except UserError:
-        return []  # a pool without instances yet: the instructions are still worth a look
+        if run.is_file():
+            raise  # a file is its examples: one that cannot be read has nothing to show
+        return run, []  # a pool without instances yet: the instructions are still worth a look
+    return dataset.source, [Answered.of(example) for example in dataset.examples]
 
 
 def funnels(run: Path) -> list[Funnel]:

@@ -12,15 +12,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from selfinstruct.errors import UserError
+from selfinstruct.runs.dataset import Dataset
 from selfinstruct.runs.layout import REVIEW_FILE, SCORES_FILE
+from selfinstruct.runs.pairs import TrainingExample
 from selfinstruct.runs.scores import Review, Score, read_reviews, read_scores
-
-if TYPE_CHECKING:
-    from selfinstruct.stages.export import TrainingExample
 
 
 @dataclass(frozen=True)
@@ -68,13 +66,19 @@ def curate(
     return Curated(kept, len(examples), min_score, **counts)
 
 
-def curate_run(
-    run_dir: Path, examples: Sequence[TrainingExample], min_score: float | None
-) -> Curated:
-    """:func:`curate` with the run's ``scores.jsonl`` and ``review.jsonl``."""
-    scores_path = run_dir / SCORES_FILE
+def curate_dataset(dataset: Dataset, min_score: float | None) -> Curated:
+    """:func:`curate` with the ``scores.jsonl`` and ``review.jsonl`` of the dataset's
+    directory (a run, or what ``score -o`` wrote); a file has neither."""
+    directory = dataset.directory
+    if min_score is not None and directory is None:
+        raise UserError(f"{dataset.path}: a file holds no scores for --min-score; run "
+                        f"selfinstruct score {dataset.path} -o DIR, then selfinstruct "
+                        f"export DIR --min-score {min_score:g}")
+    if directory is None:
+        return curate(dataset.examples, {}, {}, None)
+    scores_path = directory / SCORES_FILE
     if min_score is not None and not scores_path.exists():
-        raise UserError(f"{run_dir}: no {SCORES_FILE} for --min-score; run selfinstruct "
-                        f"score {run_dir} first")
+        raise UserError(f"{directory}: no {SCORES_FILE} for --min-score; run selfinstruct "
+                        f"score {directory} first")
     scores = read_scores(scores_path) if min_score is not None else {}
-    return curate(examples, scores, read_reviews(run_dir / REVIEW_FILE), min_score)
+    return curate(dataset.examples, scores, read_reviews(directory / REVIEW_FILE), min_score)

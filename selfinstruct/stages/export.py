@@ -1,4 +1,9 @@
-"""Export a run as training data that LLaMA-Factory, axolotl or TRL load without edits.
+"""Export a dataset as training data that LLaMA-Factory, axolotl or TRL load without edits.
+
+The dataset is anything :func:`~selfinstruct.runs.dataset.read_dataset` reads: a run
+directory, the directory ``score -o`` wrote (its scores and reviews decide what is
+kept), or a file (Alpaca, ShareGPT, ``messages``, ``reason`` / ``distill`` records, the
+output of ``dedup`` or ``mix``).
 
 Four formats: Alpaca JSON (``instruction`` / ``input`` / ``output``, + ``system``),
 ShareGPT JSON (``conversations`` with ``from: system|human|gpt``), OpenAI ``messages``
@@ -13,27 +18,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from selfinstruct.errors import UserError
-from selfinstruct.runs.layout import (
-    CONFIG_FILE,
-    DISTILLED_FILE,
-    INSTANCES_FILE,
-    INSTRUCTIONS_FILE,
-    REASONING_FILE,
-    load_run_config,
-    update_stats,
-)
-from selfinstruct.runs.seeds import load_seeds
-from selfinstruct.runs.store import read_json, read_jsonl, write_atomic, write_json_atomic
-from selfinstruct.stages.curate import Curated, curate_run
+from selfinstruct.runs.dataset import Dataset, read_dataset
+from selfinstruct.runs.dataset import ExportData as ExportData
+from selfinstruct.runs.layout import update_stats
+from selfinstruct.runs.pairs import TrainingExample
+from selfinstruct.runs.store import read_json, write_atomic, write_json_atomic
+from selfinstruct.stages.curate import Curated, curate_dataset
 
 ExportFormat = Literal["alpaca", "sharegpt", "messages", "text"]
-ExportData = Literal["auto", "instances", "reasoning", "distilled"]
 ThinkStyle = Literal["inline", "field"]
 
 FILE_NAMES: dict[ExportFormat, str] = {
@@ -42,34 +40,6 @@ FILE_NAMES: dict[ExportFormat, str] = {
     "messages": "messages.jsonl",
     "text": "text.jsonl",
 }
-#: The parts of an example ``export --map`` can take from another field of a record.
-EXAMPLE_PARTS = ("instruction", "input", "output")
-
-
-@dataclass(frozen=True)
-class TrainingExample:
-    """One supervised example: the user's turn (instruction + input) and the answer,
-    with the reasoning that led to it when the data came from a thinking model."""
-
-    instruction: str
-    input: str
-    output: str
-    reasoning: str | None = None
-    #: The example's id in ``scores.jsonl`` / ``review.jsonl``; empty for the seed tasks'.
-    key: str = ""
-    system: str | None = None
-
-    @property
-    def prompt(self) -> str:
-        """The user turn, the same in every format: LLaMA-Factory's Alpaca converter joins
-        instruction and input with one newline, so the chat formats do too."""
-        return "\n".join(part for part in (self.instruction, self.input) if part)
-
-    def response(self, think: ThinkStyle) -> str:
-        """The assistant turn; ``inline`` puts the trace in front, as LLaMA-Factory expects."""
-        if self.reasoning and think == "inline":
-            return f"<think>\n{self.reasoning}\n</think>\n\n{self.output}"
-        return self.output
 
 
 @dataclass(frozen=True)
@@ -88,138 +58,6 @@ class ExportResult:
     note: str = ""
 
 
-def run_examples(
-    run_dir: Path, *, include_seeds: bool, data: ExportData = "auto",
-    fields: Mapping[str, str] | None = None,
-) -> list[TrainingExample]:
-    """Every usable example of a run directory: its instances (and seeds, when asked), its
-    reasoning traces or its distilled records (``auto`` picks ``distilled.jsonl``, else
-    ``reasoning.jsonl``, when the directory has one). ``fields`` (``export --map``) picks
-    the record fields of distilled examples."""
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run directory")
-    if data == "distilled" or (data == "auto" and (run_dir / DISTILLED_FILE).exists()):
-        if include_seeds:
-            raise UserError("--include-seeds adds seed tasks to a generated pool; it does "
-                            "not mix with distilled rows")
-        return distilled_examples(run_dir, fields)
-    if fields:
-        raise UserError(f"--map picks the fields of distilled records; {run_dir} has no "
-                        f"{DISTILLED_FILE}")
-    if data == "reasoning" or (data == "auto" and (run_dir / REASONING_FILE).exists()):
-        if include_seeds:
-            raise UserError("--include-seeds adds examples without reasoning; it does not "
-                            "mix with reasoning data (use --data instances)")
-        examples = [
-            TrainingExample(r["instruction"], r["input"], r["answer"], r["reasoning"],
-                            trace_key(r["id"], r["sample"]))
-            for r in read_jsonl(run_dir / REASONING_FILE)
-        ]
-        if not examples:
-            raise UserError(f"{run_dir}: no reasoning traces to export; run selfinstruct reason")
-        return examples
-    config = load_run_config(run_dir)
-    examples = list(_generated_examples(run_dir))
-    if include_seeds:
-        examples = list(_seed_examples(Path(config["seeds"]))) + examples
-    if not examples:
-        raise UserError(
-            f"{run_dir}: nothing to export yet; run selfinstruct instances {run_dir} first"
-        )
-    return examples
-
-
-def distilled_examples(run_dir: Path,
-                       fields: Mapping[str, str] | None = None) -> list[TrainingExample]:
-    """The examples of a ``distill`` run: by default the rendered prompt (or the field
-    ``--map instruction=…`` made) is the instruction and the parsed answer (or the field
-    ``--map output=…`` made) the output; ``fields`` picks other record fields. The system
-    prompt, if one was sent, goes with every example. A reasoning trace goes with an
-    example only when its user turn is the prompt the model reasoned about."""
-    settings = (read_json(run_dir / CONFIG_FILE) or {}).get("distill") or {}
-    parts = distilled_parts(settings, fields or {})
-    system = settings.get("system") or None
-    examples = []
-    for record in read_jsonl(run_dir / DISTILLED_FILE):
-        trace = record.get("reasoning") if parts["instruction"] == "prompt" else None
-        examples.append(TrainingExample(
-            _text(record.get(parts["instruction"])),
-            _text(record.get(parts["input"])) if parts["input"] else "",
-            _text(record.get(parts["output"])),
-            _text(trace) or None, key=distilled_key(record), system=system))
-    if not examples:
-        raise UserError(f"{run_dir}: no distilled records to export; run selfinstruct distill")
-    return examples
-
-
-def distilled_parts(settings: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, str]:
-    """Which record field is each part of an example (``input`` may be none: "")."""
-    unknown = sorted(set(fields) - set(EXAMPLE_PARTS))
-    if unknown:
-        raise UserError(f"--map {unknown[0]}=…: export maps {', '.join(EXAMPLE_PARTS)}")
-    renames = settings.get("renames") or {}
-    answer = "answer" if settings.get("parse", "text") != "json" else ""
-    parts = {
-        "instruction": "instruction" if "instruction" in renames else "prompt",
-        "input": "input" if "input" in renames else "",
-        "output": "output" if "output" in renames else answer,
-        **fields,
-    }
-    if not parts["output"]:
-        raise UserError("these records were parsed as JSON without --map output=KEY; say "
-                        "which field is the answer: selfinstruct export DIR --map output=FIELD")
-    return parts
-
-
-def _text(value: Any) -> str:
-    """A record value as training text: strings stripped, other JSON as JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value.strip()
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _generated_examples(run_dir: Path) -> Iterator[TrainingExample]:
-    """From ``instances.jsonl``; Alpaca-style pools carry their output in the pool itself."""
-    if (run_dir / INSTANCES_FILE).exists():
-        for task in read_jsonl(run_dir / INSTANCES_FILE):
-            for number, instance in enumerate(task["instances"]):
-                yield _example(task["instruction"], instance["input"], instance["output"],
-                               instance_key(task["id"], number))
-        return
-    for task in read_jsonl(run_dir / INSTRUCTIONS_FILE):
-        if task.get("output"):
-            yield _example(task["instruction"], task.get("input", ""), task["output"],
-                           str(task["id"]))
-
-
-def _seed_examples(seeds: Path) -> Iterator[TrainingExample]:
-    for seed in load_seeds(seeds):
-        for instance in seed.instances:
-            if instance.output:
-                yield _example(seed.instruction, instance.input, instance.output)
-
-
-def _example(instruction: str, input_text: str, output: str, key: str = "") -> TrainingExample:
-    return TrainingExample(instruction.strip(), input_text.strip(), output.strip(), key=key)
-
-
-def instance_key(task_id: str, number: int) -> str:
-    """The id of a task's ``number``-th instance (as ``reason`` names its prompts too)."""
-    return f"{task_id}#{number}"
-
-
-def distilled_key(record: Mapping[str, Any]) -> str:
-    """The id of one distilled record: its row, its list item and its sample."""
-    return f"{record['id']}/{record.get('item', 0)}/{record.get('sample', 0)}"
-
-
-def trace_key(prompt_id: str, sample: int) -> str:
-    """The id of one reasoning trace: its prompt's id and its sample number."""
-    return f"{prompt_id}/{sample}"
-
-
 def to_records(
     examples: list[TrainingExample], fmt: ExportFormat, think: ThinkStyle = "inline"
 ) -> list[dict[str, Any]]:
@@ -231,8 +69,15 @@ def to_records(
     return [_record(example, fmt, think) for example in examples]
 
 
+def response(example: TrainingExample, think: ThinkStyle) -> str:
+    """The assistant turn; ``inline`` puts the trace in front, as LLaMA-Factory expects."""
+    if example.reasoning and think == "inline":
+        return f"<think>\n{example.reasoning}\n</think>\n\n{example.output}"
+    return example.output
+
+
 def _record(example: TrainingExample, fmt: ExportFormat, think: ThinkStyle) -> dict[str, Any]:
-    answer = example.response(think)
+    answer = response(example, think)
     separate = bool(example.reasoning) and think == "field"
     if fmt == "text":
         return {"text": example.output}
@@ -282,7 +127,7 @@ def dataset_info_entry(fmt: ExportFormat, file_name: str,
 
 
 def export_run(
-    run_dir: Path,
+    source: Path,
     fmt: ExportFormat,
     output: Path | None = None,
     *,
@@ -292,29 +137,36 @@ def export_run(
     min_score: float | None = None,
     fields: Mapping[str, str] | None = None,
 ) -> ExportResult:
-    """Write ``fmt`` for ``run_dir`` and register it in ``dataset_info.json`` beside it.
+    """Write ``fmt`` for ``source`` and register it in ``dataset_info.json`` beside it.
 
-    With ``min_score``, only examples the judge scored at least that high; a reviewer's
-    ``drop`` and ``edit`` (``review.jsonl``) apply whenever the run has them.
-    ``fields`` (``export --map``) picks the record fields of a distilled run's examples.
+    ``source`` is a run directory, a ``score -o`` directory or a dataset file; by
+    default a directory's export goes to ``DIR/export/alpaca.json`` (or the format's
+    file) and a file's to ``export/STEM_alpaca.json`` beside it, so exports of several
+    files share one ``dataset_info.json``. With ``min_score``, only examples the judge
+    scored at least that high; a reviewer's ``drop`` and ``edit`` (``review.jsonl``)
+    apply whenever the directory has them. ``fields`` (``export --map``) picks the
+    record fields of a distilled run's or a file's examples.
     A ``think="field"`` export with traces is not registered: LLaMA-Factory has no column
     for a separate reasoning field and would drop it without a word (and, with a
     reasoning template, train an empty ``<think></think>``).
     """
-    everything = run_examples(run_dir, include_seeds=include_seeds, data=data, fields=fields)
-    curated = curate_run(run_dir, everything, min_score)
+    dataset = read_dataset(source, include_seeds=include_seeds, data=data, fields=fields)
+    curated = curate_dataset(dataset, min_score)
     examples = [e for e in curated.examples if e.output and (e.instruction or fmt == "text")]
-    path = output or run_dir / "export" / FILE_NAMES[fmt]
+    path = output or default_output(dataset, fmt)
+    if path.resolve() == dataset.source.resolve():
+        raise UserError(f"-o {path} is the data being exported; write to another file")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_records(path, to_records(examples, fmt, think), jsonl=fmt in ("messages", "text"))
     except OSError as err:
         raise UserError(f"{path}: cannot write the export ({err.strerror})") from None
-    name = _dataset_name(run_dir, fmt)
+    name = _dataset_name(dataset.path, fmt)
     info_path = path.parent / "dataset_info.json"
     info = read_json(info_path) or {}
     skipped = len(curated.examples) - len(examples)
-    update_stats(run_dir, "export", curated.to_json())
+    if dataset.directory is not None:
+        update_stats(dataset.directory, "export", curated.to_json())
     if think == "field" and fmt != "text" and any(e.reasoning for e in examples):
         if info.get(name, {}).get("file_name") == path.name:
             del info[name]
@@ -324,6 +176,14 @@ def export_run(
     info[name] = dataset_info_entry(fmt, path.name, any(e.system for e in examples))
     write_json_atomic(info_path, info)
     return ExportResult(path, len(examples), info_path, name, curated, skipped)
+
+
+def default_output(dataset: Dataset, fmt: ExportFormat) -> Path:
+    """``DIR/export/alpaca.json`` for a directory; ``export/STEM_alpaca.json`` beside a
+    file (never the file itself, and one name per file exported there)."""
+    if dataset.directory is not None:
+        return dataset.directory / "export" / FILE_NAMES[fmt]
+    return dataset.path.parent / "export" / f"{_base_name(dataset.path)}_{FILE_NAMES[fmt]}"
 
 
 #: Why a ``--think field`` export is not registered for LLaMA-Factory.
@@ -340,6 +200,12 @@ def _write_records(path: Path, records: list[dict[str, Any]], *, jsonl: bool) ->
     write_atomic(path, lambda fp: fp.write(text))
 
 
-def _dataset_name(run_dir: Path, fmt: ExportFormat) -> str:
-    base = re.sub(r"[^A-Za-z0-9_]+", "_", run_dir.resolve().name).strip("_") or "selfinstruct"
-    return f"{base}_{fmt}"
+def _dataset_name(path: Path, fmt: ExportFormat) -> str:
+    """The ``dataset_info.json`` name: the directory's or the file's (stem) and the format."""
+    return f"{_base_name(path)}_{fmt}"
+
+
+def _base_name(path: Path) -> str:
+    resolved = path.resolve()
+    name = resolved.stem if resolved.is_file() else resolved.name
+    return re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "selfinstruct"

@@ -3,7 +3,9 @@
 The funnel of every stage, the score histogram and per-dimension means, the review
 rates next to Self-Instruct's, the verb–object sunburst (English) or leading verbs
 (Chinese), the first words, the similarity to the seeds, the lengths, and two
-examples per filter of what was thrown away. Reading is all it does to the run.
+examples per filter of what was thrown away. Reading is all it does to the run. A run
+is a run directory, the directory ``score -o`` wrote, or a dataset file (which has no
+funnel: its page shows the examples' verbs and lengths).
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ def draw_figures(facts: RunFacts) -> dict[str, str | None]:
 
 
 def build_report(run: Path, output: Path | None = None, *, dry_run: bool = False) -> ReportResult:
-    """Write ``run``'s report to ``output`` (default ``RUN/report.html``)."""
-    path = output or run / "report.html"
+    """Write the report of ``run`` (a run directory, the directory ``score -o`` wrote, or a
+    dataset file) to ``output``: by default ``RUN/report.html``, or ``STEM_report.html``
+    beside a file."""
+    path = output or (run.parent / f"{run.stem}_report.html" if run.is_file()
+                      else run / "report.html")
     if path.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"{path}: the report is an HTML file; name it *.html")
     facts = gather(run)

@@ -21,12 +21,13 @@ from pathlib import Path
 
 from selfinstruct.errors import UserError
 from selfinstruct.language import Language
+from selfinstruct.runs.dataset import read_dataset
 from selfinstruct.runs.layout import CONFIG_FILE, REVIEW_FILE, SCORES_FILE
 from selfinstruct.runs.pairs import Answered
 from selfinstruct.runs.review_sheet import SheetRow, read_sheet, write_sheet
 from selfinstruct.runs.scores import Review, Score, read_reviews, read_scores
 from selfinstruct.runs.store import read_json, write_atomic
-from selfinstruct.stages.score import source_examples, source_language
+from selfinstruct.stages.score import source_language
 
 UNSCORED = "unscored"
 
@@ -67,16 +68,16 @@ class Drawn:
 
 
 def load_review_data(run: Path) -> ReviewData:
-    """The examples of a scored directory (from the source ``score`` recorded) or of a run
-    directory that was never scored (then every example is unscored)."""
+    """The examples of a scored directory (a run scored in place, or the directory
+    ``score -o`` wrote, read through the data it judged) or of a run directory that was
+    never scored (then every example is unscored)."""
     if not run.is_dir():
-        raise UserError(f"{run}: no such directory; give the directory score wrote to")
+        raise UserError(f"{run}: no such directory; give the directory score wrote to "
+                        f"(score a file first: selfinstruct score {run} -o DIR)")
+    dataset = read_dataset(run)
+    examples = [Answered.of(example) for example in dataset.examples]
     saved = (read_json(run / CONFIG_FILE) or {}).get("score") or {}
-    source = Path(saved["source"]) if "source" in saved else run
-    if not source.exists():
-        raise UserError(f"{source}: the data that {run} scored is gone; put it back")
-    examples = source_examples(source, field=saved.get("field", "instruction"))
-    language = source_language(source, examples, saved.get("language", "auto"))
+    language = source_language(dataset.source, examples, saved.get("language", "auto"))
     return ReviewData(run, examples, read_scores(run / SCORES_FILE),
                       read_reviews(run / REVIEW_FILE), language)
 

@@ -25,6 +25,7 @@ from selfinstruct.language import Language, detect_language
 from selfinstruct.llm import BackendSpec
 from selfinstruct.llm.base import Backend, Completion, Request
 from selfinstruct.llm.settings import BackendSettings, resolve_backend
+from selfinstruct.runs.dataset import read_dataset
 from selfinstruct.runs.layout import (
     CONFIG_FILE,
     REJECTED_FILE,
@@ -33,14 +34,13 @@ from selfinstruct.runs.layout import (
     save_config_section,
     update_stats,
 )
-from selfinstruct.runs.pairs import Answered, load_answered
+from selfinstruct.runs.pairs import Answered
 from selfinstruct.runs.rubrics import load_rubric, rubric_path
 from selfinstruct.runs.scores import Score, read_scores
 from selfinstruct.runs.store import prepare_out_dir, read_json, read_jsonl
 from selfinstruct.runs.templates import PromptTemplate, load_template
 from selfinstruct.stages.base import Client, Plan
 from selfinstruct.stages.base import check_resume as shared_check_resume
-from selfinstruct.stages.export import run_examples
 from selfinstruct.stages.per_record import StageSettings, StageStats, run_stage, stage_files
 from selfinstruct.text.rubric import Dimension, RubricError, Scale, answer_format, describe
 from selfinstruct.text.verdicts import Verdict, read_verdict, verdict_schema
@@ -315,13 +315,11 @@ class ScoreJob:
 
 
 def source_examples(source: Path, *, field: str = "instruction") -> list[Answered]:
-    """The examples of a run directory (as ``export`` sees them) or of a dataset file."""
-    if not source.is_dir():
-        return load_answered(source, field=field)
-    examples = run_examples(source, include_seeds=False)
-    return [Answered(example.key or f"row{number}", example.instruction, example.input,
-                     example.output)
-            for number, example in enumerate(examples)]
+    """The examples of ``source`` as the judge sees them, under the ids ``export``,
+    ``review`` and ``report`` give them too: anything
+    :func:`~selfinstruct.runs.dataset.read_dataset` reads (a run directory, a dataset
+    file, the output of ``dedup`` or ``mix``, an earlier ``score -o`` directory)."""
+    return [Answered.of(example) for example in read_dataset(source, field=field).examples]
 
 
 def source_language(source: Path, examples: list[Answered], language: str) -> Language:
