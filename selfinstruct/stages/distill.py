@@ -96,14 +96,6 @@ class DistillSettings:
         """How the answers are read."""
         return AnswerFormat(self.parse, dict(self.renames), self.separator, self.stop)
 
-    def parsed_fields(self) -> tuple[str, ...]:
-        """The fields parsing adds, where known before the answers (not bare JSON keys)."""
-        if self.parse == "separator":
-            return ("answer", "rationale")
-        if self.parse == "json":
-            return tuple(self.renames)
-        return ("answer",)
-
     def to_json(self) -> dict[str, Any]:
         """The settings as ``config.json`` keeps them."""
         data = asdict(self)
