@@ -239,6 +239,40 @@ def test_samples_separator_and_columns_that_clash_with_our_fields(tmp_path):
     assert {r.temperature for r in fake.requests} == {0.3}
 
 
+def test_a_resume_with_samples_asks_exactly_the_missing_row_samples(tmp_path):
+    rows_csv(tmp_path, 3)
+    out = tmp_path / "out"
+    assert invoke(FakeBackend(lambda r, n: completion("fine")),
+                  *simple_args(tmp_path, "--samples", "2")).exit_code == 0
+    # As a run cut short leaves it: row0 has only sample 1, row1 only a rejected sample 1
+    # (an answer recorded either way is done), row2 both; a rejection by another stage
+    # in the same file does not make row0's sample 0 done.
+    done = {("row0", 1), ("row2", 0), ("row2", 1)}
+    kept = [r for r in read(out / "distilled.jsonl") if (r["id"], r["sample"]) in done]
+    (out / "distilled.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    (out / "rejected.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"stage": "distill", "filter": "empty", "id": "row1", "sample": 1},
+        {"stage": "score", "filter": "unparseable_verdict", "id": "row0", "sample": 0}]))
+    resumed = FakeBackend(lambda r, n: completion("fine"))
+    assert invoke(resumed, *simple_args(tmp_path, "--samples", "2")).exit_code == 0
+    assert sorted(r.prompt for r in resumed.requests) == ["What is 0 plus 0?",
+                                                          "What is 1 plus 1?"]
+    assert sorted((r["id"], r["sample"]) for r in read(out / "distilled.jsonl")) == [
+        ("row0", 0), ("row0", 1), ("row1", 0), ("row2", 0), ("row2", 1)]
+
+
+def test_resume_with_another_fill_na_is_refused(tmp_path):
+    (tmp_path / "rows.csv").write_text("question,answer\nWhat is 1 plus 1?,\n")
+    (tmp_path / "t.txt").write_text("{question} {answer}")
+    fake = FakeBackend(lambda r, n: completion("fine"))
+    assert invoke(fake, *simple_args(tmp_path, "--fill-na", "N/A")).exit_code == 0
+    assert fake.requests[0].prompt == "What is 1 plus 1? N/A"
+    result = invoke(FakeBackend(), *simple_args(tmp_path))
+    assert result.exit_code == 2
+    assert "this run was made with fill_na='N/A', now fill_na=None" in " ".join(
+        result.output.split())
+
+
 def test_an_id_column_is_the_id_and_must_be_unique(tmp_path):
     (tmp_path / "rows.jsonl").write_text('{"id": 7, "q": "a"}\n{"id": 7, "q": "b"}\n')
     (tmp_path / "t.txt").write_text("{q}")

@@ -199,3 +199,9 @@ def test_read_output_first():
     assert read_output_first('{"examples": [{"output": "Yes", "input": "97"}]}') == (
         [], [Example("97", "Yes")])
     assert read_output_first("Class labels: A, B\nClass label: A\nInput: x") is None
+    # no "examples" key and two lists: which one holds the examples is a guess, so the
+    # answer is not JSON of this shape (taking the first would read the labels as examples)
+    two_lists = '{"labels":["A","B"],"items":[{"label":"A","input":"x"}]}'
+    assert read_output_first(two_lists) is None
+    assert read_output_first('{"items":[{"label":"A","input":"x"}]}') == (
+        [], [Example("x", "A")])

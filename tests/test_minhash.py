@@ -98,6 +98,21 @@ def test_cluster_keeps_the_first_document_of_each_component_in_input_order():
     assert clusters.removed.tolist() == [3, 5, 6]
 
 
+def test_a_band_is_rows_consecutive_values_and_only_a_whole_band_links():
+    # 3 bands x 2 rows: band b is columns 2b and 2b+1. Each document is its own values
+    # except where noted; only a whole band in common makes two documents duplicates.
+    values = np.array([
+        [100, 101, 102, 103, 104, 105],
+        [200, 201, 202, 203, 104, 105],  # band 2 of 0: a duplicate of 0
+        [300, 101, 102, 303, 304, 305],  # columns 1-2 of 0, across a band boundary
+        [100, 401, 102, 403, 104, 405],  # the first row of every band of 0, no whole band
+        [300, 101, 502, 503, 504, 505],  # band 0 of 2: a duplicate of 2
+        [100, 601, 602, 103, 604, 605],  # columns 0 and 3 of 0 (every third value)
+    ], dtype=np.uint64)
+    clusters = cluster(values, np.ones(6, dtype=np.int64), bands=3, rows=2)
+    assert clusters.keeper.tolist() == [0, 0, 2, 3, 2, 5]
+
+
 def test_texts_without_tokens_are_never_duplicates():
     hasher = MinHasher()
     texts = ["", "!!!", "", "a b c d e f", "a b c d e f"]

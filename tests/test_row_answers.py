@@ -62,7 +62,9 @@ def test_one_item_without_a_mapped_key_is_rejected_alone():
      ("```\n[1, 2]\n```", [1, 2]),
      ("```json\nnot json\n```\n[3]", [3]),
      ("no braces {at all", None),
-     ('"just a string"', None)],
+     ('"just a string"', None),
+     # a fenced block spans lines and wins over JSON in the prose before it
+     ('The row was {"id": 7}.\n```json\n{\n  "label": "pos"\n}\n```', {"label": "pos"})],
 )
 def test_find_json(text, value):
     assert find_json(text) == value
@@ -86,7 +88,10 @@ def test_json_without_renames_keeps_the_keys_and_scalars_become_answers():
       {"answer": "positive", "rationale": ""}),
      ("<think>hmm</think>positive || why", "stop", AnswerFormat("separator", separator="||"),
       {"answer": "positive", "rationale": "why"}),
-     ("<think>hmm</think> 42 ", "stop", AnswerFormat(), {"answer": "42"})],
+     ("<think>hmm</think> 42 ", "stop", AnswerFormat(), {"answer": "42"}),
+     # the first separator ends the answer; later ones belong to the reasoning
+     ("positive #### step one #### step two", "stop", AnswerFormat("separator"),
+      {"answer": "positive", "rationale": "step one #### step two"})],
 )
 def test_separator_and_text(text, finish, fmt, expected):
     parsed = parse_answer(text, None, finish, fmt)
@@ -97,6 +102,8 @@ def test_separator_and_text(text, finish, fmt, expected):
 @pytest.mark.parametrize(
     ("text", "finish", "fmt", "name"),
     [("positive, because", "stop", AnswerFormat("separator"), "no_separator"),
+     # a stop string other than the separator does not excuse a missing separator
+     ("positive, because", "stop", AnswerFormat("separator", stop=("\n\n",)), "no_separator"),
      ("#### only reasoning", "stop", AnswerFormat("separator"), "empty"),
      ('[{"q": "a", "a": "b"}, {"q":', "length", JSON_QA, "truncated"),
      ("<think>still going", "length", AnswerFormat(), "truncated"),

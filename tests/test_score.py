@@ -4,7 +4,6 @@ resume, samples, the CLI on a file, and export --min-score at its boundaries."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from selfinstruct.runs.templates import load_template
 from selfinstruct.stages.curate import curate
 from selfinstruct.stages.export import TrainingExample, export_run
 from selfinstruct.stages.per_record import StageSettings
-from selfinstruct.stages.score import Judge, ScoreSettings, score_run, with_schema
+from selfinstruct.stages.score import Judge, ScoreSettings, score_run
 from selfinstruct.text.rubric import Scale
 from selfinstruct.text.verdicts import verdict_schema
 from tests.helpers import make_run
@@ -122,21 +121,31 @@ def test_samples_are_averaged(tmp_path):
         json.dumps({**VERDICT, "overall": next(overall)})))
     score(backend, tmp_path, examples=EXAMPLES[:2], samples=2)
     assert {r.temperature for r in backend.requests} == {0.7}
-    assert len({r.seed for r in backend.requests}) == 1  # no --seed: none sent
+    assert {r.seed for r in backend.requests} == {None}  # no --seed: none sent
     means = {k: s.overall for k, s in read_scores(tmp_path / "scores.jsonl").items()}
     assert sorted(means.values()) == [3.5, 5.0]
     assert sorted(r["sample"] for r in read(tmp_path / "scores.jsonl")) == [0, 0, 1, 1]
 
 
-def test_one_sample_is_greedy_and_the_schema_goes_where_requests_take_one():
+def test_one_sample_is_greedy_and_the_verdict_schema_goes_with_every_request():
     request = judge().request(EXAMPLES[0], 0)
     assert request.temperature == 0.0
-    fields = {f.name for f in dataclasses.fields(Request)}
-    if "schema" in fields:
-        expected = verdict_schema(judge().dimensions, judge().settings.scale)
-        assert request.schema == expected  # type: ignore[attr-defined]
-    else:
-        assert with_schema(request, {"type": "object"}) is request
+    assert request.schema == verdict_schema(judge().dimensions, judge().settings.scale)
+    assert request.schema_name == "verdict"
+    assert judge().request(EXAMPLES[0], 1, attempt=1).schema == request.schema
+
+
+def test_a_seed_gives_each_example_and_sample_its_own_request_seed(tmp_path):
+    def seeds(seed: int, out: Path) -> list[int | None]:
+        out.mkdir()
+        backend = FakeBackend(lambda request, number: completion(json.dumps(VERDICT)))
+        score(backend, out, examples=EXAMPLES[:2], samples=2, seed=seed)
+        return [r.seed for r in backend.requests]
+
+    first = seeds(7, tmp_path / "a")
+    assert None not in first and len(set(first)) == 4  # 2 examples x 2 samples
+    assert set(seeds(7, tmp_path / "b")) == set(first)  # the same on another run
+    assert set(seeds(8, tmp_path / "c")).isdisjoint(first)
 
 
 def test_the_prompt_shows_the_rubric_and_the_example():

@@ -127,6 +127,13 @@ def test_a_text_answer_to_a_json_request_is_read_as_text():
     assert decision.record["instances"] == [{"input": "7, 1", "output": "8"}]
 
 
+def test_json_with_two_lists_and_no_examples_key_falls_back_to_the_text_reader():
+    decision = decide('{"labels":["A","B"],"items":[{"label":"A","input":"x"}]}',
+                      is_classification=True, structured=True)
+    assert decision.parsed_as == "text"
+    assert decision.record["labels"] == []
+
+
 def test_an_answer_without_examples_is_an_empty_record_and_one_rejection():
     refusal = "I'm sorry, but I can't help with that request."
     decision = decide(refusal)

@@ -37,6 +37,9 @@ SCALE = Scale(1, 5)
         ("The response is fine. Overall: 4", None),  # "Overall" must open a line
         ("Overall: 2\n... on reflection ...\nOverall: 4", Verdict({}, 4, "")),
         ("总分：3\n理由：回答基本正确。", Verdict({}, 3, "回答基本正确。")),
+        # a draft verdict in the reasoning trace is not the answer
+        ('<think>Draft: {"overall": 2}</think>\n{"overall": 4, "reason": "ok"}',
+         Verdict({}, 4, "ok")),
     ],
 )
 def test_verdict_shapes(text, expected):

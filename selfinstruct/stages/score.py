@@ -127,35 +127,25 @@ class Judge:
         return f"{text}\n\n{REMINDER[self.template.language]}" if attempt else text
 
     def request(self, example: Answered, sample: int, attempt: int = 0) -> Request:
-        """One judge request."""
+        """One judge request. Its seed differs per example and sample (several samples
+        with one seed would be one sample drawn several times) yet is the same on every
+        run. The verdict's schema goes with it, for backends that hold an answer to one;
+        :meth:`read` reads an answer in free text too."""
         seed = self.settings.seed
-        request = Request(
+        return Request(
             prompt=self.prompt(example, attempt),
             max_tokens=self.settings.max_tokens,
             temperature=self.settings.sampling_temperature,
             top_p=1.0,
             seed=None if seed is None else zlib.crc32(f"{seed}/{example.id}/{sample}".encode()),
+            schema=verdict_schema(self.dimensions, self.settings.scale),
+            schema_name="verdict",
         )
-        return with_schema(request, verdict_schema(self.dimensions, self.settings.scale))
 
     def read(self, text: str) -> Verdict | str:
         """The verdict in an answer, or why there is none."""
         verdict = read_verdict(text, self.dimensions, self.settings.scale)
         return verdict if isinstance(verdict, Verdict) else verdict.detail
-
-
-def with_schema(request: Request, schema: dict[str, Any]) -> Request:
-    """STRUCTURED OUTPUT: the one place where the verdict's JSON schema meets the request.
-
-    When :class:`~selfinstruct.llm.base.Request` has a ``schema`` field (structured
-    output, issue 11), the schema goes with every judge request and backends that
-    support it hold the answer to it; until then (and on backends that cannot) the judge
-    answers in text, which :func:`~selfinstruct.text.verdicts.read_verdict` reads.
-    """
-    if "schema" not in {field.name for field in dataclasses.fields(Request)}:
-        return request
-    changes: dict[str, Any] = {"schema": schema, "schema_name": "verdict"}
-    return dataclasses.replace(request, **changes)
 
 
 @dataclass(frozen=True)
