@@ -36,7 +36,7 @@ def test_a_resume_refusal_inside_a_running_loop_is_a_user_error(tmp_path, seed_f
                                      similarity_threshold=0.5,
                                      backend=FakeBackend(stream_script()))
 
-    with pytest.raises(UserError, match="this run was started with similarity_threshold=0.7"):
+    with pytest.raises(UserError, match=r"this run was started with similarity_threshold=0\.7"):
         asyncio.run(notebook())
 
 
