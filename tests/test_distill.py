@@ -269,7 +269,7 @@ def test_resume_with_another_fill_na_is_refused(tmp_path):
     assert fake.requests[0].prompt == "What is 1 plus 1? N/A"
     result = invoke(FakeBackend(), *simple_args(tmp_path))
     assert result.exit_code == 2
-    assert "this run was made with fill_na='N/A', now fill_na=None" in " ".join(
+    assert "this run was started with fill_na='N/A', now fill_na=None" in " ".join(
         result.output.split())
 
 
