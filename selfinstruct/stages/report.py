@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.report import charts, page
+from selfinstruct.report import page
 from selfinstruct.report.facts import RunFacts, gather
-from selfinstruct.report.sunburst import sunburst
 from selfinstruct.runs.store import write_atomic
 
 
@@ -29,6 +28,11 @@ class ReportResult:
 
 def draw_figures(facts: RunFacts) -> dict[str, str | None]:
     """Every figure of the report, by name (None: nothing to draw)."""
+    # matplotlib is imported here, not with this module: it costs about 0.8 s, which every
+    # ``selfinstruct`` command (this module is part of the CLI) would otherwise pay.
+    from selfinstruct.report import charts
+    from selfinstruct.report.sunburst import sunburst
+
     verbs = facts.verbs
     total = max(len(facts.instructions), 1)
     return {
