@@ -16,7 +16,7 @@ from rouge_score import rouge_scorer
 
 from selfinstruct.config import MinHashDedupSettings
 from selfinstruct.errors import UserError
-from selfinstruct.similarity.index import tokenize
+from selfinstruct.similarity.tokens import tokenize
 from selfinstruct.stages.dedup import (
     DedupSummary,
     count_records,

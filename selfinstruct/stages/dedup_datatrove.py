@@ -27,7 +27,7 @@ from typing import Any
 
 from selfinstruct.config import MinHashDedupSettings
 from selfinstruct.errors import UserError
-from selfinstruct.similarity.index import TOKENIZERS
+from selfinstruct.similarity.tokens import TOKENIZERS
 
 __all__ = ["DatatroveSteps", "datatrove_steps", "run_local", "word_tokenizer"]
 
