@@ -27,7 +27,6 @@ from selfinstruct.runs.layout import INSTRUCTIONS_FILE, save_stats
 from selfinstruct.runs.seeds import SeedTask
 from selfinstruct.runs.store import read_jsonl
 from selfinstruct.runs.templates import PromptTemplate, render_alpaca, render_self_instruct
-from selfinstruct.similarity.index import SimilarityIndex, warm_up_kernel
 from selfinstruct.stages.over_target import over_target_record, pending_over_target
 from selfinstruct.stages.pacing import Pacer
 from selfinstruct.stages.per_record import failure_record, parsed_counts, stage_files, throughput
@@ -174,6 +173,9 @@ class Bootstrap:
         self.template = template
         self.filters = filters
         self.out = config.out
+        # numpy comes with the index: imported here, by the run, not by every command.
+        from selfinstruct.similarity.index import SimilarityIndex
+
         self.index = SimilarityIndex(tokenizer=config.tokenizer)
         for seed in seeds:
             self.index.add(seed.instruction)
@@ -230,6 +232,8 @@ class Bootstrap:
             if progress is not None:
                 progress(self.stats)
             return done
+
+        from selfinstruct.similarity.index import warm_up_kernel
 
         warming: list[asyncio.Future[None]] = []
         try:
