@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from selfinstruct.similarity.index import tokenize
 from selfinstruct.similarity.minhash import MinHasher, cluster, lsh_probability
+from selfinstruct.similarity.tokens import tokenize
 from selfinstruct.stages.dedup import MinHashDedupSettings, dedup_minhash
 
 EDIT_RATES = (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08, 0.12)

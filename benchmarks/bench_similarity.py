@@ -40,7 +40,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from selfinstruct.similarity.index import SimilarityIndex, tokenize
+from selfinstruct.similarity.index import SimilarityIndex
+from selfinstruct.similarity.tokens import tokenize
 
 #: ``shared/`` sits beside the repository checkout.
 DEFAULT_DATA = Path(os.environ.get(

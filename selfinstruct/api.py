@@ -30,6 +30,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.llm import settings as backend_settings
 from selfinstruct.llm.settings import BackendSettings
 from selfinstruct.runs.shard import Shard
+from selfinstruct.similarity import DedupMethod, TokenizerName
 from selfinstruct.stages.base import Connection, Job, Stats, execute
 from selfinstruct.stages.classify import ClassifyJob, prepare_classify
 from selfinstruct.stages.distill import DistillJob, prepare_distill
@@ -295,9 +296,9 @@ def dedup(
     input: str | Path,
     output: str | Path,
     *,
-    method: str = "rouge",
+    method: DedupMethod = "rouge",
     similarity_threshold: float = 0.7,
-    tokenizer: str = "multilingual",
+    tokenizer: TokenizerName = "multilingual",
     field: str = "instruction",
     against: str | Path | None = None,
     progress: Callable[[str, int], None] | None = None,
@@ -316,7 +317,7 @@ def dedup(
             extra["removed"] = Path(extra["removed"])
         return dedup_minhash(MinHashDedupSettings(
             input=Path(input), output=Path(output), field=field,
-            tokenizer=tokenizer, **extra), progress=progress)  # type: ignore[arg-type]
+            tokenizer=tokenizer, **extra), progress=progress)
     if method != "rouge":
         raise UserError(f"unknown dedup method {method!r}; use rouge or minhash")
     if minhash:

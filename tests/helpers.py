@@ -26,7 +26,8 @@ from typer.testing import CliRunner, Result
 from selfinstruct.cli import commands as cli
 from selfinstruct.llm.base import BackendError, Completion, Request, Usage
 from selfinstruct.llm.settings import BackendSettings
-from selfinstruct.similarity.index import rouge_l, tokenize
+from selfinstruct.similarity.index import rouge_l
+from selfinstruct.similarity.tokens import tokenize
 from selfinstruct.stages.generate import GenerateLoop, GenerateSettings, open_run, resolve_config
 from tests.reliability.faultserver import MODEL, FaultServer
 

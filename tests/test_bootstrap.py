@@ -13,7 +13,8 @@ import pytest
 from selfinstruct.errors import UserError
 from selfinstruct.llm.base import BackendError, Completion, Request
 from selfinstruct.llm.fake import FakeBackend
-from selfinstruct.similarity.index import rouge_l, tokenize
+from selfinstruct.similarity.index import rouge_l
+from selfinstruct.similarity.tokens import tokenize
 from tests.helpers import (
     ENGLISH_SEEDS,
     distinct_texts,

@@ -15,7 +15,7 @@ import pytest
 from rouge_score import rouge_scorer
 
 from selfinstruct.errors import UserError
-from selfinstruct.similarity.index import tokenize
+from selfinstruct.similarity.tokens import tokenize
 from selfinstruct.stages.dedup import (
     DedupSummary,
     MinHashDedupSettings,

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from selfinstruct.similarity.index import tokenize
 from selfinstruct.similarity.minhash import (
     MinHasher,
     cluster,
     estimate_jaccard,
     lsh_probability,
 )
+from selfinstruct.similarity.tokens import tokenize
 from tests.helpers import chinese_document, edit_words, english_document
 
 

@@ -17,7 +17,8 @@ from rouge_score.tokenizers import DefaultTokenizer
 
 from selfinstruct.runs.seeds import bundled_seed_path, load_seeds
 from selfinstruct.similarity import index as similarity
-from selfinstruct.similarity.index import SimilarityIndex, lcs_length, rouge_l, tokenize
+from selfinstruct.similarity.index import SimilarityIndex, lcs_length, rouge_l
+from selfinstruct.similarity.tokens import tokenize
 
 ROUGE_TOKENIZER = DefaultTokenizer(use_stemmer=False)
 TOKENIZER_NAMES = ["multilingual", "rouge"]

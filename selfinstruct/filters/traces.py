@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from selfinstruct.language import Language, detect_language
-from selfinstruct.similarity.index import tokenize
+from selfinstruct.similarity.tokens import tokenize
 from selfinstruct.text.thinking import Thought
 
 

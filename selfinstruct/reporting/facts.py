@@ -33,7 +33,7 @@ from selfinstruct.runs.pairs import Answered
 from selfinstruct.runs.scores import Review, Score, read_reviews, read_scores
 from selfinstruct.runs.seeds import load_seeds
 from selfinstruct.runs.store import read_json, read_jsonl
-from selfinstruct.similarity.index import SimilarityIndex, tokenize
+from selfinstruct.similarity.tokens import tokenize
 from selfinstruct.stages.score import UNPARSEABLE, score_summary, source_language
 from selfinstruct.text.rubric import Scale
 
@@ -169,6 +169,8 @@ def seed_similarity(run: Path, config: dict[str, Any]) -> SeedSimilarity | None:
     seeds_path = config.get("seeds")
     if not seeds_path or not (run / INSTRUCTIONS_FILE).exists() or not Path(seeds_path).exists():
         return None
+    from selfinstruct.similarity.index import SimilarityIndex  # numpy: only for a report
+
     index = SimilarityIndex(config.get("tokenizer", "multilingual"))
     seeds = load_seeds(Path(seeds_path))
     for seed in seeds:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selfinstruct.language import Language
-from selfinstruct.similarity.index import tokenize
+from selfinstruct.similarity.tokens import tokenize
 from selfinstruct.text.verbs import first_word, leading_verb_zh, verb_object
 
 #: Words of an English instruction that are tagged (its opening clause).

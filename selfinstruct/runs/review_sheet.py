@@ -14,18 +14,16 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from openpyxl import Workbook, load_workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.utils.exceptions import InvalidFileException
-from openpyxl.worksheet.datavalidation import DataValidation
-from openpyxl.worksheet.worksheet import Worksheet
+from typing import TYPE_CHECKING, Any
 
 from selfinstruct.errors import UserError
 from selfinstruct.language import Language
 from selfinstruct.runs.scores import QUESTIONS, Review, ReviewVerdict
+
+# openpyxl (about 0.2 s to import) is imported by the functions that read or write a
+# workbook, not with this module, which every ``selfinstruct`` command loads.
+if TYPE_CHECKING:
+    from openpyxl.worksheet.worksheet import Worksheet
 
 SHEET = "Sheet1"
 SHOWN = ("id", "picked", "instruction", "input", "output", "score", "reason")
@@ -77,6 +75,10 @@ class SheetRow:
 
 def write_sheet(path: Path, rows: Sequence[SheetRow], language: Language) -> None:
     """Write the review workbook (replacing ``path``)."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.worksheet.worksheet import Worksheet
+
     book = Workbook()
     sheet = book.active
     assert isinstance(sheet, Worksheet)
@@ -100,6 +102,10 @@ def write_sheet(path: Path, rows: Sequence[SheetRow], language: Language) -> Non
 
 def _style(sheet: Worksheet, count: int) -> None:
     """Bold header, wrapped text, the reviewer's columns yellow with drop-down lists."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
     sheet.freeze_panes = "A2"
     yellow = PatternFill("solid", fgColor="FFF2CC")
     last = count + 1
@@ -122,6 +128,10 @@ def _style(sheet: Worksheet, count: int) -> None:
 
 def read_sheet(path: Path, known: set[str]) -> list[Review]:
     """The reviews in a filled-in sheet; rows left blank are skipped, a bad cell stops it."""
+    from openpyxl import load_workbook
+    from openpyxl.utils import get_column_letter
+    from openpyxl.utils.exceptions import InvalidFileException
+
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except FileNotFoundError:

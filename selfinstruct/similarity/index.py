@@ -1,4 +1,4 @@
-"""Tokenizers and an exact, fast ROUGE-L similarity index.
+"""An exact, fast ROUGE-L similarity index.
 
 Self-Instruct / Alpaca keep a generated instruction only if its ROUGE-L F1 against every
 instruction already in the pool is at most a threshold. Done naively (as
@@ -26,66 +26,16 @@ reference implementation of that definition.
 
 from __future__ import annotations
 
-import re
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from selfinstruct.similarity import TokenizerName
+from selfinstruct.similarity.tokens import tokenizer_function
 
-__all__ = ["TOKENIZERS", "SimilarityIndex", "TokenizerName", "lcs_length", "rouge_l",
-           "tokenize"]
-
-# ---------------------------------------------------------------------------
-# Tokenizers
-# ---------------------------------------------------------------------------
-
-# rouge_score lowercases, turns every non-[a-z0-9] character into a space and keeps
-# the [a-z0-9]+ runs; finding those runs in the lowercased text is the same thing.
-_ROUGE_TOKEN_RE = re.compile(r"[a-z0-9]+")
-
-# Han / Hiragana / Katakana: one token per character (DESIGN.md, "Multilingual
-# tokenization"). Everything else that is a Unicode letter or digit forms runs.
-_CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
-_MULTILINGUAL_TOKEN_RE = re.compile(f"[{_CJK_RANGES}]|[^\\W_{_CJK_RANGES}]+")
-
-
-def _tokenize_rouge(text: str) -> list[str]:
-    """Bit-for-bit ``rouge_score.tokenizers.DefaultTokenizer(use_stemmer=False)``."""
-    return _ROUGE_TOKEN_RE.findall(text.lower())
-
-
-def _tokenize_multilingual(text: str) -> list[str]:
-    """Tokens that also work for Chinese and Japanese, where rouge_score sees nothing."""
-    return _MULTILINGUAL_TOKEN_RE.findall(text.lower())
-
-
-TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
-    "multilingual": _tokenize_multilingual,
-    "rouge": _tokenize_rouge,
-}
-
-
-def _tokenizer_function(name: str) -> Callable[[str], list[str]]:
-    """Look a tokenizer up by name, failing loudly on typos rather than guessing."""
-    try:
-        return TOKENIZERS[name]
-    except (KeyError, TypeError):
-        known = ", ".join(sorted(TOKENIZERS))
-        raise ValueError(f"unknown tokenizer {name!r}; expected one of: {known}") from None
-
-
-def tokenize(text: str, tokenizer: str = "multilingual") -> list[str]:
-    """Split ``text`` into the tokens ROUGE-L is computed on.
-
-    ``"rouge"`` reproduces rouge_score exactly (ASCII letters and digits only);
-    ``"multilingual"`` follows DESIGN.md and equals ``"rouge"`` on ASCII text.
-    """
-    return _tokenizer_function(tokenizer)(text)
-
+__all__ = ["SimilarityIndex", "lcs_length", "rouge_l"]
 
 # ---------------------------------------------------------------------------
 # Reference definition
@@ -317,7 +267,7 @@ class SimilarityIndex:
     """
 
     def __init__(self, tokenizer: str = "multilingual") -> None:
-        self._tokenize = _tokenizer_function(tokenizer)
+        self._tokenize = tokenizer_function(tokenizer)
         self._tokenizer_name = tokenizer
         self._vocab: dict[str, int] = {}
         self._words: list[str] = []

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from selfinstruct.similarity.index import TOKENIZERS
+from selfinstruct.similarity.tokens import TOKENIZERS
 
 __all__ = ["Clusters", "MinHasher", "Signatures", "cluster", "estimate_jaccard",
            "lsh_probability"]

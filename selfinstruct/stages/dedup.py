@@ -26,15 +26,20 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, TextIO
 
 from selfinstruct.errors import UserError
 from selfinstruct.runs.readers import iter_objects, json_type
-from selfinstruct.similarity.index import TOKENIZERS, SimilarityIndex, TokenizerName
-from selfinstruct.similarity.minhash import MinHasher, Signatures, cluster, estimate_jaccard
+from selfinstruct.similarity import TokenizerName
+from selfinstruct.similarity.tokens import TOKENIZERS
+
+# numpy (and the index and MinHash modules built on it) is imported by the functions
+# that deduplicate, not with this module, which every ``selfinstruct`` command loads.
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from selfinstruct.similarity.minhash import MinHasher, Signatures
 
 __all__ = ["DedupSummary", "MinHashSummary", "Record", "count_records", "dedup_file",
            "dedup_minhash", "iter_records"]
@@ -169,6 +174,8 @@ def dedup_file(
     started = time.perf_counter()
     _check_options(input_path, output_path, threshold, tokenizer, against)
     count_records(input_path, field)
+    from selfinstruct.similarity.index import SimilarityIndex
+
     index = SimilarityIndex(tokenizer=tokenizer)
     if against is not None:
         for reference in iter_records(against, field):
@@ -258,6 +265,10 @@ def dedup_minhash(settings: MinHashDedupSettings,
     position in the input when it has none. The whole input is read and hashed before
     any output is opened, so bad input never leaves a partial output file.
     """
+    import numpy as np
+
+    from selfinstruct.similarity.minhash import MinHasher, cluster, estimate_jaccard
+
     started = time.perf_counter()
     _check_minhash_paths(settings)
     hasher = MinHasher(ngram=settings.ngram, bands=settings.bands, rows=settings.rows,
@@ -295,6 +306,10 @@ def _check_minhash_paths(settings: MinHashDedupSettings) -> None:
 def _hash_records(path: Path, field: str, hasher: MinHasher,
                   progress: MinHashProgress | None) -> Signatures:
     """Pass 1: every record's signature and token count, in input order."""
+    import numpy as np
+
+    from selfinstruct.similarity.minhash import Signatures
+
     values: list[npt.NDArray[np.uint64]] = [np.zeros((0, hasher.num_perm), dtype=np.uint64)]
     tokens: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64)]
     batch: list[str] = []
@@ -327,6 +342,8 @@ def _hash_batch(hasher: MinHasher, batch: list[str], values: list[npt.NDArray[np
 def _write_split(settings: MinHashDedupSettings, keeper: npt.NDArray[np.int64],
                  estimates: npt.NDArray[np.float64], progress: MinHashProgress | None) -> None:
     """Pass 2: copy each record to the output or, annotated, to the removed file."""
+    import numpy as np
+
     leaders = set(keeper[keeper != np.arange(len(keeper))].tolist())
     names: dict[int, Any] = {}
     with contextlib.ExitStack() as stack:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import UserError
-from selfinstruct.similarity.index import TOKENIZERS
+from selfinstruct.similarity.tokens import TOKENIZERS
 from selfinstruct.stages.dedup import MinHashDedupSettings
 
 __all__ = ["DatatroveSteps", "datatrove_steps", "run_local", "word_tokenizer"]

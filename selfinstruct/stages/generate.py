@@ -39,7 +39,7 @@ from selfinstruct.runs.templates import (
     render_alpaca,
     render_self_instruct,
 )
-from selfinstruct.similarity.index import SimilarityIndex, TokenizerName, warm_up_kernel
+from selfinstruct.similarity import TokenizerName
 from selfinstruct.stages.base import Client, Plan, check_resume
 from selfinstruct.stages.ledger import RequestStats
 from selfinstruct.stages.over_target import over_target_record, pending_over_target
@@ -209,6 +209,9 @@ class GenerateLoop:
         self.template = template
         self.filters = filters
         self.out = config.out
+        # numpy comes with the index: imported here, by the run, not by every command.
+        from selfinstruct.similarity.index import SimilarityIndex
+
         self.index = SimilarityIndex(tokenizer=config.tokenizer)
         for seed in seeds:
             self.index.add(seed.instruction)
@@ -265,6 +268,8 @@ class GenerateLoop:
             if progress is not None:
                 progress(self.stats)
             return done
+
+        from selfinstruct.similarity.index import warm_up_kernel
 
         warming: list[asyncio.Future[None]] = []
         try:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfinstruct.errors import UserError
-from selfinstruct.reporting import charts, page
+from selfinstruct.reporting import page
 from selfinstruct.reporting.facts import RunFacts, gather
-from selfinstruct.reporting.sunburst import sunburst
 from selfinstruct.runs.store import write_atomic
 
 
@@ -31,6 +30,11 @@ class ReportResult:
 
 def draw_figures(facts: RunFacts) -> dict[str, str | None]:
     """Every figure of the report, by name (None: nothing to draw)."""
+    # matplotlib is imported here, not with this module: it costs about 0.8 s, which every
+    # ``selfinstruct`` command (this module is part of the CLI) would otherwise pay.
+    from selfinstruct.reporting import charts
+    from selfinstruct.reporting.sunburst import sunburst
+
     verbs = facts.verbs
     total = max(len(facts.instructions), 1)
     return {
