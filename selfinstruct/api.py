@@ -45,6 +45,8 @@ from selfinstruct.stages.instances import InstanceOptions, InstancesJob, prepare
 from selfinstruct.stages.per_record import StageStats
 from selfinstruct.stages.reason import ReasonJob, ReasonSettings, prepare_reason
 from selfinstruct.stages.score import ScoreJob, ScoreSettings, prepare_score
+from selfinstruct.stages.teacher import KEYWORDS as TEACHER_KEYWORDS
+from selfinstruct.stages.teacher import Teacher
 
 if TYPE_CHECKING:
     from selfinstruct.stages.dedup import DedupSummary, MinHashSummary
@@ -191,11 +193,14 @@ def instances(run_dir: str | Path, **settings: Any) -> StageStats:
 def reason_job(source: str | Path, out: str | Path | None = None, **settings: Any) -> ReasonJob:
     """``reason`` prepared: the prompts of ``source`` (a run directory or a dataset file)
     read; keywords as ``reason``'s flags (``language="auto"``: any language)."""
-    own = _own(settings, _fields(ReasonSettings), "reason")
+    own = _own(settings, _fields(ReasonSettings) | TEACHER_KEYWORDS, "reason")
     if own.get("language") not in ("en", "zh"):
         own["language"] = None
     if "shard" in own:
         own["shard"] = Shard.of(own["shard"])
+    teacher = {name: own.pop(name) for name in TEACHER_KEYWORDS if name in own}
+    if teacher:
+        own["teacher"] = Teacher.of(teacher)
     return prepare_reason(Path(source), _path(out), ReasonSettings(**own), _backend(settings))
 
 
@@ -213,7 +218,7 @@ def reason(source: str | Path, out: str | Path | None = None, **settings: Any) -
 
 
 #: ``distill`` keywords that are flags turned into settings (see ``DistillSettings.of``).
-_DISTILL_FLAGS = {"map", "system_file"}
+_DISTILL_FLAGS = {"map"} | TEACHER_KEYWORDS
 
 
 def distill_job(source: str | Path, out: str | Path, *, force: bool = False,

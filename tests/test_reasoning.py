@@ -341,3 +341,29 @@ def test_decide_trace_is_a_pure_decision_on_one_answer():
                         TraceSettings(), "m")
     assert bare.without_reasoning and bare.rejection is not None
     assert bare.rejection[0] == "no_reasoning"
+
+
+def test_reason_takes_every_teacher_flag_distill_has(tmp_path):
+    """One definition of the teacher's flags: reason sends the system prompt, the stop
+    strings, the body fields and DashScope's top-level switch as distill does."""
+    from selfinstruct.llm import use_backend
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"instruction": "What is 2 + 2?"}) + "\n", encoding="utf-8")
+    system = tmp_path / "system.txt"
+    system.write_text("Think step by step.\n", encoding="utf-8")
+    fake = FakeBackend(lambda request, number: "<think>two and two</think>4")
+    with use_backend(fake):
+        result = CliRunner().invoke(cli.app, [
+            "reason", str(prompts), "-o", str(tmp_path / "out"),
+            "--base-url", "https://dashscope.aliyuncs.com/compatible-mode/v1", "--model", "qwen",
+            "--system-file", str(system), "--stop", "####", "--extra-body", '{"top_k": 20}',
+            "--thinking", "on", "--thinking-budget", "256"])
+    assert result.exit_code == 0, result.output
+    [request] = fake.requests
+    assert (request.system, request.stop) == ("Think step by step.", ("####",))
+    assert request.extra_body == {"enable_thinking": True, "thinking_budget": 256, "top_k": 20}
+    [record] = read(tmp_path / "out" / "reasoning.jsonl")
+    assert (record["reasoning"], record["answer"]) == ("two and two", "4")
+    saved = json.loads((tmp_path / "out" / "config.json").read_text(encoding="utf-8"))
+    assert saved["reason"]["system"] == "Think step by step."

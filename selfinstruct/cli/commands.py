@@ -21,12 +21,13 @@ import typer
 from selfinstruct.cli.options import (
     DRY_RUN,
     NO_BACKEND,
+    NO_TEACHER,
     SHARD,
     STRUCTURED,
-    Switch,
     backend_settings,
     with_backend_options,
     with_executor_options,
+    with_teacher_options,
 )
 from selfinstruct.cli.output import (
     report_library_lines,
@@ -38,11 +39,11 @@ from selfinstruct.cli.output import (
 )
 from selfinstruct.language import LanguageChoice
 from selfinstruct.llm.settings import BackendSettings
-from selfinstruct.llm.thinking import ThinkingStyle
 from selfinstruct.runs.templates import PromptStyle
 from selfinstruct.similarity import DedupMethod, TokenizerName
 from selfinstruct.stages.base import Connection
 from selfinstruct.stages.export import ExportData, ExportFormat, ThinkStyle
+from selfinstruct.stages.teacher import Teacher
 from selfinstruct.text.row_answers import ParseMode
 
 app = typer.Typer(
@@ -287,6 +288,7 @@ def run_all(
 @app.command()
 @with_backend_options
 @with_executor_options
+@with_teacher_options
 def reason(
     source: Annotated[Path, typer.Argument(
         metavar="INPUT", help="A run directory, Alpaca JSON/JSONL, ShareGPT, JSONL or CSV.")],
@@ -318,6 +320,7 @@ def reason(
     seed: Annotated[int | None, typer.Option(help="Make sampling reproducible.")] = None,
     shard: SHARD = None,
     dry_run: DRY_RUN = False,
+    teacher: Teacher = NO_TEACHER,
     backend: BackendSettings = NO_BACKEND,
 ) -> None:
     """Distil reasoning traces and answers from a thinking model (R1, Qwen3, QwQ…)."""
@@ -330,7 +333,8 @@ def reason(
             enable_thinking=enable_thinking, seed=seed, field=field,
             reference_field=reference_field,
             language=None if language == "auto" else language,
-            max_reasoning_chars=max_reasoning_chars, shard=Shard.parse(shard))
+            max_reasoning_chars=max_reasoning_chars, shard=Shard.parse(shard),
+            teacher=teacher)
         run_job(prepare_reason(source, out, settings, backend), Connection(backend),
                 dry_run=dry_run)
 
@@ -436,6 +440,7 @@ def report(
 @app.command()
 @with_backend_options
 @with_executor_options
+@with_teacher_options
 def distill(
     source: Annotated[Path, typer.Argument(
         metavar="INPUT", help="Rows: JSONL, JSON list, CSV/TSV (header), XLSX, Parquet.")],
@@ -446,9 +451,6 @@ def distill(
              "literal braces.")],
     questions: Annotated[Path | None, typer.Option(
         help="Question templates, one a line, listed as {questions}.")] = None,
-    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
-    system_file: Annotated[Path | None, typer.Option(help="System prompt from a file.")]
-    = None,
     sheet: Annotated[str | None, typer.Option(help="XLSX sheet (default: the first).")]
     = None,
     fill_na: Annotated[str | None, typer.Option(help="Text for empty cells, e.g. 无数据.")]
@@ -461,24 +463,10 @@ def distill(
     = None,
     seed: Annotated[int, typer.Option(help="Seed of --sample.")] = 0,
     shard: SHARD = None,
-    stop: Annotated[list[str] | None, typer.Option(
-        help="Stop string (repeatable), e.g. --stop '####'.")] = None,
     temperature: Annotated[float | None, typer.Option(
         help="Sampling temperature (default: not sent, the server's own).")] = None,
     max_tokens: Annotated[int, typer.Option(help="Token limit per answer.")] = 2048,
     samples: Annotated[int, typer.Option(help="Answers per row.")] = 1,
-    extra_body: Annotated[str | None, typer.Option(
-        help="JSON object merged into each request, e.g. '{\"repetition_penalty\": "
-             "1.05, \"top_k\": 20}'.")] = None,
-    thinking: Annotated[Switch | None, typer.Option(
-        help="A thinking model's reasoning on or off (default: the model's own).")] = None,
-    thinking_style: Annotated[ThinkingStyle, typer.Option(
-        help="template: chat_template_kwargs (vLLM, SGLang, llama.cpp); top-level: "
-             "enable_thinking in the body (DashScope, SiliconFlow); prompt: /think or "
-             "/no_think in the message; auto picks top-level for DashScope and "
-             "SiliconFlow URLs, else template.")] = "auto",
-    thinking_budget: Annotated[int | None, typer.Option(
-        help="DashScope's thinking_budget (with --thinking on).")] = None,
     parse: Annotated[ParseMode, typer.Option(
         help="text: the answer after </think>; json: a fenced or bare JSON object or list "
              "(a list gives one record per item); separator: answer before --separator, "
@@ -490,6 +478,7 @@ def distill(
     force: Annotated[bool, typer.Option(
         help="Resume even though the template, system prompt or parsing changed.")] = False,
     dry_run: DRY_RUN = False,
+    teacher: Teacher = NO_TEACHER,
     backend: BackendSettings = NO_BACKEND,
 ) -> None:
     """A teacher model's answer for every row of a table, with your own prompt."""

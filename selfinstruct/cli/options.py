@@ -19,6 +19,8 @@ import typer
 from selfinstruct.llm import DEFAULT_CONCURRENCY, BackendChoice, BackendSpec, EngineOptions
 from selfinstruct.llm.base import Api, StructuredMode
 from selfinstruct.llm.settings import BackendSettings, ExecutorName, ExecutorSettings
+from selfinstruct.llm.thinking import ThinkingStyle
+from selfinstruct.stages.teacher import Teacher
 
 T = TypeVar("T")
 
@@ -131,6 +133,48 @@ def backend_settings(kwargs: dict[str, Any]) -> BackendSettings:
     if kwargs.get("structured") is not None:
         values["structured"] = kwargs["structured"]
     return BackendSettings(**values)
+
+
+TEACHER_PARAMETERS = [
+    _option("system", str | None, None, "System prompt."),
+    _option("system_file", Path | None, None, "System prompt from a file."),
+    _option("stop", list[str] | None, None, "Stop string (repeatable), e.g. --stop '####'."),
+    _option("extra_body", str | None, None, "JSON object merged into each request, e.g. "
+            "'{\"repetition_penalty\": 1.05, \"top_k\": 20}'."),
+    _option("thinking", Switch | None, None, "A thinking model's reasoning on or off "
+            "(default: the model's own)."),
+    _option("thinking_style", ThinkingStyle, "auto", "template: chat_template_kwargs (vLLM, "
+            "SGLang, llama.cpp); top-level: enable_thinking in the body (DashScope, "
+            "SiliconFlow); prompt: /think or /no_think in the message; auto picks top-level "
+            "for DashScope and SiliconFlow URLs, else template."),
+    _option("thinking_budget", int | None, None, "DashScope's thinking_budget (with "
+            "--thinking on)."),
+]
+
+#: Placeholder default for the ``teacher`` parameter that :func:`with_teacher_options` fills.
+NO_TEACHER = Teacher()
+
+
+def with_teacher_options(func: Callable[..., T]) -> Callable[..., T]:
+    """Add the teacher's flags (system prompt, stop strings, body fields, thinking switch)
+    to a command that asks a teacher model (distill, reason); it receives them as
+    ``teacher: Teacher``: one definition of those flags for both."""
+    from selfinstruct.cli.output import reported_errors
+
+    signature = inspect.signature(func, eval_str=True)
+    own = [_keyword(p) for p in signature.parameters.values() if p.name != "teacher"]
+
+    @functools.wraps(func)
+    def command(**kwargs: Any) -> T:
+        values = {p.name: kwargs.pop(p.name) for p in TEACHER_PARAMETERS}
+        with reported_errors():
+            teacher = Teacher.of(values)
+        return func(teacher=teacher, **kwargs)
+
+    command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*own, *TEACHER_PARAMETERS]
+    )
+    return command
 
 
 def with_executor_options(func: Callable[..., T]) -> Callable[..., T]:

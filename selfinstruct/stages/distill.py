@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,6 @@ from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendSpec
 from selfinstruct.llm.base import Backend, Completion, Request, template_kwargs
 from selfinstruct.llm.settings import BackendSettings, resolve_backend
-from selfinstruct.llm.thinking import ThinkingStyle, ThinkingSwitch, resolve_style, thinking_switch
 from selfinstruct.runs.layout import (
     CONFIG_FILE,
     DISTILLED_FILE,
@@ -45,6 +43,8 @@ from selfinstruct.stages.per_record import (
     run_stage,
     stage_files,
 )
+from selfinstruct.stages.teacher import KEYWORDS as TEACHER_KEYWORDS
+from selfinstruct.stages.teacher import Teacher, read_text
 from selfinstruct.text.row_answers import (
     AnswerFormat,
     ParsedAnswer,
@@ -71,7 +71,6 @@ class DistillSettings:
     user_template: Path
     #: Question templates, one a line, listed where the template says ``{questions}``.
     questions: Path | None = None
-    system: str | None = None
     sheet: str | None = None
     fill_na: str | None = None
     id_field: str | None = None
@@ -79,16 +78,11 @@ class DistillSettings:
     sample: int | None = None
     seed: int = 0
     shard: Shard = EVERYTHING
-    stop: tuple[str, ...] = ()
     temperature: float | None = None
     max_tokens: int = 2048
     samples: int = 1
-    extra_body: Mapping[str, Any] = field(default_factory=dict)
-    thinking: bool | None = None
-    #: How the thinking switch is sent; ``auto`` means ``template`` here (the CLI picks
-    #: ``top-level`` for DashScope and SiliconFlow URLs before the run).
-    thinking_style: ThinkingStyle = "auto"
-    thinking_budget: int | None = None
+    #: System prompt, stop strings, body fields, thinking switch (shared with reason).
+    teacher: Teacher = field(default_factory=Teacher)
     parse: ParseMode = "text"
     #: ``--map``: new field name ← JSON key (``parse="json"`` only).
     renames: Mapping[str, str] = field(default_factory=dict)
@@ -105,7 +99,6 @@ class DistillSettings:
             (bool(self.separator), "--separator must not be empty"),
             (not self.renames or self.parse == "json", "--map renames JSON keys; it needs "
              "--parse json"),
-            (all(self.stop), "--stop must not be empty"),
         ]
         for ok, message in checks:
             if not ok:
@@ -114,15 +107,15 @@ class DistillSettings:
     @classmethod
     def of(cls, values: Mapping[str, Any], spec: BackendSpec) -> DistillSettings:
         """The settings from keywords named like ``distill``'s flags, as the CLI and the
-        library both give them: ``system_file`` read into ``system``, ``map`` ({new: key}
-        or ``NEW=KEY`` strings) into ``renames``, ``stop`` one string or several,
-        ``extra_body`` a dict or its JSON, ``thinking`` True/False or ``on``/``off``,
-        ``thinking_style`` ``auto`` made concrete for ``spec``'s server. A keyword that is
-        not a flag of ``distill`` is a ``TypeError`` naming it."""
-        own = dict(values)
-        system_file = own.pop("system_file", None)
+        library both give them: the teacher's (:meth:`Teacher.of`; its thinking style made
+        concrete for ``spec``'s server), ``map`` ({new: key} or ``NEW=KEY`` strings) into
+        ``renames``. A keyword that is not a flag of ``distill`` is a ``TypeError``
+        naming it."""
+        own = {name: value for name, value in values.items() if name not in TEACHER_KEYWORDS}
+        given = values.get("teacher")
+        teacher = (given if isinstance(given, Teacher) else Teacher.of(values)).resolved(spec)
         renames = own.pop("map", None)
-        unknown = sorted(set(own) - {f.name for f in dataclasses.fields(cls)})
+        unknown = sorted(set(own) - {f.name for f in dataclasses.fields(cls)} - {"teacher"})
         if unknown:
             raise TypeError(f"distill() got an unexpected keyword argument {unknown[0]!r}")
         if own.get("user_template") is None:
@@ -130,43 +123,36 @@ class DistillSettings:
         own.update(
             user_template=Path(own["user_template"]),
             questions=Path(own["questions"]) if own.get("questions") else None,
-            system=system_prompt(own.get("system"),
-                                 Path(system_file) if system_file is not None else None),
             shard=Shard.of(own.get("shard")),
-            stop=_strings(own.get("stop")),
-            extra_body=_extra_body(own.get("extra_body")),
-            thinking=_switch(own.get("thinking")),
-            thinking_style=resolve_style(own.get("thinking_style", "auto"), spec.kind,
-                                         spec.base_urls),
+            teacher=teacher,
             renames=_renames(renames if renames is not None else own.get("renames")),
         )
         return cls(**own)
 
     def answer_format(self) -> AnswerFormat:
         """How the answers are read."""
-        return AnswerFormat(self.parse, dict(self.renames), self.separator, self.stop)
+        return AnswerFormat(self.parse, dict(self.renames), self.separator, self.teacher.stop)
 
     def to_json(self) -> dict[str, Any]:
         """The settings as ``config.json`` keeps them."""
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "teacher"}
         data.update(user_template=str(self.user_template),
                     questions=str(self.questions) if self.questions else None,
                     shard=f"{self.shard.index}/{self.shard.count}",
-                    stop=list(self.stop), extra_body=dict(self.extra_body),
-                    renames=dict(self.renames))
+                    renames=dict(self.renames), **self.teacher.to_json())
         return data
 
 
 @dataclass(frozen=True)
 class DistillJob:
     """A distill run, checked and ready: the rows to send (with their ids), the compiled
-    template, and how the thinking switch goes with each request."""
+    template."""
 
     source: Path
     settings: DistillSettings
     rows: list[tuple[str, Row]]
     template: RowTemplate
-    switch: ThinkingSwitch
     #: Record key of each input column (``row_NAME`` where a column's name is taken).
     keys: Mapping[str, str]
     #: What ``config.json`` gets (the settings plus the template texts' fingerprints).
@@ -181,19 +167,14 @@ class DistillJob:
 
     def request(self, row: Row, prompt: str | None = None) -> Request:
         """The request for one row (its rendered ``prompt``, if already made), the same
-        for each of its samples; a ``/think`` soft switch goes after the prompt."""
+        for each of its samples, with the teacher's settings."""
         settings = self.settings
-        text = self.render(row) if prompt is None else prompt
-        return Request(
-            prompt=text + self.switch.prompt_suffix,
+        return settings.teacher.apply(Request(
+            prompt=self.render(row) if prompt is None else prompt,
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
             top_p=None,
-            stop=settings.stop,
-            enable_thinking=self.switch.enable_thinking,
-            system=settings.system,
-            extra_body={**self.switch.extra_body, **settings.extra_body},
-        )
+        ))
 
     def undone(self, out_dir: Path) -> list[tuple[str, Row, int]]:
         """Each ``(id, row, sample)`` with no answer recorded in ``out_dir`` yet."""
@@ -354,13 +335,10 @@ def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | No
         raise UserError(f"--id-field {settings.id_field!r} is not a column of {source} "
                         f"(columns: {', '.join(table.columns)})")
     rows = select(with_ids(table, id_field), settings)
-    template_text = _read_text(settings.user_template, "--user-template")
-    questions_text = _read_text(settings.questions, "--questions") if settings.questions else ""
+    template_text = read_text(settings.user_template, "--user-template")
+    questions_text = read_text(settings.questions, "--questions") if settings.questions else ""
     template = _compile(settings, source, table.columns, template_text, questions_text)
-    switch = thinking_switch(settings.thinking,
-                             "template" if settings.thinking_style == "auto"
-                             else settings.thinking_style,
-                             settings.thinking_budget)
+    settings.teacher.switch()  # a switch the backend cannot send: an error before any request
     config = {
         **settings.to_json(),
         "input": str(source),
@@ -371,7 +349,7 @@ def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | No
     if out_dir is not None and not force:
         check_resume(out_dir, config)
     keys = column_keys(table.columns, id_field)
-    return DistillJob(source, settings, rows, template, switch, keys, config)
+    return DistillJob(source, settings, rows, template, keys, config)
 
 
 def with_ids(table: RowTable, id_field: str | None) -> list[tuple[str, Row]]:
@@ -433,69 +411,8 @@ def _compile(settings: DistillSettings, source: Path, columns: Sequence[str],
                                 str(source), questions, str(settings.questions or ""))
 
 
-def _read_text(path: Path | None, flag: str) -> str:
-    if path is None:
-        return ""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file ({flag})") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a text file ({flag})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not valid UTF-8 (save the file as UTF-8)") from None
-
-
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def parse_extra_body(text: str | None) -> dict[str, Any]:
-    """``--extra-body`` JSON as a dict: the fields to merge into every request."""
-    if text is None:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserError(f"--extra-body is not valid JSON ({err.msg} at column {err.colno}); "
-                        """write e.g. --extra-body '{"repetition_penalty": 1.05}'""") from None
-    if not isinstance(value, dict):
-        raise UserError("--extra-body must be a JSON object of request fields")
-    return value
-
-
-def system_prompt(text: str | None, path: Path | None) -> str | None:
-    """The system message from ``--system`` or ``--system-file`` (not both)."""
-    if text is not None and path is not None:
-        raise UserError("give the system prompt with --system or --system-file, not both")
-    if path is not None:
-        text = _read_text(path, "--system-file").strip()
-        if not text:
-            raise UserError(f"{path}: the system prompt is empty")
-    return text or None
-
-
-def _strings(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``stop=``: one string or several."""
-    if value is None:
-        return ()
-    return (value,) if isinstance(value, str) else tuple(value)
-
-
-def _extra_body(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
-    """``extra_body=``: a dict, or the JSON the flag takes."""
-    if value is None or isinstance(value, str):
-        return parse_extra_body(value)
-    return dict(value)
-
-
-def _switch(value: bool | str | None) -> bool | None:
-    """``thinking=``: True / False, or the flag's ``on`` / ``off``."""
-    if value is None or isinstance(value, bool):
-        return value
-    if value not in ("on", "off"):
-        raise UserError(f"--thinking {value}: expected on or off")
-    return value == "on"
 
 
 def _renames(value: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:

@@ -11,11 +11,12 @@ reason, to ``rejected.jsonl``; with references, the pass rate of each prompt to
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from selfinstruct.runs.shard import EVERYTHING, Shard
 from selfinstruct.runs.store import prepare_out_dir, read_jsonl, write_atomic
 from selfinstruct.stages.base import Client, Plan
 from selfinstruct.stages.per_record import StageSettings, StageStats, run_stage, stage_files
+from selfinstruct.stages.teacher import Teacher
 from selfinstruct.text.answers import matches_reference
 from selfinstruct.text.thinking import split_thinking
 
@@ -59,6 +61,8 @@ class ReasonSettings:
     language: Language | None = None
     max_reasoning_chars: int = 100_000
     shard: Shard = EVERYTHING
+    #: System prompt, stop strings, body fields, thinking switch (shared with distill).
+    teacher: Teacher = dataclasses.field(default_factory=Teacher)
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -73,8 +77,8 @@ class ReasonSettings:
 
     def to_json(self) -> dict[str, Any]:
         """The ``reason`` section of ``config.json``."""
-        data = asdict(self)
-        data["shard"] = f"{self.shard.index}/{self.shard.count}"
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "teacher"}
+        data.update(shard=f"{self.shard.index}/{self.shard.count}", **self.teacher.to_json())
         return data
 
     def request_seed(self, key: str, sample: int) -> int | None:
@@ -146,7 +150,9 @@ def prepare_reason(source: Path, out_dir: Path | None, settings: ReasonSettings,
         out_dir = source
     prompts = settings.shard.select(load_prompts(source, field=settings.field,
                                                  reference_field=settings.reference_field))
-    return ReasonJob(source, out_dir, prompts, settings, resolve_backend({}, backend))
+    spec = resolve_backend({}, backend)
+    settings = replace(settings, teacher=settings.teacher.resolved(spec))
+    return ReasonJob(source, out_dir, prompts, settings, spec)
 
 
 async def reason_run(
@@ -229,15 +235,15 @@ def decide_trace(prompt: PromptRecord, sample: int, completion: Completion,
 
 
 def reason_request(options: ReasonSettings, prompt: PromptRecord, sample: int) -> Request:
-    """One draw of one prompt."""
-    return Request(
+    """One draw of one prompt, with the teacher's system prompt, stops and switch."""
+    return options.teacher.apply(Request(
         prompt=user_message(prompt.instruction, prompt.input),
         max_tokens=options.max_tokens,
         temperature=options.temperature,
         top_p=options.top_p,
         enable_thinking=options.enable_thinking,
         seed=options.request_seed(prompt.id, sample),
-    )
+    ))
 
 
 def undrawn(prompts: Sequence[PromptRecord], samples: int,
