@@ -222,16 +222,21 @@ _DISTILL_FLAGS = {"map"} | TEACHER_KEYWORDS
 
 
 def distill_job(source: str | Path, out: str | Path, *, force: bool = False,
+                reparse: bool = False, retry_rejected: bool = False,
                 **settings: Any) -> DistillJob:
     """Read and select ``source``'s rows, compile the template and check a resumed run
-    (``--dry-run`` stops here); nothing is sent or written."""
+    (``--dry-run`` stops here); nothing is sent or written. ``reparse`` reads the stored
+    answers again with the current settings first; ``retry_rejected`` asks the rows whose
+    answers were all rejected again."""
     from selfinstruct.stages.distill import DistillSettings
 
     own = _own(settings, _fields(DistillSettings) | _DISTILL_FLAGS, "distill")
-    return prepare_distill(Path(source), Path(out), own, _backend(settings), force=force)
+    return prepare_distill(Path(source), Path(out), own, _backend(settings), force=force,
+                           reparse=reparse, retry_rejected=retry_rejected)
 
 
 async def adistill(source: str | Path, out: str | Path, *, force: bool = False,
+                   reparse: bool = False, retry_rejected: bool = False,
                    progress: Callable[[StageStats], None] | None = None,
                    interrupt: asyncio.Event | None = None, **settings: Any) -> StageStats:
     """A teacher model's answer for every row of ``source`` (JSONL, JSON, CSV/TSV, XLSX,
@@ -244,7 +249,8 @@ async def adistill(source: str | Path, out: str | Path, *, force: bool = False,
     ``thinking_budget``, ``parse``, ``separator``, ``map`` ({new: key} or "NEW=KEY"
     strings), and the backend's.
     """
-    job = distill_job(source, out, force=force, **settings)
+    job = distill_job(source, out, force=force, reparse=reparse,
+                      retry_rejected=retry_rejected, **settings)
     return await _execute(job, settings, progress=progress, interrupt=interrupt)
 
 

@@ -524,3 +524,85 @@ def test_export_text_and_map_choose_the_fields(tmp_path):
     assert read(out / "export" / "text.jsonl") == [{"text": "it adds"}] * 2
     info = json.loads((out / "export" / "dataset_info.json").read_text())
     assert info["out_text"] == {"file_name": "text.jsonl", "columns": {"prompt": "text"}}
+
+
+# ---- a wrong --map stops early; --reparse reads paid-for answers again --------------------
+
+def many_rows(d: Path, count: int) -> None:
+    (d / "rows.jsonl").write_text("".join(json.dumps({"n": n}) + "\n" for n in range(count)),
+                                  encoding="utf-8")
+    (d / "t.txt").write_text("Write a question about {n} and its answer as JSON.",
+                             encoding="utf-8")
+
+
+def qa_answer(request: Request, number: int) -> Completion:
+    return completion('```json\n[{"q": "what is it?", "a": "' + str(number) + '"}]\n```')
+
+
+def map_args(d: Path, instruction_key: str, *extra: str) -> list[str]:
+    return ["distill", str(d / "rows.jsonl"), "--user-template", str(d / "t.txt"),
+            "--parse", "json", "--map", f"instruction={instruction_key}", "--map", "output=a",
+            "-o", str(d / "out"), "--base-url", "http://127.0.0.1:9/v1", "--model", "teacher",
+            "--concurrency", "1", *extra]
+
+
+def test_a_wrong_map_stops_within_the_first_answers_naming_what_they_hold(tmp_path):
+    many_rows(tmp_path, 60)
+    fake = FakeBackend(qa_answer)
+    result = invoke(fake, *map_args(tmp_path, "question"))
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert "the first 20 answers: 20 rejected as missing_key" in flat
+    assert "the answers' items have keys 'a', 'q'" in flat
+    assert "--map instruction=question names 'question'" in flat
+    assert "--reparse" in flat
+    assert len(fake.requests) <= 21  # stopped, not 60 paid-for requests
+
+
+def test_reparse_makes_the_records_from_stored_answers_without_a_request(tmp_path):
+    many_rows(tmp_path, 25)
+    first = invoke(FakeBackend(qa_answer), *map_args(tmp_path, "question"))
+    assert first.exit_code == 2
+    answered = {r["id"] for r in read(tmp_path / "out" / "rejected.jsonl")}
+    assert read(tmp_path / "out" / "distilled.jsonl") == []
+    again = FakeBackend(qa_answer)
+    result = invoke(again, *map_args(tmp_path, "q", "--reparse"))
+    assert result.exit_code == 0, result.output
+    records = read(tmp_path / "out" / "distilled.jsonl")
+    assert {r["id"] for r in records} == {f"row{n}" for n in range(25)}
+    assert all(r["instruction"] == "what is it?" for r in records)
+    # only the rows never answered were sent; none of the paid-for ones again
+    assert len(again.requests) == 25 - len(answered)
+    assert not any(r.get("stage") == "distill" for r in read(tmp_path / "out" / "rejected.jsonl"))
+    assert f"--reparse: {len(answered)} stored answers read again" in " ".join(
+        result.output.split())
+
+
+def test_reparse_refuses_a_changed_template_naming_the_line(tmp_path):
+    many_rows(tmp_path, 2)
+    assert invoke(FakeBackend(qa_answer), *map_args(tmp_path, "q")).exit_code == 0
+    (tmp_path / "t.txt").write_text("Another prompt about {n}.", encoding="utf-8")
+    result = invoke(FakeBackend(qa_answer), *map_args(tmp_path, "q", "--reparse"))
+    assert result.exit_code == 2
+    flat = " ".join(result.output.split())
+    assert f"--user-template {tmp_path / 't.txt'} is not the file this run was started with" \
+        in flat
+    assert "line 1 was 'Write a question about {n} and its answer as JSON.', now " \
+           "'Another prompt about {n}.'" in flat
+
+
+def test_an_empty_answer_is_settled_and_retry_rejected_asks_again(tmp_path):
+    many_rows(tmp_path, 3)
+    empty = FakeBackend(lambda request, number: "" if '"n": 1' in request.prompt
+                        or "about 1 " in request.prompt else qa_answer(request, number))
+    assert invoke(empty, *map_args(tmp_path, "q")).exit_code == 0
+    rejected = [r for r in read(tmp_path / "out" / "rejected.jsonl") if r["filter"] == "empty"]
+    assert [r["id"] for r in rejected] == ["row1"]
+    rerun = FakeBackend(qa_answer)
+    assert invoke(rerun, *map_args(tmp_path, "q")).exit_code == 0
+    assert rerun.requests == []  # settled: not asked again
+    retry = FakeBackend(qa_answer)
+    assert invoke(retry, *map_args(tmp_path, "q", "--retry-rejected")).exit_code == 0
+    assert len(retry.requests) == 1
+    assert sorted(r["id"] for r in read(tmp_path / "out" / "distilled.jsonl")) == [
+        "row0", "row1", "row2"]

@@ -475,6 +475,13 @@ def distill(
     map: Annotated[list[str] | None, typer.Option(
         "--map", help="NEW=KEY: rename a JSON key (repeatable), e.g. --map instruction=q "
                       "--map output=a.")] = None,
+    reparse: Annotated[bool, typer.Option(
+        help="First read every stored answer again with the current --parse, --map, "
+             "--separator, --stop and checks (no request; they may differ from the run's), "
+             "then ask only the rows never answered.")] = False,
+    retry_rejected: Annotated[bool, typer.Option(
+        help="Ask again the rows whose answers were all rejected (a rerun otherwise never "
+             "pays twice for an answer).")] = False,
     force: Annotated[bool, typer.Option(
         help="Resume even though the template, system prompt or parsing changed.")] = False,
     dry_run: DRY_RUN = False,
@@ -483,12 +490,13 @@ def distill(
 ) -> None:
     """A teacher model's answer for every row of a table, with your own prompt."""
     flags = dict(locals())
-    for name in ("source", "out", "force", "dry_run", "backend"):
+    for name in ("source", "out", "force", "dry_run", "backend", "reparse", "retry_rejected"):
         flags.pop(name)
     from selfinstruct.stages.distill import prepare_distill
 
     with reported_errors():
-        job = prepare_distill(source, out, flags, backend, force=force)
+        job = prepare_distill(source, out, flags, backend, force=force, reparse=reparse,
+                              retry_rejected=retry_rejected)
         run_job(job, Connection(backend), dry_run=dry_run)
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any
 
 from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendSpec
-from selfinstruct.llm.base import Backend, Completion, Request, template_kwargs
+from selfinstruct.llm.base import Backend, Completion, Request, Usage, template_kwargs
 from selfinstruct.llm.settings import BackendSettings, resolve_backend
 from selfinstruct.runs.layout import (
     CONFIG_FILE,
@@ -33,7 +35,7 @@ from selfinstruct.runs.layout import (
 )
 from selfinstruct.runs.rows import Row, RowTable, is_empty, read_rows
 from selfinstruct.runs.shard import EVERYTHING, Shard
-from selfinstruct.runs.store import prepare_out_dir, read_json, read_jsonl
+from selfinstruct.runs.store import prepare_out_dir, read_json, read_jsonl, write_atomic
 from selfinstruct.stages.base import Client, Plan
 from selfinstruct.stages.base import check_resume as shared_check_resume
 from selfinstruct.stages.per_record import (
@@ -49,10 +51,12 @@ from selfinstruct.text.row_answers import (
     AnswerFormat,
     ParsedAnswer,
     ParseMode,
+    find_json,
     parse_answer,
     parse_renames,
 )
 from selfinstruct.text.row_template import RowTemplate, compile_row_template
+from selfinstruct.text.thinking import split_thinking
 
 #: Fields every distilled record has besides the row's columns and the parsed fields.
 RESERVED = ("id", "item", "sample", "prompt", "response", "reasoning", "model",
@@ -159,6 +163,10 @@ class DistillJob:
     config: Mapping[str, Any]
     out_dir: Path = field(default_factory=Path)
     spec: BackendSpec = field(default_factory=BackendSpec)
+    #: Remake the records of every answered row from its stored answer first (no request).
+    reparse: bool = False
+    #: Ask the rows whose answers were all rejected again.
+    retry_rejected: bool = False
     name: str = "distill"
 
     def render(self, row: Row) -> str:
@@ -177,10 +185,13 @@ class DistillJob:
         ))
 
     def undone(self, out_dir: Path) -> list[tuple[str, Row, int]]:
-        """Each ``(id, row, sample)`` with no answer recorded in ``out_dir`` yet."""
+        """Each ``(id, row, sample)`` with no answer recorded in ``out_dir`` yet (with
+        ``retry_rejected``: also those whose answer kept nothing). An answer is settled
+        once recorded, kept or rejected: a rerun does not pay for it again."""
         done = {(r["id"], r["sample"]) for r in read_jsonl(out_dir / DISTILLED_FILE)}
-        done.update((r["id"], r["sample"]) for r in read_jsonl(out_dir / REJECTED_FILE)
-                    if r.get("stage") == "distill")
+        if not self.retry_rejected:
+            done.update((r["id"], r["sample"]) for r in read_jsonl(out_dir / REJECTED_FILE)
+                        if r.get("stage") == "distill")
         return [(key, row, sample) for key, row in self.rows
                 for sample in range(self.settings.samples) if (key, sample) not in done]
 
@@ -212,21 +223,28 @@ class DistillJob:
     def summary(self, stats: StageStats) -> list[str]:
         """Counts, then where the records are and how many answers were rejected."""
         rejected = sum(stats.rejected.values())
-        return [*stats.summary(),
+        reparsed = ([f"--reparse: {stats.seen['reparsed']} stored answers read again, "
+                     f"{stats.seen['reparsed_records']} records made from them, no request"]
+                    if self.reparse else [])
+        return [*stats.summary(), *reparsed,
                 f"distill: {stats.seen.get('records', 0)} records written to "
                 f"{self.out_dir / DISTILLED_FILE} this session, {rejected} answers or items "
                 "rejected"]
 
 
 def prepare_distill(source: Path, out_dir: Path, values: Mapping[str, Any],
-                    backend: BackendSettings, *, force: bool = False) -> DistillJob:
+                    backend: BackendSettings, *, force: bool = False, reparse: bool = False,
+                    retry_rejected: bool = False) -> DistillJob:
     """Read and select ``source``'s rows, compile the template against their columns and
     check a resumed run (``values``: keywords named like the flags, see
-    :meth:`DistillSettings.of`); nothing is sent or written."""
+    :meth:`DistillSettings.of`); nothing is sent or written. ``reparse`` lets the way
+    answers are read change (``--parse``, ``--map``, ``--separator``…): the stored
+    answers are read again that way before anything is sent."""
     spec = resolve_backend({}, backend)
     settings = DistillSettings.of(values, spec)
-    job = load_distill_job(source, settings, out_dir, force=force)
-    return dataclasses.replace(job, out_dir=out_dir, spec=spec)
+    job = load_distill_job(source, settings, out_dir, force=force, reparse=reparse)
+    return dataclasses.replace(job, out_dir=out_dir, spec=spec, reparse=reparse,
+                               retry_rejected=retry_rejected)
 
 
 async def distill_run(
@@ -245,11 +263,15 @@ async def distill_run(
     answer_format = job.settings.answer_format()
     prepare_out_dir(out_dir)
     save_config_section(out_dir, "distill", {**job.config, "model": backend.name})
+    reparsed = reparse_answers(job, out_dir, backend.name) if job.reparse else None
     with stage_files(out_dir, DISTILLED_FILE) as files:
         pending = [{"id": key, "row": row, "sample": sample}
                    for key, row, sample in job.undone(out_dir)]
         total = len(job.rows) * job.settings.samples
         stats = StageStats("distill", total=total, done_before=total - len(pending))
+        if reparsed is not None:
+            stats.seen.update(reparsed)
+        watch = MistakeWatch(job.settings)
 
         def make_request(item: dict[str, Any]) -> Request:
             item["prompt"] = job.render(item["row"])
@@ -259,12 +281,132 @@ async def distill_run(
             parsed = parse_answer(completion.text, completion.reasoning,
                                   completion.finish_reason, answer_format)
             write_answer(files, stats, job, item, completion, parsed, backend.name)
+            watch.observe(completion.text, parsed)
 
         return await run_stage(
             pending, backend=backend, settings=stage, make_request=make_request,
             handle=handle, files=files, stats=stats, stop=stop or asyncio.Event(),
             progress=progress,
         )
+
+
+#: The first answers of a session that decide whether it is making a mistake, and the
+#: share of them one rule must reject to stop the run.
+FIRST_ANSWERS = 20
+MISTAKE_SHARE = 0.9
+
+
+class MistakeWatch:
+    """Stops a run whose first answers are nearly all rejected by the same rule.
+
+    A wrong ``--map``, ``--parse`` or ``--separator`` rejects every answer, and the run
+    would pay for every row before anyone looks. After :data:`FIRST_ANSWERS` answers, if
+    one rule rejected at least :data:`MISTAKE_SHARE` of them, the run stops (exit 2) and
+    says what the answers hold; the answers already paid for stay in ``rejected.jsonl``
+    and ``--reparse`` reads them again with the corrected flags, without a request.
+    """
+
+    def __init__(self, settings: DistillSettings) -> None:
+        self.settings = settings
+        self.answers = 0
+        self.rejected: Counter[str] = Counter()
+        self.keys: Counter[str] = Counter()
+        self.first: dict[str, str] = {}
+
+    def observe(self, text: str, parsed: ParsedAnswer) -> None:
+        """Count one answer; raise :class:`UserError` when the first ones show a mistake."""
+        if self.answers >= FIRST_ANSWERS:
+            return
+        self.answers += 1
+        if not parsed.items and parsed.rejections:
+            rule = parsed.rejections[0].filter
+            self.rejected[rule] += 1
+            self.first.setdefault(rule, text)
+            self.keys.update(_item_keys(text))
+        if self.answers == FIRST_ANSWERS and self.rejected:
+            rule, count = self.rejected.most_common(1)[0]
+            if count >= MISTAKE_SHARE * FIRST_ANSWERS:
+                raise UserError(self.message(rule, count))
+
+    def message(self, rule: str, count: int) -> str:
+        """What went wrong, what the answers hold, and how to go on without paying again."""
+        return (f"the first {FIRST_ANSWERS} answers: {count} rejected as {rule}; "
+                f"{self.hint(rule)}. Stopped before paying for the other rows; fix the flags "
+                "and run again with --reparse, which reads the answers already received "
+                "again without a request (see rejected.jsonl)")
+
+    def hint(self, rule: str) -> str:
+        """The change that would have kept those answers."""
+        settings = self.settings
+        sample = " ".join(self.first[rule].split())[:80]
+        if rule == "missing_key":
+            keys = ", ".join(repr(key) for key, _ in self.keys.most_common(8)) or "none"
+            wanted = ", ".join(f"--map {new}={old} names {old!r}"
+                               for new, old in settings.renames.items()
+                               if old not in self.keys) or "the keys mapped"
+            return f"the answers' items have keys {keys}; {wanted}"
+        if rule == "unparseable":
+            return (f"the answers hold no JSON (one starts {sample!r}); ask for JSON in the "
+                    "template or use --parse text")
+        if rule == "no_separator":
+            return (f"the answers hold no {settings.separator!r} (one starts {sample!r}); "
+                    "check --separator, and that --stop does not cut the answer before it")
+        if rule == "truncated":
+            return f"the answers were cut by the token limit; raise --max-tokens " \
+                   f"(now {settings.max_tokens})"
+        if rule == "empty":
+            return ("the answers are empty; a --stop string the model writes first ends "
+                    "the answer before it starts")
+        return f"one of them starts {sample!r}"
+
+
+def _item_keys(text: str) -> list[str]:
+    """The keys of the JSON items an answer holds (none when it holds no JSON)."""
+    found = find_json(split_thinking(text, None).answer)
+    items = found if isinstance(found, list) else [found] if found is not None else []
+    return sorted({key for item in items if isinstance(item, dict) for key in item})
+
+
+def reparse_answers(job: DistillJob, out_dir: Path, backend_name: str) -> Counter[str]:
+    """``--reparse``: every stored answer of the job's rows read again with the current
+    flags, ``distilled.jsonl`` and the distill part of ``rejected.jsonl`` rewritten from
+    them; no request. Answers of rows the job does not select are kept as they were.
+    Returns ``{"reparsed": answers, "reparsed_records": kept records}``."""
+    rows = dict(job.rows)
+    answers: dict[tuple[str, int], dict[str, Any]] = {}
+    kept_lines: list[dict[str, Any]] = []  # records of rows the job does not select
+    other_lines: list[dict[str, Any]] = []
+    for record in read_jsonl(out_dir / DISTILLED_FILE):
+        if record["id"] in rows:
+            answers[record["id"], record["sample"]] = record
+        else:
+            kept_lines.append(record)
+    for record in read_jsonl(out_dir / REJECTED_FILE):
+        if record.get("stage") == "distill" and record.get("id") in rows and "response" in record:
+            answers.setdefault((record["id"], record["sample"]), record)
+        else:
+            other_lines.append(record)
+    answer_format = job.settings.answer_format()
+    kept: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    for (key, sample), stored in answers.items():
+        completion = Completion(text=stored["response"], finish_reason=stored["finish_reason"],
+                                reasoning=stored.get("reasoning") or None,
+                                usage=Usage(**stored["usage"]), model=stored["model"])
+        parsed = parse_answer(completion.text, completion.reasoning, completion.finish_reason,
+                              answer_format)
+        item = {"id": key, "row": rows[key], "sample": sample, "prompt": stored["prompt"]}
+        records, rejections = answer_records(job, item, completion, parsed, backend_name)
+        kept += records
+        rejected += rejections
+    _rewrite(out_dir / REJECTED_FILE, [*other_lines, *rejected])
+    _rewrite(out_dir / DISTILLED_FILE, [*kept_lines, *kept])
+    return Counter(reparsed=len(answers), reparsed_records=len(kept))
+
+
+def _rewrite(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    write_atomic(path, lambda fp: fp.write("".join(
+        json.dumps(record, ensure_ascii=False) + "\n" for record in records)))
 
 
 def write_answer(files: StageFiles, stats: StageStats, job: DistillJob, item: dict[str, Any],
@@ -276,6 +418,19 @@ def write_answer(files: StageFiles, stats: StageStats, job: DistillJob, item: di
     is written twice); the rejections of an answer that also kept items are written
     after, and are the only thing a kill at that instant can cost.
     """
+    kept, rejected = answer_records(job, item, completion, parsed, backend_name)
+    files.results.write_many(kept)
+    files.rejected.write_many(rejected)
+    stats.seen["records"] += len(kept)
+    for rejection in parsed.rejections:
+        stats.rejected[rejection.filter] += 1
+
+
+def answer_records(job: DistillJob, item: dict[str, Any], completion: Completion,
+                   parsed: ParsedAnswer, backend_name: str
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The kept records and the rejection records of one answer; each carries the raw
+    answer, so that ``--reparse`` can read it again."""
     row: Row = item["row"]
     meta = {"prompt": item["prompt"], "response": completion.text, "reasoning": parsed.reasoning,
             "model": completion.model or backend_name,
@@ -288,11 +443,7 @@ def write_answer(files: StageFiles, stats: StageStats, job: DistillJob, item: di
          "sample": item["sample"], **meta}
         for rejection in parsed.rejections
     ]
-    files.results.write_many(kept)
-    files.rejected.write_many(rejected)
-    stats.seen["records"] += len(kept)
-    for rejection in parsed.rejections:
-        stats.rejected[rejection.filter] += 1
+    return kept, rejected
 
 
 def distilled_record(keys: Mapping[str, str], row: Row, key: str, index: int | None,
@@ -320,13 +471,16 @@ def distilled_record(keys: Mapping[str, str], row: Row, key: str, index: int | N
     return record
 
 
+#: Settings that only decide how answers are read: ``--reparse`` may change them.
+READ_DEFINING = ("parse", "renames", "separator")
+
 #: Settings that change what a record means; a resume must not change them silently.
 RECORD_DEFINING = ("input", "template_sha256", "questions_sha256", "system", "parse",
                    "renames", "separator", "id_field", "fill_na", "sheet")
 
 
 def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | None = None,
-                     *, force: bool = False) -> DistillJob:
+                     *, force: bool = False, reparse: bool = False) -> DistillJob:
     """Read and select the rows, compile the template against their columns, and (with
     ``out_dir``) refuse to resume a run made with other record-defining settings."""
     table = read_rows(source, sheet=settings.sheet, fill_na=settings.fill_na)
@@ -345,9 +499,11 @@ def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | No
         "id_field": id_field,
         "template_sha256": _sha256(template_text),
         "questions_sha256": _sha256(questions_text) if settings.questions else None,
+        "template_text": template_text,
+        "questions_text": questions_text if settings.questions else None,
     }
     if out_dir is not None and not force:
-        check_resume(out_dir, config)
+        check_resume(out_dir, config, reparse=reparse)
     keys = column_keys(table.columns, id_field)
     return DistillJob(source, settings, rows, template, keys, config)
 
@@ -391,12 +547,42 @@ def column_keys(columns: Sequence[str], id_field: str | None) -> dict[str, str]:
                      else column) for column in columns}
 
 
-def check_resume(out_dir: Path, config: Mapping[str, Any]) -> None:
-    """Refuse to add records made another way to an existing run (``--force`` skips this)."""
+def check_resume(out_dir: Path, config: Mapping[str, Any], *, reparse: bool = False) -> None:
+    """Refuse to add records made another way to an existing run (``--force`` skips this).
+
+    A changed template or questions file is named with its first changed line; with
+    ``reparse``, the settings that only decide how answers are read may change (the
+    stored answers are read again).
+    """
     saved = (read_json(out_dir / CONFIG_FILE) or {}).get("distill")
-    shared_check_resume(str(out_dir), saved if isinstance(saved, dict) else None, config,
-                        RECORD_DEFINING, force=False,
+    if not isinstance(saved, dict):
+        return
+    for key, flag, text in (("template_sha256", "--user-template", "template_text"),
+                            ("questions_sha256", "--questions", "questions_text")):
+        if key in saved and saved[key] != config[key]:
+            raise UserError(
+                f"{out_dir}: {flag} {config[flag[2:].replace('-', '_')]} is not the file this "
+                f"run was started with: {first_difference(saved.get(text), config[text])}; "
+                "resuming would mix records of two prompts. Restore it, use a new -o "
+                "directory, or --force to resume anyway")
+    defining = tuple(key for key in RECORD_DEFINING if not (reparse and key in READ_DEFINING))
+    shared_check_resume(str(out_dir), saved, config, defining, force=False,
                         consequence="resuming would mix two kinds of records")
+
+
+def first_difference(before: str | None, now: str | None) -> str:
+    """The first line that differs between two versions of a prompt file."""
+    if before is None:
+        return "its text changed (the run did not keep the earlier text)"
+    old, new = (before or "").splitlines(), (now or "").splitlines()
+    for number, (was, is_now) in enumerate(zip(old, new, strict=False), start=1):
+        if was != is_now:
+            return f"line {number} was {was!r}, now {is_now!r}"
+    if len(old) != len(new):
+        number = min(len(old), len(new)) + 1
+        return (f"line {number} was {old[number - 1]!r}, now missing" if len(old) > len(new)
+                else f"line {number} is new: {new[number - 1]!r}")
+    return "only its line endings or trailing spaces changed"
 
 
 def _compile(settings: DistillSettings, source: Path, columns: Sequence[str],
