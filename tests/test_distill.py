@@ -181,7 +181,8 @@ def test_resume_with_another_template_is_refused(timetable):
     (timetable / "t.txt").write_text(TEMPLATE + "请用JSON回答。\n{questions}", encoding="utf-8")
     result = invoke(FakeBackend(answer), *distill_args(timetable))
     assert result.exit_code == 2
-    assert "this run was started with template_sha256=" in " ".join(result.output.split())
+    flat = " ".join(result.output.split())
+    assert "is not the file this run was started with: line 5 is new: '请用JSON回答。'" in flat
     forced = FakeBackend(answer)
     assert invoke(forced, *distill_args(timetable, "--force")).exit_code == 0
     assert len(forced.requests) == 2
