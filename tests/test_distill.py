@@ -290,6 +290,54 @@ def test_an_id_column_is_the_id_and_must_be_unique(tmp_path):
     assert (record["id"], record["q"], record["answer"]) == ("7", "a", "ok")
 
 
+def test_a_gbk_csv_from_excel_is_read_as_the_sheet_showed_it(tmp_path):
+    (tmp_path / "rows.csv").write_bytes("车次,到点\nG101,08:15\n".encode("gbk"))
+    (tmp_path / "t.txt").write_text("{车次}几点到? {到点}", encoding="utf-8")
+    fake = FakeBackend(lambda r, n: completion("好"))
+    result = invoke(fake, *simple_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert [r.prompt for r in fake.requests] == ["G101几点到? 08:15"]
+    assert "read as gb18030 (it is not UTF-8)" in " ".join(result.output.split())
+    named = FakeBackend(lambda r, n: completion("好"))
+    assert invoke(named, *simple_args(tmp_path, "-o", str(tmp_path / "named"),
+                                      "--encoding", "gbk")).exit_code == 0
+    assert [r.prompt for r in named.requests] == ["G101几点到? 08:15"]
+    # a named encoding wins, even a wrong one: the columns are not what the template names
+    wrong = invoke(FakeBackend(), *simple_args(tmp_path, "--encoding", "big5"))
+    assert wrong.exit_code == 2 and "{车次} is not a column of" in wrong.output
+    # the encoding decides the text: a resume with another one is refused
+    again = invoke(FakeBackend(), *simple_args(tmp_path, "-o", str(tmp_path / "named"),
+                                               "--encoding", "gb18030"))
+    assert again.exit_code == 2
+    assert "started with encoding='gbk', now encoding='gb18030'" in " ".join(
+        again.output.split())
+
+
+def test_error_cells_and_uncalculated_formulas_warn_or_stop_with_strict(timetable):
+    book = openpyxl.load_workbook(timetable / "rows.xlsx")
+    sheet = book.active
+    sheet["C2"].number_format = "hh:mm"
+    sheet["C2"].value = dt.datetime(2024, 5, 1, 8, 15)
+    sheet["D3"] = "#DIV/0!"
+    sheet["D4"] = "=B4&C4"
+    book.save(timetable / "rows.xlsx")
+    strict = FakeBackend(answer)
+    stopped = invoke(strict, *distill_args(timetable, "--strict"))
+    assert stopped.exit_code == 2
+    flat = " ".join(stopped.output.split())
+    assert "(sheet Sheet): 2 cells with an error or a formula without a saved value: D3 " \
+           "#DIV/0!, D4 =B4&C4 (a formula never calculated)" in flat
+    assert strict.requests == [] and "Traceback" not in stopped.output
+    fake = FakeBackend(answer)
+    result = invoke(fake, *distill_args(timetable))
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "Warning: " in flat and "D3 #DIV/0!, D4 =B4&C4 (a formula never calculated)" in flat
+    first = next(r for r in fake.requests if '"G101"' in r.prompt)
+    assert '"到点": "08:15"' in first.prompt  # the time the cell shows, not its date
+    assert '"检票口": "#DIV/0!"' in next(r.prompt for r in fake.requests if '"G103"' in r.prompt)
+
+
 # ---- what each backend sends ------------------------------------------------------------
 
 def served(seen: list[dict], base_url: str = "http://127.0.0.1:9/v1") -> OpenAIBackend:

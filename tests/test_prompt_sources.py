@@ -40,6 +40,14 @@ def test_other_field_and_csv(tmp_path):
         PromptRecord("row1", "Second?", "", "no")]
 
 
+@pytest.mark.parametrize("encoding", ["gbk", "utf-16", "utf-8-sig"])
+def test_a_csv_of_prompts_in_the_encoding_excel_saved(tmp_path, encoding):
+    path = tmp_path / "q.csv"
+    path.write_bytes("instruction,answer\n北京是哪国的首都?,中国\n".encode(encoding))
+    assert load_prompts(path, reference_field="answer") == [
+        PromptRecord("row0", "北京是哪国的首都?", "", "中国")]
+
+
 def test_run_directory_prefers_instances(tmp_path):
     first = json.dumps({"id": "g0", "instruction": "A"})
     (tmp_path / "instructions.jsonl").write_text(first + "\n")

@@ -3,8 +3,10 @@ against their columns before anything is sent."""
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
+import logging
 import re
 
 import openpyxl
@@ -106,6 +108,99 @@ def test_bad_tables_are_one_clear_error(tmp_path, name, content, message):
         read_rows(path)
     with pytest.raises(UserError, match="no such file"):
         read_rows(tmp_path / "missing.csv")
+
+
+TRAINS = "车次,始发站,到点\nG101,北京南,08:15\nG103,上海虹桥,09:30\n"
+TRAIN_ROWS = [{"车次": "G101", "始发站": "北京南", "到点": "08:15"},
+              {"车次": "G103", "始发站": "上海虹桥", "到点": "09:30"}]
+
+
+@pytest.fixture
+def library_lines(monkeypatch, caplog):
+    """The library's notes and warnings, even after a CLI test in this process made its
+    logger stop passing them to the root logger."""
+    monkeypatch.setattr(logging.getLogger("selfinstruct"), "propagate", True)
+    with caplog.at_level(logging.INFO, logger="selfinstruct"):
+        yield caplog
+
+
+def test_a_gbk_csv_is_read_by_detection_and_by_its_name(tmp_path, library_lines):
+    path = tmp_path / "r.csv"
+    path.write_bytes(TRAINS.encode("gbk"))  # what Excel saves on Chinese Windows
+    assert [row.values for row in read_rows(path).rows] == TRAIN_ROWS
+    assert f"{path}: read as gb18030 (it is not UTF-8)" in library_lines.text
+    assert [row.values for row in read_rows(path, encoding="gbk").rows] == TRAIN_ROWS
+    with pytest.raises(UserError) as caught:
+        read_rows(path, encoding="utf-8")
+    assert str(caught.value).startswith(f"{path}:1: not valid utf-8 (byte 0xb3 at column 1); "
+                                        "pass --encoding with the file's encoding")
+
+
+@pytest.mark.parametrize(("name", "raw"), [
+    ("r.csv", TRAINS.encode("utf-16")),
+    ("r.tsv", codecs.BOM_UTF16_LE + TRAINS.replace(",", "\t").encode("utf-16-le")),
+    ("r.csv", codecs.BOM_UTF8 + TRAINS.encode()),
+], ids=["utf-16 csv", "excel unicode text", "utf-8 with bom"])
+def test_utf16_and_utf8_with_a_byte_order_mark(tmp_path, name, raw):
+    (tmp_path / name).write_bytes(raw)
+    table = read_rows(tmp_path / name)
+    assert [row.values for row in table.rows] == TRAIN_ROWS
+    assert table.rows[1].where == f"{tmp_path / name}:3"
+
+
+def test_encoding_is_for_csv_only(tmp_path):
+    path = write_xlsx(tmp_path / "t.xlsx", ["a"], [["x"]])
+    with pytest.raises(UserError, match=r"--encoding is for CSV and TSV files; .*t\.xlsx is "
+                                         r"\.xlsx"):
+        read_rows(path, encoding="gbk")
+
+
+def sheet_with_errors(path, errors=1):
+    """A timetable as a library writes it: a time, a date, a share, error cells and
+    formulas nobody calculated (openpyxl saves formulas without their values)."""
+    rows = [["G101", dt.datetime(2024, 5, 1, 8, 15), dt.datetime(2024, 5, 1, 8, 15), 0.125,
+             "#DIV/0!", "=D2*2"],
+            ["G103", dt.datetime(2024, 5, 1, 9, 30), dt.datetime(2024, 5, 2), 0.5, "#N/A",
+             "=D3*2"]]
+    rows += [[f"G{n}", None, None, None, "#REF!", None] for n in range(errors - 1)]
+    return write_xlsx(path, ["车次", "到点", "日期", "满座率", "备注", "翻倍"], rows,
+                      formats={**{(r, 2): "hh:mm" for r in (2, 3)},
+                               **{(r, 3): "yyyy-mm-dd" for r in (2, 3)},
+                               **{(r, 4): "0.0%" for r in (2, 3)}})
+
+
+def test_xlsx_cells_as_their_formats_show_them(tmp_path, library_lines):
+    path = sheet_with_errors(tmp_path / "t.xlsx")
+    table = read_rows(path)
+    assert [row.values for row in table.rows] == [
+        {"车次": "G101", "到点": "08:15", "日期": "2024-05-01", "满座率": "12.5%",
+         "备注": "#DIV/0!", "翻倍": None},
+        {"车次": "G103", "到点": "09:30", "日期": "2024-05-02", "满座率": "50.0%",
+         "备注": "#N/A", "翻倍": None}]
+    warnings = [r.getMessage() for r in library_lines.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"{path} (sheet Sheet1): 4 cells with an error or a formula without a saved value: "
+        "E2 #DIV/0!, F2 =D2*2 (a formula never calculated), E3 #N/A, F3 =D3*2 (a formula "
+        "never calculated). Fix the errors in the sheet; formulas get their values when "
+        "Excel or LibreOffice opens and saves the file. They are sent as the error text or "
+        "as empty cells (--strict stops instead)"]
+
+
+def test_strict_stops_on_error_cells_naming_the_first_ten(tmp_path, library_lines):
+    path = sheet_with_errors(tmp_path / "t.xlsx", errors=12)
+    with pytest.raises(UserError) as caught:
+        read_rows(path, strict=True)
+    message = str(caught.value)
+    assert message.startswith(f"{path} (sheet Sheet1): 15 cells with an error or a formula "
+                              "without a saved value: E2 #DIV/0!, F2 =D2*2 (a formula never "
+                              "calculated), E3 #N/A, F3 =D3*2 (a formula never calculated), "
+                              "E4 #REF!, E5 #REF!")
+    assert ", E8 #REF!, E9 #REF! and 5 more. Fix the errors" in message
+    assert message.endswith("; or drop --strict to send them as they are")
+    assert not library_lines.records
+    # a sheet with nothing to flag reads the same with strict
+    clean = write_xlsx(tmp_path / "clean.xlsx", ["a", "b"], [["x", None]])
+    assert read_rows(clean, strict=True).rows[0].values == {"a": "x", "b": None}
 
 
 def test_plain_values():

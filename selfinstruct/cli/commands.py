@@ -455,6 +455,12 @@ def distill(
     = None,
     fill_na: Annotated[str | None, typer.Option(help="Text for empty cells, e.g. 无数据.")]
     = None,
+    encoding: Annotated[str | None, typer.Option(
+        help="CSV/TSV encoding, e.g. gbk, utf-16 (default: found out; UTF-8 and GBK are "
+             "told apart reliably).")] = None,
+    strict: Annotated[bool, typer.Option(
+        help="Stop on XLSX error cells (#DIV/0!, #N/A …) and formulas without a saved "
+             "value, instead of a warning.")] = False,
     id_field: Annotated[str | None, typer.Option(
         help="Column with each row's id (default: id if there is one, else the row "
              "number).")] = None,

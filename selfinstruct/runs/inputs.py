@@ -2,12 +2,14 @@
 
 A run directory (its instances, else its instructions), Alpaca JSON/JSONL, ShareGPT
 (the first human turn), any JSON/JSONL with a chosen text field, or CSV with a header
-row. Every prompt gets a stable id, so a resumed ``reason`` run knows what is done.
+row (in whatever encoding it was saved). Every prompt gets a stable id, so a resumed
+``reason`` run knows what is done.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.runs.layout import INSTANCES_FILE, INSTRUCTIONS_FILE
 from selfinstruct.runs.readers import check_unique_ids, iter_objects, json_type
 from selfinstruct.runs.store import read_jsonl
+from selfinstruct.text.encodings import decode
 
 _HUMAN_ROLES = ("human", "user")
 
@@ -64,21 +67,21 @@ def _run_dir_prompts(run_dir: Path) -> Iterator[PromptRecord]:
 
 
 def _csv_prompts(path: Path, field: str, reference_field: str | None) -> Iterator[PromptRecord]:
+    """The rows of a CSV file in the encoding Excel saved it in (found out, as distill
+    does without ``--encoding``)."""
     try:
-        with path.open(encoding="utf-8-sig", newline="") as fp:
-            reader = csv.DictReader(fp)
-            columns = reader.fieldnames or []
-            for name in (field, reference_field):
-                if name is not None and name not in columns:
-                    raise UserError(f"{path}:1: no {name!r} column (columns: "
-                                    f"{', '.join(columns) or 'none'}); use --field")
-            for index, row in enumerate(reader):
-                yield _prompt(path, reader.line_num, {k: v for k, v in row.items() if k},
-                              field, reference_field, f"row{index}")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not valid UTF-8 (save the file as UTF-8)") from None
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
+    reader = csv.DictReader(io.StringIO(decode(raw, None, str(path)).text, newline=""))
+    columns = reader.fieldnames or []
+    for name in (field, reference_field):
+        if name is not None and name not in columns:
+            raise UserError(f"{path}:1: no {name!r} column (columns: "
+                            f"{', '.join(columns) or 'none'}); use --field")
+    for index, row in enumerate(reader):
+        yield _prompt(path, reader.line_num, {k: v for k, v in row.items() if k},
+                      field, reference_field, f"row{index}")
 
 
 def _json_prompt(

@@ -2,9 +2,16 @@
 
 People start from a spreadsheet export or a dataset file, not from our formats. Every
 reader gives the same thing: the column names in order and one dict per row, with
-values a prompt can show as text (dates and times of a spreadsheet as ISO text, never
-Excel's serial numbers) and, with ``fill_na``, every empty cell filled. Each row
-remembers where it came from, so an error names the file and the line or sheet row.
+values a prompt can show as text and, with ``fill_na``, every empty cell filled. Each
+row remembers where it came from, so an error names the file and the line or sheet row.
+
+A row should reach the model as the user sees it in their sheet: a CSV in the encoding
+Excel saved it in (GBK on Chinese Windows; found out unless ``encoding`` names it, see
+:mod:`selfinstruct.text.encodings`), a spreadsheet cell as its number format shows it
+(``08:15``, ``12.5%``, never Excel's serial numbers; see
+:mod:`selfinstruct.text.cell_format`). Cells that show no value of their own (``#DIV/0!``
+and the other errors, formulas that no spreadsheet program has calculated) are named in
+one warning, or stop the read with ``strict``.
 """
 
 from __future__ import annotations
@@ -13,14 +20,22 @@ import base64
 import csv
 import datetime as dt
 import decimal
+import io
+import logging
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from selfinstruct.errors import UserError
 from selfinstruct.runs.readers import iter_objects, json_type
+from selfinstruct.text.cell_format import shown
+from selfinstruct.text.encodings import decode
+
+_LOG = logging.getLogger("selfinstruct")
+#: How many cells without a value one message names.
+_NAMED_CELLS = 10
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".xlsx", ".xlsm", ".parquet")
 
@@ -42,8 +57,13 @@ class RowTable:
     rows: list[Row]
 
 
-def read_rows(path: Path, *, sheet: str | None = None, fill_na: str | None = None) -> RowTable:
-    """Every row of ``path``, by its suffix; a bad file is one error naming where."""
+def read_rows(path: Path, *, sheet: str | None = None, fill_na: str | None = None,
+              encoding: str | None = None, strict: bool = False) -> RowTable:
+    """Every row of ``path``, by its suffix; a bad file is one error naming where.
+
+    ``encoding`` is a CSV/TSV file's (None: found out); ``strict`` makes a spreadsheet's
+    error cells and uncalculated formulas an error instead of a warning.
+    """
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise UserError(f"{path}: cannot read {suffix or 'a file without a suffix'} as rows; "
@@ -52,10 +72,12 @@ def read_rows(path: Path, *, sheet: str | None = None, fill_na: str | None = Non
         raise UserError(f"{path}: no such file")
     if sheet is not None and suffix not in (".xlsx", ".xlsm"):
         raise UserError(f"--sheet is for spreadsheets; {path} is {suffix}")
+    if encoding is not None and suffix not in (".csv", ".tsv"):
+        raise UserError(f"--encoding is for CSV and TSV files; {path} is {suffix}")
     if suffix in (".csv", ".tsv"):
-        columns, rows = _csv_rows(path, "\t" if suffix == ".tsv" else ",")
+        columns, rows = _csv_rows(path, "\t" if suffix == ".tsv" else ",", encoding)
     elif suffix in (".xlsx", ".xlsm"):
-        columns, rows = _xlsx_rows(path, sheet)
+        columns, rows = _xlsx_rows(path, sheet, strict)
     elif suffix == ".parquet":
         columns, rows = _parquet_rows(path)
     else:
@@ -110,56 +132,91 @@ def _header(path: Path, cells: Iterable[Any], where: str) -> list[str]:
     return names
 
 
-def _csv_rows(path: Path, delimiter: str) -> tuple[list[str], list[Row]]:
+def _csv_rows(path: Path, delimiter: str,
+              encoding: str | None) -> tuple[list[str], list[Row]]:
+    decoded = decode(path.read_bytes(), encoding, str(path))
+    if decoded.guessed:
+        _LOG.info(f"{path}: read as {decoded.encoding} (it is not UTF-8); if the text looks "
+                  "wrong, pass --encoding with the file's encoding")
     try:
-        with path.open(encoding="utf-8-sig", newline="") as fp:
-            reader = csv.reader(fp, delimiter=delimiter)
-            header = next(reader, None)
-            columns = _header(path, header or [], f"{path}:1")
-            rows: list[Row] = []
-            for record in reader:
-                if not any(cell.strip() for cell in record):
-                    continue
-                where = f"{path}:{reader.line_num}"
-                if len(record) > len(columns):
-                    raise UserError(f"{where}: {len(record)} cells but {len(columns)} columns "
-                                    "in the header")
-                rows.append(Row(where, dict(zip(columns, record, strict=False))))
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not valid UTF-8 (save the file as UTF-8)") from None
+        reader = csv.reader(io.StringIO(decoded.text, newline=""), delimiter=delimiter)
+        header = next(reader, None)
+        columns = _header(path, header or [], f"{path}:1")
+        rows: list[Row] = []
+        for record in reader:
+            if not any(cell.strip() for cell in record):
+                continue
+            where = f"{path}:{reader.line_num}"
+            if len(record) > len(columns):
+                raise UserError(f"{where}: {len(record)} cells but {len(columns)} columns "
+                                "in the header")
+            rows.append(Row(where, dict(zip(columns, record, strict=False))))
     except csv.Error as err:
         raise UserError(f"{path}: not valid CSV ({err})") from None
     return columns, _complete(columns, rows)
 
 
-def _xlsx_rows(path: Path, sheet: str | None) -> tuple[list[str], list[Row]]:
-    try:
-        import openpyxl
-    except ImportError:
-        raise UserError("reading .xlsx needs openpyxl: pip install openpyxl") from None
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as err:  # openpyxl raises zipfile, KeyError, ValueError … on bad files
-        raise UserError(f"{path}: not a readable .xlsx workbook ({err}); an old .xls must "
-                        "be saved as .xlsx first") from None
+def _xlsx_rows(path: Path, sheet: str | None,
+               strict: bool) -> tuple[list[str], list[Row]]:
+    book = _open_workbook(path, data_only=True)
     try:
         if sheet is not None and sheet not in book.sheetnames:
             raise UserError(f"{path}: no sheet {sheet!r} (sheets: "
                             f"{', '.join(book.sheetnames)})")
         worksheet = book[sheet] if sheet is not None else book.worksheets[0]
-        return _sheet_rows(path, worksheet.title, worksheet.iter_rows())
+        title = worksheet.title
+        notes = _CellNotes()
+        columns, rows = _sheet_rows(path, title, worksheet.iter_rows(), notes)
     finally:
         book.close()
+    unshown = {**notes.errors, **_uncalculated(path, title, notes.unstored)}
+    if unshown:
+        _report_unshown(f"{path} (sheet {title})", unshown, strict)
+    return columns, rows
 
 
-def _sheet_rows(path: Path, title: str, cells: Iterator[Any]) -> tuple[list[str], list[Row]]:
+def _open_workbook(path: Path, *, data_only: bool) -> Any:
+    """The workbook, read-only: with each formula's saved value, or with its text."""
+    try:
+        import openpyxl
+    except ImportError:
+        raise UserError("reading .xlsx needs openpyxl: pip install openpyxl") from None
+    try:
+        return openpyxl.load_workbook(path, read_only=True, data_only=data_only)
+    except Exception as err:  # openpyxl raises zipfile, KeyError, ValueError … on bad files
+        raise UserError(f"{path}: not a readable .xlsx workbook ({err}); an old .xls must "
+                        "be saved as .xlsx first") from None
+
+
+@dataclass
+class _CellNotes:
+    """What reading a sheet noticed, by (row, column): error cells with their text, and
+    cells that hold no value (empty, or a formula no spreadsheet program has calculated,
+    as a workbook a library wrote has them: only reading the formulas tells which)."""
+
+    errors: dict[tuple[int, int], str] = field(default_factory=dict)
+    unstored: set[tuple[int, int]] = field(default_factory=set)
+
+    def value(self, cell: Any) -> Any:
+        """The cell's value as the sheet shows it, noting it if it shows none."""
+        row, column = getattr(cell, "row", None), getattr(cell, "column", None)
+        if row is not None and column is not None:  # a gap in a row has no address
+            if cell.data_type == "e":
+                self.errors[(row, column)] = str(cell.value)
+            elif cell.value is None:
+                self.unstored.add((row, column))
+        return _cell_value(cell)
+
+
+def _sheet_rows(path: Path, title: str, cells: Iterator[Any],
+                notes: _CellNotes) -> tuple[list[str], list[Row]]:
     """The header row, then each non-empty row, cells as text-friendly values."""
     header = next(cells, None)
     where = f"{path} (sheet {title})"
-    columns = _header(path, [_cell_value(cell) for cell in header or ()], f"{where} row 1")
+    columns = _header(path, [notes.value(cell) for cell in header or ()], f"{where} row 1")
     rows: list[Row] = []
     for number, line in enumerate(cells, start=2):
-        values = [_cell_value(cell) for cell in line]
+        values = [notes.value(cell) for cell in line]
         if all(is_empty(value) for value in values):
             continue
         extra = [v for v in values[len(columns):] if not is_empty(v)]
@@ -171,14 +228,48 @@ def _sheet_rows(path: Path, title: str, cells: Iterator[Any]) -> tuple[list[str]
 
 
 def _cell_value(cell: Any) -> Any:
-    """A cell as JSON-friendly data; dates and times as ISO text (a date-only format
-    gives the date alone, as the sheet shows it)."""
-    value = getattr(cell, "value", None)
-    if isinstance(value, dt.datetime) and value.time() == dt.time(0):
-        number_format = str(getattr(cell, "number_format", "")).lower()
-        if not any(part in number_format for part in ("h", "s")):
-            return value.date().isoformat()
-    return plain_value(value)
+    """A cell as its number format shows it, as JSON-friendly data."""
+    return plain_value(shown(getattr(cell, "value", None), getattr(cell, "number_format", None)))
+
+
+def _uncalculated(path: Path, title: str,
+                  unstored: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
+    """Which of the ``unstored`` cells hold a formula, with its text: a second reading,
+    with formulas instead of their values, only when some cell held no value."""
+    if not unstored:
+        return {}
+    book = _open_workbook(path, data_only=False)
+    found: dict[tuple[int, int], str] = {}
+    try:
+        last = max(row for row, _ in unstored)
+        for line in book[title].iter_rows(max_row=last):
+            for cell in line:
+                key = (getattr(cell, "row", None), getattr(cell, "column", None))
+                if key in unstored and cell.data_type == "f":
+                    formula = getattr(cell.value, "text", cell.value)
+                    found[key] = f"{formula} (a formula never calculated)"
+    finally:
+        book.close()
+    return found
+
+
+def _report_unshown(where: str, unshown: dict[tuple[int, int], str], strict: bool) -> None:
+    """One warning (or, with ``strict``, one error) naming the cells that show no value
+    of their own: the first few by address, and how many there are."""
+    from openpyxl.utils import get_column_letter
+
+    cells = sorted(unshown.items())
+    named = ", ".join(f"{get_column_letter(column)}{row} {what}"
+                      for (row, column), what in cells[:_NAMED_CELLS])
+    more = f" and {len(cells) - _NAMED_CELLS} more" if len(cells) > _NAMED_CELLS else ""
+    count = f"{len(cells)} cell{'s' if len(cells) > 1 else ''}"
+    message = (f"{where}: {count} with an error or a formula without a saved value: "
+               f"{named}{more}. Fix the errors in the sheet; formulas get their values "
+               "when Excel or LibreOffice opens and saves the file")
+    if strict:
+        raise UserError(f"{message}; or drop --strict to send them as they are")
+    _LOG.warning(f"{message}. They are sent as the error text or as empty cells "
+                 "(--strict stops instead)")
 
 
 def plain_value(value: Any) -> Any:

@@ -77,6 +77,10 @@ class DistillSettings:
     questions: Path | None = None
     sheet: str | None = None
     fill_na: str | None = None
+    #: A CSV/TSV file's encoding (``gbk``, ``utf-16`` …); None: found out from the bytes.
+    encoding: str | None = None
+    #: Stop on a spreadsheet's error cells and uncalculated formulas (else one warning).
+    strict: bool = False
     id_field: str | None = None
     limit: int | None = None
     sample: int | None = None
@@ -476,14 +480,15 @@ READ_DEFINING = ("parse", "renames", "separator")
 
 #: Settings that change what a record means; a resume must not change them silently.
 RECORD_DEFINING = ("input", "template_sha256", "questions_sha256", "system", "parse",
-                   "renames", "separator", "id_field", "fill_na", "sheet")
+                   "renames", "separator", "id_field", "fill_na", "sheet", "encoding")
 
 
 def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | None = None,
                      *, force: bool = False, reparse: bool = False) -> DistillJob:
     """Read and select the rows, compile the template against their columns, and (with
     ``out_dir``) refuse to resume a run made with other record-defining settings."""
-    table = read_rows(source, sheet=settings.sheet, fill_na=settings.fill_na)
+    table = read_rows(source, sheet=settings.sheet, fill_na=settings.fill_na,
+                      encoding=settings.encoding, strict=settings.strict)
     id_field = settings.id_field or ("id" if "id" in table.columns else None)
     if settings.id_field is not None and settings.id_field not in table.columns:
         raise UserError(f"--id-field {settings.id_field!r} is not a column of {source} "
