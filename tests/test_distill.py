@@ -182,7 +182,7 @@ def test_resume_with_another_template_is_refused(timetable):
     result = invoke(FakeBackend(answer), *distill_args(timetable))
     assert result.exit_code == 2
     flat = " ".join(result.output.split())
-    assert "is not the file this run was started with: line 5 is new: '请用JSON回答。'" in flat
+    assert "is not the file this run was started with: line 6 is new: '请用JSON回答。'" in flat
     forced = FakeBackend(answer)
     assert invoke(forced, *distill_args(timetable, "--force")).exit_code == 0
     assert len(forced.requests) == 2
