@@ -124,3 +124,19 @@ def test_a_review_drop_is_not_counted_as_left_out_for_an_empty_answer(tmp_path):
     assert (result.count, result.curated.dropped_in_review, result.skipped) == (1, 1, 0)
     output = CliRunner().invoke(cli.app, ["export", str(run)]).output
     assert "exported 1 examples" in output and "left out" not in output
+
+
+@pytest.mark.parametrize("fmt", ["alpaca", "sharegpt", "messages", "text"])
+def test_think_drop_leaves_no_trace_in_any_field(fmt):
+    """From a reason trace or a distilled answer that kept its <think> tags inline."""
+    from selfinstruct.runs.pairs import TrainingExample
+    from selfinstruct.stages.export import to_records
+
+    examples = [TrainingExample("Add 2 and 2.", "", "4", "two plus two is four"),
+                TrainingExample("Add 3 and 3.", "", "<think>three and three</think>\n\n6")]
+    records = to_records(examples, fmt, "drop")  # type: ignore[arg-type]
+    text = json.dumps(records, ensure_ascii=False)
+    assert "two plus two" not in text and "three and three" not in text
+    assert "think>" not in text and "reasoning" not in text
+    answers = json.dumps(records[1], ensure_ascii=False)
+    assert '"6"' in answers

@@ -201,7 +201,8 @@ def export(
         ThinkStyle, typer.Option(help="Reasoning traces inline as <think>…</think> before "
                                   "the answer (LLaMA-Factory), or in their own field "
                                   "(reasoning_content; not registered for LLaMA-Factory, "
-                                  "which cannot read it).")
+                                  "which cannot read it), or dropped (no trace in any "
+                                  "field, <think> tags in an answer removed too).")
     ] = "inline",
     min_score: Annotated[
         float | None, typer.Option(help="Keep only examples whose judge score (selfinstruct "

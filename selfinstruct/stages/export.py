@@ -30,9 +30,10 @@ from selfinstruct.runs.layout import update_stats
 from selfinstruct.runs.pairs import TrainingExample
 from selfinstruct.runs.store import read_json, write_atomic, write_json_atomic
 from selfinstruct.stages.curate import Curated, curate_dataset
+from selfinstruct.text.thinking import split_thinking
 
 ExportFormat = Literal["alpaca", "sharegpt", "messages", "text"]
-ThinkStyle = Literal["inline", "field"]
+ThinkStyle = Literal["inline", "field", "drop"]
 
 FILE_NAMES: dict[ExportFormat, str] = {
     "alpaca": "alpaca.json",
@@ -64,7 +65,8 @@ def to_records(
     """The records of ``fmt`` (pure, so each format's shape is tested directly).
 
     With ``think="field"`` the trace goes in its own key: ``reasoning_content`` on the
-    assistant turn (messages, sharegpt) or ``reasoning`` beside ``output`` (alpaca).
+    assistant turn (messages, sharegpt) or ``reasoning`` beside ``output`` (alpaca); with
+    ``think="drop"`` it goes nowhere, not even as ``<think>`` tags inside the answer.
     """
     return [_record(example, fmt, think) for example in examples]
 
@@ -73,6 +75,8 @@ def response(example: TrainingExample, think: ThinkStyle) -> str:
     """The assistant turn; ``inline`` puts the trace in front, as LLaMA-Factory expects."""
     if example.reasoning and think == "inline":
         return f"<think>\n{example.reasoning}\n</think>\n\n{example.output}"
+    if think == "drop" and "think>" in example.output:
+        return split_thinking(example.output, None).answer
     return example.output
 
 
@@ -80,7 +84,7 @@ def _record(example: TrainingExample, fmt: ExportFormat, think: ThinkStyle) -> d
     answer = response(example, think)
     separate = bool(example.reasoning) and think == "field"
     if fmt == "text":
-        return {"text": example.output}
+        return {"text": response(example, "drop") if think == "drop" else example.output}
     if fmt == "alpaca":
         record = {"instruction": example.instruction, "input": example.input, "output": answer}
         if separate:
