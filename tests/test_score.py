@@ -284,3 +284,30 @@ def test_two_examples_with_one_id_are_refused_before_any_verdict(tmp_path):
                             for key in ("a", "b", "a")), encoding="utf-8")
     with pytest.raises(UserError, match="duplicate id 'a'; ids must be unique so scores"):
         load_examples(data)
+
+
+def test_context_shows_the_judge_the_row_the_answer_was_grounded_in(tmp_path):
+    """A distilled answer is checked against its row's columns (score --context)."""
+    data = tmp_path / "distilled.jsonl"
+    data.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in [
+        {"id": "row0", "sample": 0, "prompt": "When does G101 arrive?", "answer": "08:15",
+         "车次": "G101", "到点": "08:15", "response": "08:15", "model": "m"},
+        {"id": "row1", "sample": 0, "prompt": "When does G103 arrive?", "answer": "09:30",
+         "车次": "G103", "response": "09:30", "model": "m"},
+    ]), encoding="utf-8")
+    judge = FakeBackend(lambda request, number: json.dumps(
+        {"helpfulness": 4, "accuracy": 4, "overall": 4, "reason": "ok"}))
+    with use_backend(judge):
+        result = CliRunner().invoke(cli.app, ["score", str(data), "-o", str(tmp_path / "s"),
+                                              "--context", "车次", "--context", "到点",
+                                              "--language", "en"])
+    assert result.exit_code == 0, result.output
+    first, second = sorted(judge.requests, key=lambda r: "G103" in r.prompt)
+    assert "grounded in" in first.prompt and "车次: G101\n到点: 08:15" in first.prompt
+    assert "车次: G103" in second.prompt and "到点" not in second.prompt.split("Response:")[0] \
+        .split("grounded in")[1]
+    with use_backend(judge):
+        wrong = CliRunner().invoke(cli.app, ["score", str(data), "-o", str(tmp_path / "t"),
+                                             "--context", "platform"])
+    assert wrong.exit_code == 2
+    assert "--context platform: no example of" in " ".join(wrong.output.split())

@@ -365,6 +365,10 @@ def score(
     ] = "auto",
     field: Annotated[str, typer.Option(help="Field with the prompt in a flat file.")]
     = "instruction",
+    context: Annotated[list[str] | None, typer.Option(
+        help="A field of each example's record the answer was grounded in, shown to the "
+             "judge to check it against (repeatable), e.g. a distilled row's columns.")]
+    = None,
     seed: Annotated[int | None, typer.Option(help="Make sampling reproducible.")] = None,
     force: Annotated[
         bool, typer.Option(help="Add to scores made with another rubric or scale.")
@@ -378,7 +382,8 @@ def score(
     with reported_errors():
         settings = ScoreSettings.of(dict(
             scale=scale, samples=samples, max_tokens=max_tokens, temperature=temperature,
-            seed=seed, rubric=rubric, language=language, field=field))
+            seed=seed, rubric=rubric, language=language, field=field,
+            context=tuple(context or ())))
         run_job(prepare_score(source, out, settings, backend, force=force),
                 Connection(backend), dry_run=dry_run)
 

@@ -137,7 +137,7 @@ def run_examples(
                             "mix with reasoning data (use --data instances)")
         examples = [
             TrainingExample(r["instruction"], r["input"], r["answer"], r["reasoning"],
-                            trace_key(r["id"], r["sample"]))
+                            trace_key(r["id"], r["sample"]), fields=r)
             for r in read_jsonl(run_dir / REASONING_FILE)
         ]
         if not examples:
@@ -171,7 +171,8 @@ def distilled_examples(run_dir: Path,
             text_value(record.get(parts["instruction"])),
             text_value(record.get(parts["input"])) if parts["input"] else "",
             text_value(record.get(parts["output"])),
-            text_value(trace) or None, key=distilled_key(record), system=system))
+            text_value(trace) or None, key=distilled_key(record), system=system,
+            fields=record))
     if not examples:
         raise UserError(f"{run_dir}: no distilled records to export; run selfinstruct distill")
     return examples

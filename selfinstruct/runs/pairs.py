@@ -15,8 +15,8 @@ it shows.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,9 @@ class TrainingExample:
     #: The example's id in ``scores.jsonl`` / ``review.jsonl``; empty for the seed tasks'.
     key: str = ""
     system: str | None = None
+    #: The record the example was read from (a distilled record keeps its row's columns),
+    #: for ``score --context``; empty where there is none.
+    fields: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def prompt(self) -> str:
@@ -55,17 +58,22 @@ class TrainingExample:
 
 @dataclass(frozen=True)
 class Answered:
-    """One example to judge: what was asked and what was answered."""
+    """One example to judge: what was asked and what was answered, and the fields of its
+    source the answer was grounded in (``score --context``)."""
 
     id: str
     instruction: str
     input: str
     output: str
+    context: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def of(cls, example: TrainingExample) -> Answered:
-        """The judge's view of an example (its trace and system prompt are not judged)."""
-        return cls(example.key, example.instruction, example.input, example.output)
+    def of(cls, example: TrainingExample, context: Sequence[str] = ()) -> Answered:
+        """The judge's view of an example (its trace and system prompt are not judged),
+        with the ``context`` fields of its record that it has."""
+        shown = tuple((name, text_value(example.fields[name])) for name in context
+                      if example.fields.get(name) not in (None, ""))
+        return cls(example.key, example.instruction, example.input, example.output, shown)
 
 
 def instance_key(task_id: str, number: int) -> str:
@@ -161,7 +169,8 @@ def _example(path: Path, line: int, value: Any, parts: Mapping[str, str],
     system = value.get("system")
     return TrainingExample(text.strip(), text_value(extra), text_value(answer),
                            text_value(trace) or None, key,
-                           (system.strip() or None) if isinstance(system, str) else None)
+                           (system.strip() or None) if isinstance(system, str) else None,
+                           value)
 
 
 def _conversation(path: Path, line: int, key: str, turns: list[Any],

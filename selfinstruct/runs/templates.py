@@ -38,7 +38,7 @@ _PLACEHOLDERS: dict[TemplateName, frozenset[str]] = {
     "input-first": frozenset({"instruction", "count"}),
     "output-first": frozenset({"instruction", "count"}),
     "judge": frozenset({"dimensions", "low", "high", "instruction", "input", "output",
-                        "answer_format"}),
+                        "answer_format", "context"}),
 }
 
 #: How one example is written in each language; the parser reads the same shapes back.

@@ -53,6 +53,11 @@ REMINDER: dict[Language, str] = {
     "zh": "上一次的回答无法读取。只回答那个 JSON 对象，不要写别的。",
 }
 _NO_INPUT: dict[Language, str] = {"en": "(none)", "zh": "（无）"}
+#: The heading of ``--context``: the fields of the source an answer was grounded in.
+_CONTEXT: dict[Language, str] = {
+    "en": "The facts the response must be grounded in (check it against them):",
+    "zh": "回答必须依据的资料（请据此核对回答）：",
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,9 @@ class ScoreSettings:
     language: str = "auto"
     #: The field holding the instruction, in a dataset file.
     field: str = "instruction"
+    #: Fields of each example's record the judge sees, to check the answer against them
+    #: (a distilled record's row columns, a file's own fields).
+    context: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -97,6 +105,8 @@ class ScoreSettings:
                 raise UserError(str(err)) from None
         if own.get("rubric") is not None:
             own["rubric"] = Path(own["rubric"])
+        context = own.get("context") or ()
+        own["context"] = (context,) if isinstance(context, str) else tuple(context)
         return cls(**own)
 
     @property
@@ -118,13 +128,20 @@ class Judge:
     def prompt(self, example: Answered, attempt: int = 0) -> str:
         """The judge's prompt for ``example``; a retry adds a reminder of the format."""
         scale = self.settings.scale
+        language = self.template.language
+        context = ""
+        if example.context:
+            facts = "\n".join(f"{name}: {value}" for name, value in example.context)
+            context = f"{_CONTEXT[language]}\n{facts}\n\n"
+        given = example.input or _NO_INPUT[language]
+        if context and "{context}" not in self.template.text:  # a template of the user's own
+            given, context = f"{given}\n\n{context.rstrip()}", ""
         text = self.template.render(
             dimensions=describe(self.dimensions), low=scale.low, high=scale.high,
-            instruction=example.instruction,
-            input=example.input or _NO_INPUT[self.template.language],
+            instruction=example.instruction, input=given, context=context,
             output=example.output, answer_format=answer_format(self.dimensions, scale),
         )
-        return f"{text}\n\n{REMINDER[self.template.language]}" if attempt else text
+        return f"{text}\n\n{REMINDER[language]}" if attempt else text
 
     def request(self, example: Answered, sample: int, attempt: int = 0) -> Request:
         """One judge request. Its seed differs per example and sample (several samples
@@ -304,12 +321,20 @@ class ScoreJob:
         return lines
 
 
-def source_examples(source: Path, *, field: str = "instruction") -> list[Answered]:
+def source_examples(source: Path, *, field: str = "instruction",
+                    context: Sequence[str] = ()) -> list[Answered]:
     """The examples of ``source`` as the judge sees them, under the ids ``export``,
     ``review`` and ``report`` give them too: anything
     :func:`~selfinstruct.runs.dataset.read_dataset` reads (a run directory, a dataset
-    file, the output of ``dedup`` or ``mix``, an earlier ``score -o`` directory)."""
-    return [Answered.of(example) for example in read_dataset(source, field=field).examples]
+    file, the output of ``dedup`` or ``mix``, an earlier ``score -o`` directory). A
+    ``context`` field no example has is an error naming the fields there are."""
+    examples = read_dataset(source, field=field).examples
+    for name in context:
+        if not any(name in example.fields for example in examples):
+            there = sorted({key for example in examples[:100] for key in example.fields})
+            raise UserError(f"--context {name}: no example of {source} has that field "
+                            f"(fields: {', '.join(there) or 'none'})")
+    return [Answered.of(example, context) for example in examples]
 
 
 def source_language(source: Path, examples: list[Answered], language: str) -> Language:
@@ -345,7 +370,7 @@ def prepare_score(source: Path, out_dir: Path | None, settings: ScoreSettings,
     """Read the examples and the rubric and check a resumed run; nothing is sent or
     written."""
     out = output_dir(source, out_dir)
-    examples = source_examples(source, field=settings.field)
+    examples = source_examples(source, field=settings.field, context=settings.context)
     judge = make_judge(source, examples, rubric=settings.rubric, language=settings.language,
                        settings=settings)
     section = score_config(source, judge, settings.rubric, settings.field)
@@ -364,7 +389,8 @@ def score_config(source: Path, judge: Judge, rubric: Path | None, field: str) ->
         "scale": str(settings.scale),
         "language": judge.template.language,
         **{k: v for k, v in dataclasses.asdict(settings).items()
-           if k not in ("scale", "rubric", "language", "field")},
+           if k not in ("scale", "rubric", "language", "field", "context")},
+        "context": list(settings.context),
     }
 
 
