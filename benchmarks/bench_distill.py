@@ -88,12 +88,13 @@ def stage_cpu(texts: list[str], rows: int, workdir: Path) -> dict[str, Any]:
     from selfinstruct.llm.fake import FakeBackend, completion
     from selfinstruct.stages.distill import DistillSettings, distill_run, load_distill_job
     from selfinstruct.stages.per_record import StageSettings
+    from selfinstruct.stages.teacher import Teacher
 
     write_inputs(workdir, texts, rows)
     answers = FakeAnswers(texts)
     backend = FakeBackend(lambda request, number: completion(answers.qa_pairs()))
     settings = DistillSettings(user_template=workdir / "t.txt", questions=workdir / "q.txt",
-                               system=SYSTEM, parse="json",
+                               teacher=Teacher(system=SYSTEM), parse="json",
                                renames={"instruction": "q", "output": "a"})
     out = workdir / "stage-cpu"
     began = time.process_time()
