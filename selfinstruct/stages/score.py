@@ -38,10 +38,11 @@ from selfinstruct.runs.pairs import Answered
 from selfinstruct.runs.rubrics import load_rubric, rubric_path
 from selfinstruct.runs.scores import Score, read_scores
 from selfinstruct.runs.store import prepare_out_dir, read_json, read_jsonl
-from selfinstruct.runs.templates import PromptTemplate, load_template
+from selfinstruct.runs.templates import PromptTemplate, TemplateName, load_template
 from selfinstruct.stages.base import Client, Plan
 from selfinstruct.stages.base import check_resume as shared_check_resume
 from selfinstruct.stages.per_record import StageSettings, StageStats, run_stage, stage_files
+from selfinstruct.text.dialogues import Turn, transcript
 from selfinstruct.text.rubric import Dimension, RubricError, Scale, answer_format, describe
 from selfinstruct.text.verdicts import Verdict, read_verdict, verdict_schema
 
@@ -53,6 +54,9 @@ REMINDER: dict[Language, str] = {
     "zh": "上一次的回答无法读取。只回答那个 JSON 对象，不要写别的。",
 }
 _NO_INPUT: dict[Language, str] = {"en": "(none)", "zh": "（无）"}
+#: The bundled rubric of each judge template (``prompts/LANG/…``).
+BUNDLED_RUBRICS: dict[TemplateName, str] = {"judge": "rubric.txt",
+                                            "dialogue-judge": "dialogue_rubric.txt"}
 
 
 @dataclass(frozen=True)
@@ -116,14 +120,21 @@ class Judge:
     settings: ScoreSettings = field(default_factory=ScoreSettings)
 
     def prompt(self, example: Answered, attempt: int = 0) -> str:
-        """The judge's prompt for ``example``; a retry adds a reminder of the format."""
+        """The judge's prompt for ``example``; a retry adds a reminder of the format.
+        A conversation is judged whole, from its transcript."""
         scale = self.settings.scale
-        text = self.template.render(
-            dimensions=describe(self.dimensions), low=scale.low, high=scale.high,
-            instruction=example.instruction,
-            input=example.input or _NO_INPUT[self.template.language],
-            output=example.output, answer_format=answer_format(self.dimensions, scale),
-        )
+        common = {"dimensions": describe(self.dimensions), "low": scale.low,
+                  "high": scale.high, "answer_format": answer_format(self.dimensions, scale)}
+        if self.template.name == "dialogue-judge":
+            turns = example.turns or (("user", example.instruction),
+                                      ("assistant", example.output))
+            text = self.template.render(**common, transcript=transcript(
+                [Turn(role, content) for role, content in turns], self.template.language))
+        else:
+            text = self.template.render(
+                **common, instruction=example.instruction,
+                input=example.input or _NO_INPUT[self.template.language],
+                output=example.output)
         return f"{text}\n\n{REMINDER[self.template.language]}" if attempt else text
 
     def request(self, example: Answered, sample: int, attempt: int = 0) -> Request:
@@ -335,9 +346,12 @@ def make_judge(
     source: Path, examples: list[Answered], *, rubric: Path | None, language: str,
     settings: ScoreSettings, prompt_dir: Path | None = None,
 ) -> Judge:
-    """The rubric and the judge template in the data's language."""
+    """The rubric and the judge template in the data's language: for conversations (of
+    ``dialogue``, or multi-turn files) the dialogue judge and its rubric."""
     lang = source_language(source, examples, language)
-    return Judge(load_rubric(rubric, lang), load_template("judge", lang, prompt_dir), settings)
+    name: TemplateName = ("dialogue-judge" if any(e.turns for e in examples) else "judge")
+    return Judge(load_rubric(rubric, lang, BUNDLED_RUBRICS[name]),
+                 load_template(name, lang, prompt_dir), settings)
 
 
 def prepare_score(source: Path, out_dir: Path | None, settings: ScoreSettings,
@@ -359,7 +373,8 @@ def score_config(source: Path, judge: Judge, rubric: Path | None, field: str) ->
     return {
         "source": str(source.resolve()),
         "field": field,
-        "rubric": str(rubric_path(rubric, judge.template.language)),
+        "rubric": str(rubric_path(rubric, judge.template.language,
+                                  BUNDLED_RUBRICS[judge.template.name])),
         "dimensions": [d.name for d in judge.dimensions],
         "scale": str(settings.scale),
         "language": judge.template.language,
