@@ -518,8 +518,9 @@ def dialogue(
     = "script",
     turns: Annotated[int, typer.Option(help="Exchanges (a user turn and its answer) per "
                                        "conversation.")] = 4,
-    min_turns: Annotated[int, typer.Option(help="Reject conversations with fewer "
-                                           "exchanges.")] = 2,
+    min_turns: Annotated[int | None, typer.Option(
+        help="Reject conversations with fewer exchanges (default: 2, or 1 with --turns "
+             "1).")] = None,
     num_dialogues: Annotated[int | None, typer.Option(
         "--num-dialogues", "-n", help="Conversations in all (default: one per topic; more "
         "reuse the topics with other personas and seeds).")] = None,

@@ -91,7 +91,8 @@ class DialogueSettings:
 
     mode: DialogueMode = "script"
     turns: int = 4
-    min_turns: int = 2
+    #: None: two exchanges (one, when only one is asked for).
+    min_turns: int | None = None
     #: ``-n``: conversations in all (None: one per topic; more reuse the topics).
     num_dialogues: int | None = None
     outline: bool = False
@@ -115,7 +116,8 @@ class DialogueSettings:
             (self.mode in ("script", "self-chat"), f"--mode {self.mode}: expected script or "
              "self-chat"),
             (self.turns >= 1, "--turns must be at least 1"),
-            (1 <= self.min_turns <= self.turns, "--min-turns must be between 1 and --turns"),
+            (self.min_turns is None or 1 <= self.min_turns <= self.turns,
+             "--min-turns must be between 1 and --turns"),
             (self.num_dialogues is None or self.num_dialogues >= 1, "-n must be at least 1"),
             (not self.outline or self.mode == "script", "--outline plans a script; it does "
              "not go with --mode self-chat"),
@@ -160,8 +162,9 @@ class DialogueSettings:
 
     def filters(self, language: Language) -> DialogueFilterSettings:
         """The filter bounds for a conversation in ``language``."""
-        return DialogueFilterSettings(self.min_turns, self.max_turn_similarity,
-                                      self.drift_floor, language)
+        least = self.min_turns if self.min_turns is not None else min(2, self.turns)
+        return DialogueFilterSettings(least, self.max_turn_similarity, self.drift_floor,
+                                      language)
 
 
 @dataclass(frozen=True)
@@ -401,7 +404,7 @@ async def dialogue_run(job: DialogueJob, client: Client, stop: asyncio.Event,
     finished (kept or rejected); resumable after any answer."""
     out = job.out_dir
     prepare_out_dir(out)
-    models = {"model": client.backend.name}
+    models = {"model": job.spec.model or client.backend.name}
     if job.user_spec is not None:
         models["user_model"] = job.user_spec.model
     save_config_section(out, job.name, {**job.config, **models})
@@ -552,7 +555,8 @@ def prepare_dialogue(source: Path, out_dir: Path, values: Mapping[str, Any],
                         "this process")
     topics = load_topics(source, field=settings.field)
     specs = plan_dialogues(topics, settings)
-    templates = {language: _templates(language, settings)
+    structured = settings.mode == "script" and spec.structured != "off"
+    templates = {language: _templates(language, settings, structured=structured)
                  for language in sorted({s.language for s in specs})}
     config = dialogue_config(source, settings)
     if not force:
@@ -609,8 +613,9 @@ def _personas(path: Path | None, language: Language) -> list[str]:
     return load_personas(path or data_dir("prompts") / language / "dialogue_personas.txt")
 
 
-def _templates(language: Language, settings: DialogueSettings) -> Templates:
-    structured = settings.mode == "script"
+def _templates(language: Language, settings: DialogueSettings, *,
+               structured: bool) -> Templates:
+    """The prompts of ``language``; with ``structured`` the script's JSON variant."""
     return Templates(
         load_template("dialogue-script", language, settings.prompt_dir, structured=structured),
         load_template("dialogue-outline", language, settings.prompt_dir),
