@@ -436,3 +436,14 @@ def test_command_line_self_chat_with_a_user_model(topics, tmp_path):
     assert len(fakes["sim"].requests) == len(fakes["m"].requests) == 4
     assert [r["user_model"] for r in read(tmp_path / "d" / "dialogues.jsonl")] == [
         "fake-model"] * 2
+
+
+def test_a_requests_history_goes_between_the_system_message_and_the_prompt():
+    from selfinstruct.llm.base import chat_messages, raw_prompt
+
+    request = Request("and then?", system="S", history=(("user", "hi"), ("assistant", "hello")))
+    assert chat_messages(request) == [
+        {"role": "system", "content": "S"}, {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"}, {"role": "user", "content": "and then?"}]
+    assert raw_prompt(request) == ("S\n\nUser: hi\n\nAssistant: hello\n\nUser: and then?"
+                                   "\n\nAssistant:")
