@@ -137,6 +137,8 @@ def wrong_language(dialogue: Dialogue, settings: DialogueFilterSettings) -> str 
     if settings.language is None:
         return None
     for number, turn in enumerate(dialogue.turns, start=1):
+        if settings.language == "en" and turn.content.isascii():
+            continue  # no ideograph in it: English to detect_language, and fast to tell
         if sum(1 for char in turn.content if char.isalpha()) < LANGUAGE_MIN_LETTERS:
             continue
         found = detect_language([turn.content])

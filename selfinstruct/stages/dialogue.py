@@ -439,7 +439,7 @@ async def dialogue_run(job: DialogueJob, client: Client, stop: asyncio.Event,
         return await run_stage(
             pending, backend=client.backend, settings=client.settings,
             make_request=make_request, handle=handle, files=files, stats=stats, stop=stop,
-            progress=progress,
+            progress=progress, again_first=True,
         )
 
 

@@ -178,18 +178,22 @@ def test_outline_first_then_the_conversation_and_the_outline_is_never_asked_twic
     with pytest.raises(UserError, match="gone for good"):
         selfinstruct.dialogue(topics, out, outline=True, backend=first)
     journal = read(out / "turns.jsonl")
-    assert [(e["id"], e["kind"]) for e in journal] == [("t0/0", "outline"),
-                                                        ("t1/0", "outline")]
+    assert [(e["id"], e["kind"]) for e in journal] == [("t0/0", "outline")]
 
-    second = FakeBackend(script)
+    def planner(request: Request, number: int) -> str:
+        if "Plan a conversation" in request.prompt or "拟一个提纲" in request.prompt:
+            return f"1. plan b{number}"
+        return script(request, number)
+
+    second = FakeBackend(planner)
     selfinstruct.dialogue(topics, out, outline=True, backend=second)
     prompts = [r.prompt for r in second.requests]
-    assert len(prompts) == 2  # the two scripts: each outline was paid for once, before
-    assert "Follow this outline" in prompts[0] and "1. plan 1" in prompts[0]
-    assert "请按照下面的提纲写" in prompts[1] and "1. plan 2" in prompts[1]
+    assert len(prompts) == 3  # t0's script (its outline was paid for), t1's outline, script
+    assert "Follow this outline" in prompts[0] and "1. plan 1\n2. more" in prompts[0]
+    assert "请按照下面的提纲写" in prompts[2] and "1. plan b2" in prompts[2]
     records = read(out / "dialogues.jsonl")
     assert [(r["id"], r["outline"]) for r in records] == [("t0/0", "1. plan 1\n2. more"),
-                                                          ("t1/0", "1. plan 2\n2. more")]
+                                                          ("t1/0", "1. plan b2")]
 
 
 # --- self-chat ------------------------------------------------------------------------
