@@ -424,6 +424,14 @@ def test_command_line_export_score_and_report(topics, tmp_path):
     assert kept.exit_code == 0, kept.output
     assert len((out / "export" / "messages.jsonl").read_text().splitlines()) == 1
 
+    sheet = invoke("review", str(out), "--sample", "2")
+    assert sheet.exit_code == 0, sheet.output
+    import openpyxl
+
+    rows = list(openpyxl.load_workbook(out / "review.xlsx").active.iter_rows(values_only=True))
+    shown = {row[0]: row[3] for row in rows[1:]}
+    assert shown["t0/0"].startswith("User: Where do I start with brewing green tea at home?")
+
     report = invoke("report", str(out))
     assert report.exit_code == 0, report.output
     page = (out / "report.html").read_text(encoding="utf-8")
