@@ -15,6 +15,10 @@ once), with a body shaped like a real model's answer to that prompt:
   or ``Class labels:`` / ``Class label:`` / ``Input:`` blocks (output-first);
 * a ``distill`` prompt (``Answer as a JSON list ...``): a short trace, then a fenced
   JSON list of three ``{"q": ..., "a": ...}`` pairs;
+* a ``dialogue`` script prompt (``Write a realistic conversation ...``): the JSON
+  ``{"messages": [...]}`` of the exchanges it asks for;
+* a chat turn (a request with a system message or earlier turns, as ``dialogue --mode
+  self-chat`` sends): one or two sentences;
 * anything else (``reason``): a ``<think>...</think>`` trace of a few hundred words and
   an answer.
 
@@ -53,6 +57,7 @@ DEFAULT_DATA = Path(os.environ.get(
 ))
 
 _NEXT_TASK = re.compile(r"Task (\d+):\s*$")
+_EXCHANGES = re.compile(r"exactly (\d+) exchanges")
 _INSTRUCTION_LINE = re.compile(r"Task: (.*)\n[^\n]*$")
 
 
@@ -113,6 +118,8 @@ class FakeAnswers:
             return "instances"
         if head.startswith("You are writing examples for classification tasks"):
             return "instances_classification"
+        if head.startswith("Write a realistic conversation"):
+            return "dialogue"
         return "reason"
 
     def answer(self, prompt: str) -> tuple[str, str]:
@@ -130,7 +137,21 @@ class FakeAnswers:
             return self.output_first(), kind
         if kind == "distill":
             return self.qa_pairs(), kind
+        if kind == "dialogue":
+            match = _EXCHANGES.search(prompt)
+            return self.script(int(match.group(1)) if match else 4), kind
         return self.reasoning(prompt), kind
+
+    def chat_turn(self) -> str:
+        """One turn of a conversation: a sentence or two."""
+        self._calls += 1
+        return f"{self._pick(3)} {self._pick(4)}"
+
+    def script(self, exchanges: int) -> str:
+        """A whole conversation of ``exchanges`` exchanges as the dialogue schema's JSON."""
+        messages = [{"role": role, "content": self._pick(2 * k + (role == "assistant"))}
+                    for k in range(exchanges) for role in ("user", "assistant")]
+        return json.dumps({"messages": messages}, ensure_ascii=False)
 
     def _pick(self, salt: int) -> str:
         return self.texts[(self._calls * 7 + salt * 131) % len(self.texts)]
@@ -179,8 +200,11 @@ def _body(request: dict[str, Any], answers: FakeAnswers, model: str) -> tuple[by
     """The JSON body answering one chat or completions request."""
     created = int(time.time())
     if "messages" in request:
-        prompt = str(request["messages"][-1].get("content", ""))
+        messages = request["messages"]
+        prompt = str(messages[-1].get("content", ""))
         text, kind = answers.answer(prompt)
+        if kind == "reason" and (len(messages) > 1 or messages[0].get("role") == "system"):
+            text, kind = answers.chat_turn(), "chat"
         choices: list[dict[str, Any]] = [{
             "index": 0, "finish_reason": "stop", "logprobs": None,
             "message": {"role": "assistant", "content": text},

@@ -33,6 +33,12 @@ from selfinstruct.runs.shard import Shard
 from selfinstruct.similarity import DedupMethod, TokenizerName
 from selfinstruct.stages.base import Connection, Job, Stats, execute
 from selfinstruct.stages.classify import ClassifyJob, prepare_classify
+from selfinstruct.stages.dialogue import (
+    DialogueJob,
+    DialogueSettings,
+    prepare_dialogue,
+    user_backend_settings,
+)
 from selfinstruct.stages.distill import DistillJob, prepare_distill
 from selfinstruct.stages.export import ExportResult, export_run
 from selfinstruct.stages.generate import (
@@ -257,6 +263,48 @@ async def adistill(source: str | Path, out: str | Path, *, force: bool = False,
 def distill(source: str | Path, out: str | Path, **settings: Any) -> StageStats:
     """:func:`adistill`, run to the end."""
     return run_sync(adistill(source, out, **settings))
+
+
+#: ``dialogue`` keywords that are not settings: a flag read into one, and the simulated
+#: user's own model (``user_backend``: a ready backend object, like ``backend``).
+_DIALOGUE_FLAGS = {"system_file", "user_model", "user_base_url", "user_backend"}
+
+
+def dialogue_job(source: str | Path, out: str | Path, *, force: bool = False,
+                 **settings: Any) -> DialogueJob:
+    """Read the topics of ``source``, plan the conversations, load the prompts and check
+    a resumed run (``--dry-run`` stops here); nothing is sent or written."""
+    own = _own(settings, _fields(DialogueSettings) | _DIALOGUE_FLAGS, "dialogue")
+    backend = _backend(settings)
+    user_given = own.pop("user_backend", None)
+    user = user_backend_settings(backend, own.pop("user_model", None),
+                                 own.pop("user_base_url", None))
+    return prepare_dialogue(Path(source), Path(out), own, backend, user=user,
+                            user_backend=user_given, force=force)
+
+
+async def adialogue(source: str | Path, out: str | Path, *, force: bool = False,
+                    progress: Callable[[StageStats], None] | None = None,
+                    interrupt: asyncio.Event | None = None, **settings: Any) -> StageStats:
+    """Multi-turn conversations about the topics of ``source`` (a topics file, one a
+    line or JSONL with ``topic`` / ``persona`` / ``system``, or a dataset whose
+    ``field`` is the topic) into ``out``/``dialogues.jsonl`` (resumed if it exists).
+
+    The keywords are ``dialogue``'s flags: ``mode`` ("script" or "self-chat"),
+    ``turns``, ``min_turns``, ``num_dialogues``, ``outline``, ``system`` or
+    ``system_file``, ``personas``, ``field``, ``language``, ``max_turn_similarity``,
+    ``drift_floor``, ``stop_phrase``, ``temperature``, ``max_tokens``, ``seed``,
+    ``prompt_dir``, ``user_model`` / ``user_base_url`` (or ``user_backend``, a ready
+    backend) for the simulated user, and the backend's.
+    """
+    job = dialogue_job(source, out, force=force, **settings)
+    backend = {k: v for k, v in settings.items() if k not in _DIALOGUE_FLAGS}
+    return await _execute(job, backend, progress=progress, interrupt=interrupt)
+
+
+def dialogue(source: str | Path, out: str | Path, **settings: Any) -> StageStats:
+    """:func:`adialogue`, run to the end."""
+    return run_sync(adialogue(source, out, **settings))
 
 
 def score_job(source: str | Path, out: str | Path | None = None, *, force: bool = False,

@@ -14,7 +14,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -509,6 +509,77 @@ def distill(
     with reported_errors():
         job = prepare_distill(source, out, flags, backend, force=force, reparse=reparse,
                               retry_rejected=retry_rejected)
+        run_job(job, Connection(backend), dry_run=dry_run)
+
+
+@app.command()
+@with_backend_options
+@with_executor_options
+def dialogue(
+    source: Annotated[Path, typer.Argument(
+        metavar="SOURCE", help="Topics: a text file (one a line), JSONL with topic and "
+        "optional persona / system, or a run directory / dataset (--field).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (resumed if it "
+                                      "exists).")],
+    mode: Annotated[Literal["script", "self-chat"], typer.Option(
+        help="script: the model writes each whole conversation in one answer; self-chat: "
+             "a simulated user and the assistant take turns, one request a turn.")]
+    = "script",
+    turns: Annotated[int, typer.Option(help="Exchanges (a user turn and its answer) per "
+                                       "conversation.")] = 4,
+    min_turns: Annotated[int | None, typer.Option(
+        help="Reject conversations with fewer exchanges (default: 2, or 1 with --turns "
+             "1).")] = None,
+    num_dialogues: Annotated[int | None, typer.Option(
+        "--num-dialogues", "-n", help="Conversations in all (default: one per topic; more "
+        "reuse the topics with other personas and seeds).")] = None,
+    outline: Annotated[bool, typer.Option(help="script: ask for an outline first, then the "
+                                          "conversation that follows it.")] = False,
+    system: Annotated[str | None, typer.Option(help="The assistant's system prompt.")] = None,
+    system_file: Annotated[Path | None, typer.Option(help="The system prompt from a file.")]
+    = None,
+    personas: Annotated[Path | None, typer.Option(
+        help="Personas of the simulated user, one a line (default: the bundled list).")]
+    = None,
+    field: Annotated[str, typer.Option(help="The field of a dataset's records that holds "
+                                       "the topic.")] = "instruction",
+    language: Annotated[LanguageChoice, typer.Option(
+        help="Prompts and the wrong_language filter (auto: each topic's own).")] = "auto",
+    max_turn_similarity: Annotated[float, typer.Option(
+        help="Reject a conversation where a turn's ROUGE-L to an earlier turn of the same "
+             "speaker is above this.")] = 0.7,
+    drift_floor: Annotated[float | None, typer.Option(
+        help="Reject a conversation with an exchange sharing less than this share of the "
+             "topic's words (default: off).")] = None,
+    stop_phrase: Annotated[str, typer.Option(
+        help="self-chat: what the simulated user writes to end early.")] = "[END]",
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = 0.8,
+    max_tokens: Annotated[int | None, typer.Option(
+        help="Token limit per answer (default: 4096 a script, 1024 a turn).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the requests.")] = 0,
+    prompt_dir: Annotated[Path | None, typer.Option(
+        help="Your own dialogue_*.txt templates (LANG/ subfolders).")] = None,
+    user_model: Annotated[str | None, typer.Option(
+        help="self-chat: the simulated user's model (default: the assistant's).")] = None,
+    user_base_url: Annotated[str | None, typer.Option(
+        help="self-chat: the simulated user's server (default: --base-url).")] = None,
+    structured: STRUCTURED = None,
+    force: Annotated[bool, typer.Option(
+        help="Resume even though the topics, mode or prompts changed.")] = False,
+    dry_run: DRY_RUN = False,
+    backend: BackendSettings = NO_BACKEND,
+) -> None:
+    """Multi-turn conversations about your topics: scripted, or a simulated user and the
+    assistant taking turns."""
+    flags = dict(locals())
+    for name in ("source", "out", "force", "dry_run", "backend", "structured",
+                 "user_model", "user_base_url"):
+        flags.pop(name)
+    from selfinstruct.stages.dialogue import prepare_dialogue, user_backend_settings
+
+    with reported_errors():
+        user = user_backend_settings(backend, user_model, user_base_url)
+        job = prepare_dialogue(source, out, flags, backend, user=user, force=force)
         run_job(job, Connection(backend), dry_run=dry_run)
 
 

@@ -45,6 +45,10 @@ class Request:
     schema: Mapping[str, Any] | None = field(default=None, hash=False)
     #: The schema's short name, which OpenAI-style servers require (``[A-Za-z0-9_-]``).
     schema_name: str = "answer"
+    #: Earlier turns of a conversation, ``(role, content)`` with role ``user`` or
+    #: ``assistant``, between the system message and the prompt: a multi-turn chat
+    #: (``dialogue --mode self-chat``) sends the conversation so far, not a summary of it.
+    history: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,17 +137,24 @@ async def preflight(backend: Backend) -> None:
 
 
 def chat_messages(request: Request) -> list[dict[str, str]]:
-    """The chat turns of ``request``: its system message (if any), then the prompt."""
-    messages = [{"role": "user", "content": request.prompt}]
+    """The chat turns of ``request``: its system message (if any), the earlier turns of
+    the conversation (if any), then the prompt."""
+    messages = [{"role": role, "content": content} for role, content in request.history]
+    messages.append({"role": "user", "content": request.prompt})
     if request.system:
         messages.insert(0, {"role": "system", "content": request.system})
     return messages
 
 
 def raw_prompt(request: Request) -> str:
-    """The text a completions API gets: a raw prompt has no system turn, so the system
-    message goes in front of it."""
-    return f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+    """The text a completions API gets: a raw prompt has no system turn or earlier turns,
+    so the system message and then the conversation so far (one ``Role: text`` paragraph
+    a turn) go in front of it."""
+    if not request.history:
+        return f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+    turns = [f"{role.capitalize()}: {content}" for role, content in request.history]
+    parts = [request.system or "", *turns, f"User: {request.prompt}", "Assistant:"]
+    return "\n\n".join(part for part in parts if part)
 
 
 def sampling_fields(request: Request) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from selfinstruct.reporting.verbs import VerbCounts, count_verbs
 from selfinstruct.runs.dataset import read_dataset
 from selfinstruct.runs.layout import (
     CONFIG_FILE,
+    DIALOGUES_FILE,
     INSTANCES_FILE,
     INSTRUCTIONS_FILE,
     REASONING_FILE,
@@ -146,6 +147,8 @@ def funnels(run: Path) -> list[Funnel]:
     if (run / REASONING_FILE).exists():
         kept = sum(1 for _ in read_jsonl(run / REASONING_FILE))
         found.append(_funnel("reason", "traces", rejected["reason"], kept))
+    if (run / DIALOGUES_FILE).exists():
+        found.append(dialogue_funnel(run, rejected["dialogue"]))
     if (run / SCORES_FILE).exists() or rejected["score"]:
         kept = sum(1 for _ in read_jsonl(run / SCORES_FILE))
         found.append(_funnel("score", "verdicts", rejected["score"], kept,
@@ -158,6 +161,14 @@ def funnels(run: Path) -> list[Funnel]:
                             [(k, v) for k, v in taken.most_common() if v], export["kept"],
                             f"{export.get('edited', 0)} edited in review"))
     return found
+
+
+def dialogue_funnel(run: Path, rejected: Counter[str]) -> Funnel:
+    """The conversations kept and rejected, with how many exchanges the kept ones have."""
+    lengths = Counter(len(r.get("messages") or []) // 2 for r in read_jsonl(run / DIALOGUES_FILE))
+    shape = ", ".join(f"{count} of {turns}" for turns, count in sorted(lengths.items()))
+    return _funnel("dialogue", "conversations", rejected, sum(lengths.values()),
+                   f"exchanges per conversation: {shape or 'none kept'}")
 
 
 def _funnel(stage: str, unit: str, rejected: Counter[str], kept: int, note: str = "") -> Funnel:

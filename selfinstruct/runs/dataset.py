@@ -18,6 +18,7 @@ from typing import Any, Literal
 from selfinstruct.errors import UserError
 from selfinstruct.runs.layout import (
     CONFIG_FILE,
+    DIALOGUES_FILE,
     DISTILLED_FILE,
     INSTANCES_FILE,
     INSTRUCTIONS_FILE,
@@ -27,6 +28,7 @@ from selfinstruct.runs.layout import (
 from selfinstruct.runs.pairs import (
     TrainingExample,
     check_parts,
+    dialogue_turns,
     distilled_key,
     instance_key,
     load_examples,
@@ -37,9 +39,9 @@ from selfinstruct.runs.seeds import load_seeds
 from selfinstruct.runs.store import read_json, read_jsonl
 
 #: Which of a run directory's files ``export --data`` reads (``auto``: the one it has).
-ExportData = Literal["auto", "instances", "reasoning", "distilled"]
+ExportData = Literal["auto", "instances", "reasoning", "distilled", "dialogues"]
 #: Files that make a directory a run of its own, whatever its config says it scored.
-RUN_DATA = (INSTRUCTIONS_FILE, REASONING_FILE, DISTILLED_FILE)
+RUN_DATA = (INSTRUCTIONS_FILE, REASONING_FILE, DISTILLED_FILE, DIALOGUES_FILE)
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,13 @@ def run_examples(
     """Every usable example of a run directory: its instances (and seeds, when asked), its
     reasoning traces or its distilled records (``auto`` picks ``distilled.jsonl``, else
     ``reasoning.jsonl``, when the directory has one). ``fields`` (``export --map``) picks
-    the record fields of distilled examples."""
+    the record fields of distilled examples. A ``dialogue`` run's conversations are
+    examples of many turns."""
+    if data == "dialogues" or (data == "auto" and (run_dir / DIALOGUES_FILE).exists()):
+        if include_seeds or fields:
+            raise UserError("--include-seeds and --map are for single-turn data; a dialogue "
+                            "run exports its conversations as they are")
+        return dialogue_examples(run_dir)
     if data == "distilled" or (data == "auto" and (run_dir / DISTILLED_FILE).exists()):
         if include_seeds:
             raise UserError("--include-seeds adds seed tasks to a generated pool; it does "
@@ -175,6 +183,21 @@ def distilled_examples(run_dir: Path,
             fields=record))
     if not examples:
         raise UserError(f"{run_dir}: no distilled records to export; run selfinstruct distill")
+    return examples
+
+
+def dialogue_examples(run_dir: Path) -> list[TrainingExample]:
+    """The conversations of a ``dialogue`` run, each with its system prompt, under its id."""
+    examples = []
+    for record in read_jsonl(run_dir / DIALOGUES_FILE):
+        turns = dialogue_turns([(str(m.get("role")), m.get("content"))
+                                for m in record.get("messages") or [] if isinstance(m, dict)])
+        if turns:
+            examples.append(TrainingExample(turns[0][1], "", turns[-1][1], None,
+                                            str(record["id"]), record.get("system") or None,
+                                            fields=record, turns=turns))
+    if not examples:
+        raise UserError(f"{run_dir}: no conversations to export; run selfinstruct dialogue")
     return examples
 
 

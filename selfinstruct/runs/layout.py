@@ -24,6 +24,9 @@ PASS_RATES_FILE = "pass_rates.jsonl"
 SCORES_FILE = "scores.jsonl"
 REVIEW_FILE = "review.jsonl"
 DISTILLED_FILE = "distilled.jsonl"
+DIALOGUES_FILE = "dialogues.jsonl"
+#: The journal of a dialogue run: every answer (a turn, an outline) as it arrives.
+TURNS_FILE = "turns.jsonl"
 
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from selfinstruct.errors import UserError
 from selfinstruct.runs.readers import check_unique_ids, iter_objects, json_type
+from selfinstruct.text.dialogues import Turn, normalise_role, transcript
 
 ANSWER_FIELDS = ("output", "answer", "response")
 #: A distilled record's answer is the parsed one; ``response`` is the raw text.
@@ -48,6 +49,10 @@ class TrainingExample:
     #: The record the example was read from (a distilled record keeps its row's columns),
     #: for ``score --context``; empty where there is none.
     fields: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: A multi-turn conversation's turns, ``(role, content)``, user first and the
+    #: assistant last (empty: one exchange). ``instruction`` is then its first user turn
+    #: and ``output`` its last answer, which a reviewer's edit replaces.
+    turns: tuple[tuple[str, str], ...] = ()
 
     @property
     def prompt(self) -> str:
@@ -66,13 +71,20 @@ class Answered:
     input: str
     output: str
     context: tuple[tuple[str, str], ...] = ()
+    #: A conversation's turns (the judge rates the whole of it); empty for one exchange.
+    turns: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, example: TrainingExample, context: Sequence[str] = ()) -> Answered:
         """The judge's view of an example (its trace and system prompt are not judged),
-        with the ``context`` fields of its record that it has."""
+        with the ``context`` fields of its record that it has; a conversation's input is
+        its transcript, which is what a review sheet shows."""
         shown = tuple((name, text_value(example.fields[name])) for name in context
                       if example.fields.get(name) not in (None, ""))
+        if example.turns:
+            text = transcript([Turn(role, content) for role, content in example.turns])
+            return cls(example.key, example.instruction, text, example.output, shown,
+                       example.turns)
         return cls(example.key, example.instruction, example.input, example.output, shown)
 
 
@@ -152,7 +164,7 @@ def _example(path: Path, line: int, value: Any, parts: Mapping[str, str],
         field = "prompt"
     for turns in ("conversations", "messages"):
         if field not in value and isinstance(value.get(turns), list):
-            return _conversation(path, line, key, value[turns], turns)
+            return _conversation(path, line, key, value, turns)
     text = value.get(field)
     answers = [parts["output"]] if "output" in parts else (
         DISTILLED_ANSWER_FIELDS if distilled else ANSWER_FIELDS)
@@ -173,18 +185,39 @@ def _example(path: Path, line: int, value: Any, parts: Mapping[str, str],
                            value)
 
 
-def _conversation(path: Path, line: int, key: str, turns: list[Any],
+def _conversation(path: Path, line: int, key: str, record: Mapping[str, Any],
                   name: str) -> TrainingExample:
-    """The first human turn and the assistant turn right after it (and a system turn
-    before them, with the assistant's ``reasoning_content``)."""
+    """A conversation of two or more exchanges, whole (what ``dialogue`` writes, and
+    multi-turn ShareGPT / ``messages``); else the first human turn and the assistant
+    turn right after it (and a system turn before them, with the assistant's
+    ``reasoning_content``)."""
+    turns: list[Any] = record[name]
     texts = [(str(t.get("from") or t.get("role")), t.get("value", t.get("content")), t)
              for t in turns if isinstance(t, dict)]
+    own = record.get("system")
     system = next((text.strip() for role, text, _ in texts
-                   if role == "system" and isinstance(text, str) and text.strip()), None)
+                   if role == "system" and isinstance(text, str) and text.strip()),
+                  own.strip() or None if isinstance(own, str) else None)
+    whole = dialogue_turns([(role, text) for role, text, _ in texts if role != "system"])
+    if len(whole) >= 4:
+        return TrainingExample(whole[0][1], "", whole[-1][1], None, key, system,
+                               fields=record, turns=whole)
     for position, (role, text, _) in enumerate(texts[:-1]):
         reply_role, reply, turn = texts[position + 1]
         if (role in _HUMAN and reply_role in _ASSISTANT and isinstance(text, str)
                 and isinstance(reply, str) and text.strip()):
             trace = text_value(turn.get("reasoning_content")) or None
-            return TrainingExample(text.strip(), "", reply.strip(), trace, key, system)
+            return TrainingExample(text.strip(), "", reply.strip(), trace, key, system,
+                                   fields=record)
     raise UserError(f"{path}:{line}: no human/user turn followed by an answer in {name!r}")
+
+
+def dialogue_turns(turns: list[tuple[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """``turns`` as ``(user|assistant, text)`` when they are a whole conversation (user
+    first, taking turns, the assistant last, no turn empty); else ()."""
+    whole = tuple((normalise_role(role), text.strip() if isinstance(text, str) else "")
+                  for role, text in turns)
+    if len(whole) % 2 or any(not text for _, text in whole):
+        return ()
+    expected = ("user", "assistant") * (len(whole) // 2)
+    return whole if tuple(role for role, _ in whole) == expected else ()

@@ -15,14 +15,16 @@ from selfinstruct.runs.bundled import data_dir
 from selfinstruct.text.rubric import Dimension, RubricError, parse_rubric
 
 
-def rubric_path(rubric: Path | None, language: Language) -> Path:
-    """The file a run's rubric comes from."""
-    return rubric if rubric is not None else data_dir("prompts") / language / "rubric.txt"
+def rubric_path(rubric: Path | None, language: Language, bundled: str = "rubric.txt") -> Path:
+    """The file a run's rubric comes from: ``rubric``, else the bundled file ``bundled``
+    (``dialogue_rubric.txt`` for conversations)."""
+    return rubric if rubric is not None else data_dir("prompts") / language / bundled
 
 
-def load_rubric(rubric: Path | None, language: Language) -> tuple[Dimension, ...]:
+def load_rubric(rubric: Path | None, language: Language,
+                bundled: str = "rubric.txt") -> tuple[Dimension, ...]:
     """The dimensions of ``rubric`` (or the bundled rubric for ``language``)."""
-    path = rubric_path(rubric, language)
+    path = rubric_path(rubric, language, bundled)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:

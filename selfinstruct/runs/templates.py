@@ -20,7 +20,8 @@ from selfinstruct.runs.seeds import Instance, SeedTask
 
 PromptStyle = Literal["self-instruct", "alpaca"]
 TemplateName = Literal[
-    "self-instruct", "alpaca", "classify", "input-first", "output-first", "judge"
+    "self-instruct", "alpaca", "classify", "input-first", "output-first", "judge",
+    "dialogue-script", "dialogue-outline", "dialogue-user", "dialogue-judge",
 ]
 
 _FILES: dict[TemplateName, str] = {
@@ -30,6 +31,10 @@ _FILES: dict[TemplateName, str] = {
     "input-first": "input_first.txt",
     "output-first": "output_first.txt",
     "judge": "judge.txt",
+    "dialogue-script": "dialogue_script.txt",
+    "dialogue-outline": "dialogue_outline.txt",
+    "dialogue-user": "dialogue_user.txt",
+    "dialogue-judge": "dialogue_judge.txt",
 }
 _PLACEHOLDERS: dict[TemplateName, frozenset[str]] = {
     "self-instruct": frozenset({"tasks", "next"}),
@@ -39,6 +44,10 @@ _PLACEHOLDERS: dict[TemplateName, frozenset[str]] = {
     "output-first": frozenset({"instruction", "count"}),
     "judge": frozenset({"dimensions", "low", "high", "instruction", "input", "output",
                         "answer_format", "context"}),
+    "dialogue-script": frozenset({"topic", "persona", "system", "turns", "outline"}),
+    "dialogue-outline": frozenset({"topic", "persona", "system", "turns"}),
+    "dialogue-user": frozenset({"topic", "persona", "turns", "stop"}),
+    "dialogue-judge": frozenset({"dimensions", "low", "high", "transcript", "answer_format"}),
 }
 
 #: How one example is written in each language; the parser reads the same shapes back.

@@ -11,7 +11,9 @@ JSONL, and plain ``text`` JSONL (the answers alone, for continued pre-training).
 the file, a LLaMA-Factory ``dataset_info.json`` entry names the file and maps its
 columns, so ``dataset: NAME`` in a training config is all a user writes. Every format
 gives the same user turn: instruction and input joined by one newline, as
-LLaMA-Factory's own Alpaca converter joins them.
+LLaMA-Factory's own Alpaca converter joins them. A conversation of ``dialogue`` keeps
+all its turns: every one in ShareGPT and ``messages``, the earlier exchanges in the
+``history`` column LLaMA-Factory reads beside Alpaca's last one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from selfinstruct.runs.layout import update_stats
 from selfinstruct.runs.pairs import TrainingExample
 from selfinstruct.runs.store import read_json, write_atomic, write_json_atomic
 from selfinstruct.stages.curate import Curated, curate_dataset
+from selfinstruct.text.dialogues import Turn, transcript
 from selfinstruct.text.thinking import split_thinking
 
 ExportFormat = Literal["alpaca", "sharegpt", "messages", "text"]
@@ -81,6 +84,8 @@ def response(example: TrainingExample, think: ThinkStyle) -> str:
 
 
 def _record(example: TrainingExample, fmt: ExportFormat, think: ThinkStyle) -> dict[str, Any]:
+    if example.turns:
+        return _conversation(example, fmt)
     answer = response(example, think)
     separate = bool(example.reasoning) and think == "field"
     if fmt == "text":
@@ -102,16 +107,45 @@ def _record(example: TrainingExample, fmt: ExportFormat, think: ThinkStyle) -> d
     return {"conversations" if fmt == "sharegpt" else "messages": turns}
 
 
+def _conversation(example: TrainingExample, fmt: ExportFormat) -> dict[str, Any]:
+    """A multi-turn example: every turn in the chat formats (the system prompt first);
+    in Alpaca the last exchange, with the ones before it in LLaMA-Factory's ``history``
+    column (``[[user, assistant], …]``); in ``text`` the whole transcript. The last
+    answer is ``example.output``, so a reviewer's edit of it is what is exported."""
+    turns = [*example.turns[:-1], (example.turns[-1][0], example.output)]
+    if fmt == "text":
+        return {"text": transcript([Turn(role, content) for role, content in turns])}
+    if fmt == "alpaca":
+        pairs = [[turns[i][1], turns[i + 1][1]] for i in range(0, len(turns) - 2, 2)]
+        record: dict[str, Any] = {"instruction": turns[-2][1], "input": "",
+                                  "output": turns[-1][1], "history": pairs}
+        if example.system:
+            record["system"] = example.system
+        return record
+    role, content, names = (("from", "value", {"user": "human", "assistant": "gpt"})
+                            if fmt == "sharegpt" else
+                            ("role", "content", {"user": "user", "assistant": "assistant"}))
+    messages = [{role: names[speaker], content: text} for speaker, text in turns]
+    if example.system:
+        messages.insert(0, {role: "system", content: example.system})
+    return {"conversations" if fmt == "sharegpt" else "messages": messages}
+
+
 def dataset_info_entry(fmt: ExportFormat, file_name: str,
-                       system: bool = False) -> dict[str, Any]:
+                       system: bool = False, history: bool = False) -> dict[str, Any]:
     """LLaMA-Factory's ``dataset_info.json`` entry for a file of ``fmt``; ``system`` when
-    the records carry a system prompt (a column, or a first turn with the system tag)."""
+    the records carry a system prompt (a column, or a first turn with the system tag),
+    ``history`` when Alpaca records carry earlier exchanges. The chat formats need
+    nothing more for many turns: LLaMA-Factory reads every turn of a ShareGPT or
+    ``messages`` record."""
     if fmt == "text":
         return {"file_name": file_name, "columns": {"prompt": "text"}}
     if fmt == "alpaca":
         columns = {"prompt": "instruction", "query": "input", "response": "output"}
         if system:
             columns["system"] = "system"
+        if history:
+            columns["history"] = "history"
         return {"file_name": file_name, "columns": columns}
     if fmt == "sharegpt":
         return {
@@ -177,7 +211,8 @@ def export_run(
             write_json_atomic(info_path, info)
         return ExportResult(path, len(examples), info_path, None, curated, skipped,
                             note=FIELD_NOTE)
-    info[name] = dataset_info_entry(fmt, path.name, any(e.system for e in examples))
+    info[name] = dataset_info_entry(fmt, path.name, any(e.system for e in examples),
+                                    any(e.turns for e in examples))
     write_json_atomic(info_path, info)
     return ExportResult(path, len(examples), info_path, name, curated, skipped)
 

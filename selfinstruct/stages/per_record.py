@@ -176,11 +176,15 @@ async def run_stage(
     stats: StageStats,
     stop: asyncio.Event,
     progress: Callable[[StageStats], None] | None = None,
+    again_first: bool = False,
 ) -> StageStats:
     """Send every pending record once (retrying failures), calling ``handle`` per answer.
 
     ``handle`` may return a record to send again (an answer it could not use, asked once
-    more); that record is not done yet and goes to the back of the queue.
+    more); that record is not done yet and goes to the back of the queue, or with
+    ``again_first`` to the front: a record that takes many requests (a conversation,
+    one turn each) is then finished before new ones are started, so about C are under
+    way at a time and finished ones come out all along.
 
     The stage's part of ``stats.json`` is saved however the run ends, so an interrupted
     session still leaves its counts for the next one to add to.
@@ -197,7 +201,7 @@ async def run_stage(
     def on_answer(item: WorkItem, completion: Completion) -> bool:
         again = handle(item.record, completion)
         if again is not None:
-            queue.append(WorkItem(again))
+            (queue.appendleft if again_first else queue.append)(WorkItem(again))
             return False
         stats.done += 1
         if progress is not None:

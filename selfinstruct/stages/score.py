@@ -38,10 +38,11 @@ from selfinstruct.runs.pairs import Answered
 from selfinstruct.runs.rubrics import load_rubric, rubric_path
 from selfinstruct.runs.scores import Score, read_scores
 from selfinstruct.runs.store import prepare_out_dir, read_json, read_jsonl
-from selfinstruct.runs.templates import PromptTemplate, load_template
+from selfinstruct.runs.templates import PromptTemplate, TemplateName, load_template
 from selfinstruct.stages.base import Client, Plan
 from selfinstruct.stages.base import check_resume as shared_check_resume
 from selfinstruct.stages.per_record import StageSettings, StageStats, run_stage, stage_files
+from selfinstruct.text.dialogues import Turn, transcript
 from selfinstruct.text.rubric import Dimension, RubricError, Scale, answer_format, describe
 from selfinstruct.text.verdicts import Verdict, read_verdict, verdict_schema
 
@@ -58,6 +59,10 @@ _CONTEXT: dict[Language, str] = {
     "en": "The facts the response must be grounded in (check it against them):",
     "zh": "回答必须依据的资料（请据此核对回答）：",
 }
+
+#: The bundled rubric of each judge template (``prompts/LANG/…``).
+BUNDLED_RUBRICS: dict[TemplateName, str] = {"judge": "rubric.txt",
+                                            "dialogue-judge": "dialogue_rubric.txt"}
 
 
 @dataclass(frozen=True)
@@ -126,21 +131,28 @@ class Judge:
     settings: ScoreSettings = field(default_factory=ScoreSettings)
 
     def prompt(self, example: Answered, attempt: int = 0) -> str:
-        """The judge's prompt for ``example``; a retry adds a reminder of the format."""
+        """The judge's prompt for ``example``; a retry adds a reminder of the format.
+        A conversation is judged whole, from its transcript."""
         scale = self.settings.scale
+        common = {"dimensions": describe(self.dimensions), "low": scale.low,
+                  "high": scale.high, "answer_format": answer_format(self.dimensions, scale)}
         language = self.template.language
         context = ""
         if example.context:
             facts = "\n".join(f"{name}: {value}" for name, value in example.context)
             context = f"{_CONTEXT[language]}\n{facts}\n\n"
-        given = example.input or _NO_INPUT[language]
-        if context and "{context}" not in self.template.text:  # a template of the user's own
-            given, context = f"{given}\n\n{context.rstrip()}", ""
-        text = self.template.render(
-            dimensions=describe(self.dimensions), low=scale.low, high=scale.high,
-            instruction=example.instruction, input=given, context=context,
-            output=example.output, answer_format=answer_format(self.dimensions, scale),
-        )
+        if self.template.name == "dialogue-judge":
+            turns = example.turns or (("user", example.instruction),
+                                      ("assistant", example.output))
+            text = self.template.render(**common, transcript=context + transcript(
+                [Turn(role, content) for role, content in turns], language))
+        else:
+            given = example.input or _NO_INPUT[language]
+            if context and "{context}" not in self.template.text:  # the user's own template
+                given, context = f"{given}\n\n{context.rstrip()}", ""
+            text = self.template.render(
+                **common, instruction=example.instruction, input=given, context=context,
+                output=example.output)
         return f"{text}\n\n{REMINDER[language]}" if attempt else text
 
     def request(self, example: Answered, sample: int, attempt: int = 0) -> Request:
@@ -360,9 +372,12 @@ def make_judge(
     source: Path, examples: list[Answered], *, rubric: Path | None, language: str,
     settings: ScoreSettings, prompt_dir: Path | None = None,
 ) -> Judge:
-    """The rubric and the judge template in the data's language."""
+    """The rubric and the judge template in the data's language: for conversations (of
+    ``dialogue``, or multi-turn files) the dialogue judge and its rubric."""
     lang = source_language(source, examples, language)
-    return Judge(load_rubric(rubric, lang), load_template("judge", lang, prompt_dir), settings)
+    name: TemplateName = ("dialogue-judge" if any(e.turns for e in examples) else "judge")
+    return Judge(load_rubric(rubric, lang, BUNDLED_RUBRICS[name]),
+                 load_template(name, lang, prompt_dir), settings)
 
 
 def prepare_score(source: Path, out_dir: Path | None, settings: ScoreSettings,
@@ -384,7 +399,8 @@ def score_config(source: Path, judge: Judge, rubric: Path | None, field: str) ->
     return {
         "source": str(source.resolve()),
         "field": field,
-        "rubric": str(rubric_path(rubric, judge.template.language)),
+        "rubric": str(rubric_path(rubric, judge.template.language,
+                                  BUNDLED_RUBRICS[judge.template.name])),
         "dimensions": [d.name for d in judge.dimensions],
         "scale": str(settings.scale),
         "language": judge.template.language,

@@ -28,6 +28,7 @@ __all__ = [
     "alpaca_schema",
     "answer_schema",
     "classify_schema",
+    "dialogue_schema",
     "input_first_schema",
     "output_first_schema",
     "task_list_schema",
@@ -106,3 +107,12 @@ def output_first_schema(count: int) -> AnswerSchema:
         "labelled_examples",
         _object({"labels": _array(_STRING, LABEL_LIMIT), "examples": _array(example, count)}),
     )
+
+
+def dialogue_schema(turns: int) -> AnswerSchema:
+    """Dialogue script: ``{"messages": [{"role": "user" | "assistant", "content"}, …]}``,
+    ``turns`` exchanges (two messages each) at most."""
+    message = _object({"role": {"type": "string", "enum": ["user", "assistant"]},
+                       "content": _STRING})
+    messages = {"type": "array", "items": message, "minItems": 2, "maxItems": 2 * turns}
+    return AnswerSchema("dialogue", _object({"messages": messages}))
