@@ -105,7 +105,10 @@ def test_separator_and_text(text, finish, fmt, expected):
      # a stop string other than the separator does not excuse a missing separator
      ("positive, because", "stop", AnswerFormat("separator", stop=("\n\n",)), "no_separator"),
      ("#### only reasoning", "stop", AnswerFormat("separator"), "empty"),
-     ('[{"q": "a", "a": "b"}, {"q":', "length", JSON_QA, "truncated"),
+     # cut inside its only item: nothing complete to keep (a list with complete items
+     # keeps them: test_a_cut_list_keeps_its_complete_items)
+     ('[{"q": "a", "a":', "length", JSON_QA, "truncated"),
+     ('{"q": "a", "a": "b", "n":', "length", JSON_QA, "truncated"),
      ("<think>still going", "length", AnswerFormat(), "truncated"),
      ("<think>done</think>   ", "stop", AnswerFormat(), "empty"),
      ("", "stop", AnswerFormat(), "empty")],
@@ -114,6 +117,15 @@ def test_rejections(text, finish, fmt, name):
     parsed = parse_answer(text, None, finish, fmt)
     assert parsed.items == []
     assert [r.filter for r in parsed.rejections] == [name]
+
+
+def test_a_cut_list_keeps_its_complete_items():
+    """Issue 19: an answer cut by the token limit inside its second item keeps the first
+    (it was paid for) and rejects the cut one alone, with its raw text."""
+    parsed = parse_answer('[{"q": "a", "a": "b"}, {"q":', None, "length", JSON_QA)
+    assert parsed.items == [(0, {"instruction": "a", "output": "b"})]
+    assert [(r.filter, r.item, r.text) for r in parsed.rejections] == [
+        ("truncated_item", 1, '{"q":')]
 
 
 def test_parse_renames():

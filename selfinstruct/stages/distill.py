@@ -20,7 +20,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendSpec
@@ -93,6 +93,12 @@ class DistillSettings:
     #: ``--map``: new field name ← JSON key (``parse="json"`` only).
     renames: Mapping[str, str] = field(default_factory=dict)
     separator: str = "####"
+    #: ``--labels``: the answers allowed (empty: any); an item with another label is
+    #: rejected. Which field is the label: :func:`row_answers.label_field`.
+    labels: tuple[str, ...] = ()
+    #: ``--items``: how many items each JSON answer must hold, or ``"questions"``: one
+    #: per question line of ``questions``; an answer with another count is rejected.
+    items: int | Literal["questions"] | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -106,6 +112,16 @@ class DistillSettings:
             (not self.renames or self.parse == "json", "--map renames JSON keys; it needs "
              "--parse json"),
             (all(self.stop), "--stop must not be empty"),
+            (all(label.strip() for label in self.labels),
+             "--labels: a label is empty; write them comma-separated, e.g. --labels pos,neg"),
+            (len(set(self.labels)) == len(self.labels), "--labels lists a label twice"),
+            (self.items is None or self.items == "questions"
+             or (type(self.items) is int and self.items >= 1),
+             "--items must be a number of at least 1, or questions"),
+            (self.items is None or self.parse == "json", "--items counts the items of a JSON "
+             "list; it needs --parse json"),
+            (self.items != "questions" or self.questions is not None,
+             "--items questions counts the lines of --questions; give --questions too"),
         ]
         for ok, message in checks:
             if not ok:
@@ -139,12 +155,17 @@ class DistillSettings:
             thinking_style=resolve_style(own.get("thinking_style", "auto"), spec.kind,
                                          spec.base_urls),
             renames=_renames(renames if renames is not None else own.get("renames")),
+            labels=_labels(own.get("labels")),
+            items=_items(own.get("items")),
         )
         return cls(**own)
 
-    def answer_format(self) -> AnswerFormat:
-        """How the answers are read."""
-        return AnswerFormat(self.parse, dict(self.renames), self.separator, self.stop)
+    def answer_format(self, questions: int = 0) -> AnswerFormat:
+        """How the answers are read (``questions``: how many question lines there are,
+        the count ``items="questions"`` asks for)."""
+        items = questions if self.items == "questions" else self.items
+        return AnswerFormat(self.parse, dict(self.renames), self.separator, self.stop,
+                            self.labels, items)
 
     def to_json(self) -> dict[str, Any]:
         """The settings as ``config.json`` keeps them."""
@@ -153,7 +174,7 @@ class DistillSettings:
                     questions=str(self.questions) if self.questions else None,
                     shard=f"{self.shard.index}/{self.shard.count}",
                     stop=list(self.stop), extra_body=dict(self.extra_body),
-                    renames=dict(self.renames))
+                    renames=dict(self.renames), labels=list(self.labels))
         return data
 
 
@@ -171,6 +192,8 @@ class DistillJob:
     keys: Mapping[str, str]
     #: What ``config.json`` gets (the settings plus the template texts' fingerprints).
     config: Mapping[str, Any]
+    #: How many question lines ``--questions`` has (0 without it).
+    questions: int = 0
     out_dir: Path = field(default_factory=Path)
     spec: BackendSpec = field(default_factory=BackendSpec)
     name: str = "distill"
@@ -261,7 +284,7 @@ async def distill_run(
     Build the job with :func:`prepare_distill`, which checks the template against the
     columns before anything is sent.
     """
-    answer_format = job.settings.answer_format()
+    answer_format = job.settings.answer_format(job.questions)
     prepare_out_dir(out_dir)
     save_config_section(out_dir, "distill", {**job.config, "model": backend.name})
     with stage_files(out_dir, DISTILLED_FILE) as files:
@@ -304,6 +327,7 @@ def write_answer(files: StageFiles, stats: StageStats, job: DistillJob, item: di
     rejected = [
         {"stage": "distill", "filter": rejection.filter, "detail": rejection.detail,
          "id": item["id"], **({"item": rejection.item} if rejection.item is not None else {}),
+         **({"item_text": rejection.text} if rejection.text is not None else {}),
          "sample": item["sample"], **meta}
         for rejection in parsed.rejections
     ]
@@ -341,7 +365,7 @@ def distilled_record(keys: Mapping[str, str], row: Row, key: str, index: int | N
 
 #: Settings that change what a record means; a resume must not change them silently.
 RECORD_DEFINING = ("input", "template_sha256", "questions_sha256", "system", "parse",
-                   "renames", "separator", "id_field", "fill_na", "sheet")
+                   "renames", "separator", "id_field", "fill_na", "sheet", "labels", "items")
 
 
 def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | None = None,
@@ -357,6 +381,7 @@ def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | No
     template_text = _read_text(settings.user_template, "--user-template")
     questions_text = _read_text(settings.questions, "--questions") if settings.questions else ""
     template = _compile(settings, source, table.columns, template_text, questions_text)
+    questions = sum(1 for line in questions_text.splitlines() if line.strip())
     switch = thinking_switch(settings.thinking,
                              "template" if settings.thinking_style == "auto"
                              else settings.thinking_style,
@@ -371,7 +396,8 @@ def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | No
     if out_dir is not None and not force:
         check_resume(out_dir, config)
     keys = column_keys(table.columns, id_field)
-    return DistillJob(source, settings, rows, template, switch, keys, config)
+    return DistillJob(source, settings, rows, template, switch, keys, config,
+                      questions=questions)
 
 
 def with_ids(table: RowTable, id_field: str | None) -> list[tuple[str, Row]]:
@@ -496,6 +522,26 @@ def _switch(value: bool | str | None) -> bool | None:
     if value not in ("on", "off"):
         raise UserError(f"--thinking {value}: expected on or off")
     return value == "on"
+
+
+def _labels(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``labels=``: several strings, or the flag's comma-separated ones."""
+    if value is None:
+        return ()
+    listed = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(label.strip() for label in listed)
+
+
+def _items(value: int | str | None) -> int | Literal["questions"] | None:
+    """``items=``: a count, or the flag's ``N`` / ``questions``."""
+    if value is None or isinstance(value, int):
+        return value
+    text = value.strip()
+    if text == "questions":
+        return "questions"
+    if not text.isdigit():
+        raise UserError(f"--items {value}: expected a number or questions")
+    return int(text)
 
 
 def _renames(value: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:
