@@ -1,11 +1,23 @@
 """Reading a teacher's answer to one row: text, JSON (object or list, fenced or bare),
-"conclusion #### reasoning"; every answer that cannot be read is a named rejection."""
+"conclusion #### reasoning"; every answer that cannot be read is a named rejection.
+
+Answers as models really write them are fixtures in tests/fixtures/answers/, each with
+the records and rejections the distill answer parser must give for it: ``answer`` (the
+raw text), ``parse`` (``mode`` and, as distill's flags, ``map``, ``labels``, ``items``),
+``finish_reason`` (default ``stop``), ``records`` (each kept item's ``item`` and
+fields) and ``rejections`` (each one's ``filter``, and ``item`` / ``item_text`` where
+given); ``about`` says which failure it is.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
 from selfinstruct.errors import UserError
+from selfinstruct.stages.distill import DistillSettings
 from selfinstruct.text.row_answers import (
     AnswerFormat,
     Rejection,
@@ -134,3 +146,34 @@ def test_parse_renames():
     for bad in (["instruction"], ["=q"], ["a=q", "a=r"]):
         with pytest.raises(UserError, match="--map"):
             parse_renames(bad)
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "answers"
+
+
+def answer_fixtures() -> list[Path]:
+    return sorted(FIXTURES.glob("*.json"))
+
+
+def settings_of(parse: dict) -> DistillSettings:
+    """The distill settings a fixture's ``parse`` stands for."""
+    return DistillSettings(user_template=Path("t.txt"), parse=parse["mode"],
+                           renames=parse.get("map", {}), labels=tuple(parse.get("labels", ())),
+                           items=parse.get("items"))
+
+
+def test_there_are_answer_fixtures():
+    assert len(answer_fixtures()) >= 15
+
+
+@pytest.mark.parametrize("path", answer_fixtures(), ids=lambda path: path.stem)
+def test_answer_fixture(path):
+    case = json.loads(path.read_text(encoding="utf-8"))
+    answer_format = settings_of(case["parse"]).answer_format()
+    parsed = parse_answer(case["answer"], None, case.get("finish_reason", "stop"),
+                          answer_format)
+    assert [{"item": index, **fields} for index, fields in parsed.items] == case["records"]
+    got = [{"filter": r.filter, "item": r.item, "item_text": r.text}
+           for r in parsed.rejections]
+    assert got == [{"item": None, "item_text": None, **r} for r in case["rejections"]]
+    assert all(r.detail for r in parsed.rejections)

@@ -489,9 +489,9 @@ def distill(
                       "--map output=a.")] = None,
     labels: Annotated[str | None, typer.Option(
         help="Allowed labels, comma-separated, e.g. --labels positive,negative: an answer "
-             "with another is rejected (label_not_allowed). Checks the answer (text, "
-             "separator) or, with --parse json, the field label (else output, else the "
-             "first --map field).")] = None,
+             "with another (compared exactly) is rejected (label_not_allowed). Checks the "
+             "answer (text, separator) or, with --parse json, the field label (else output, "
+             "else the first --map field).")] = None,
     items: Annotated[str | None, typer.Option(
         help="N, or questions (one per line of --questions): a JSON answer with another "
              "number of items is rejected whole (wrong_item_count).")] = None,

@@ -4,8 +4,10 @@ Models write JSON that a strict decoder refuses, and answers are paid for, so th
 they really write are read here, by every stage that reads JSON:
 
 * a trailing comma (``{…},\\n]``), Python's quoting (``[{'q': 'x', 'ok': True}]``),
-  ``//``, ``/* */`` and ``#`` comments: repaired by the json-repair library, but only
-  when every repair it reports is one of these harmless ones;
+  ``//``, ``/* */`` and ``#`` comments: written over as strict JSON by the scan that
+  finds the value's end (:mod:`selfinstruct.text.json_scan`), which has one reading of
+  each; what is still not JSON goes to the json-repair library, whose answer is taken
+  only when it reports no repair (a missing comma between two items, say);
 * a fence that is never closed, prose before and after: the value is looked for in
   fenced blocks first, then where a ``{`` or ``[`` in the text starts something that
   looks like JSON;
@@ -31,6 +33,8 @@ from typing import Any
 
 import json_repair
 
+from selfinstruct.text.json_scan import Shape, scan
+
 __all__ = ["JsonRead", "NotRead", "find_json", "json_values", "load_json"]
 
 #: Fenced blocks, ```json or bare ```; the closing fence is missing when the answer was
@@ -50,17 +54,10 @@ _LOOKS_LIKE_JSON = {
     "[": re.compile(r"\[\s*(?:[\"'{\[\]\-0-9]|//|/\*|#"
                     r"|(?:true|false|null|True|False|None)\b)"),
 }
-#: The repairs json-repair reports that change nothing the model meant: comments dropped
-#: and Python's ``None`` written as ``null`` (trailing commas, single quotes and
-#: ``True`` / ``False`` it reads without a report). Any other report means it guessed.
-_HARMLESS_REPAIRS = ("Found line comment", "Found block comment", "Converted unquoted Python")
 #: Not strict: a raw line break inside a string is kept (llama.cpp's grammar lets a model
 #: write one, and the text is still wanted).
 _DECODER = json.JSONDecoder(strict=False)
 _CLOSERS = {"{": "}", "[": "]"}
-#: Characters after which a ``'`` opens a (Python-quoted) string; elsewhere it is an
-#: apostrophe.
-_VALUE_POSITION = frozenset("[{,:")
 
 
 @dataclass(frozen=True)
@@ -84,20 +81,6 @@ class NotRead:
 
     cut: bool
     detail: str
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """The extent of a value, found without decoding it: where its root closes (None
-    when the text ends first), the root's own commas, whether each stretch between them
-    holds anything, where a closing bracket that does not match was met (None: all
-    matched), and, for a value cut off, whether its last stretch is a complete value."""
-
-    end: int | None
-    commas: tuple[int, ...]
-    filled: tuple[bool, ...]
-    mismatch: int | None
-    tail_complete: bool
 
 
 def find_json(text: str) -> JsonRead | NotRead | None:
@@ -157,23 +140,23 @@ def load_json(text: str) -> Any | None:
     value = _strict(body)
     if value is not None:
         return value
-    shape = _scan(body)
+    shape = scan(body)
     if shape.mismatch is not None:
         return None
     if shape.end is None:
         return _closed(body)
-    found = _repaired(body[: shape.end], shape)
+    found = _repaired(shape)
     return found.value if isinstance(found, JsonRead) else None
 
 
-def _candidates(text: str) -> list[tuple[str, _Shape]]:
+def _candidates(text: str) -> list[tuple[str, Shape]]:
     """Each fenced block that opens with a bracket, then each value in the text that
     looks like JSON and is not inside an earlier one, with its shape."""
-    found: list[tuple[str, _Shape]] = []
+    found: list[tuple[str, Shape]] = []
     for match in _FENCE.finditer(text):
         body = match.group("body").strip()
         if body[:1] in ("{", "[") and _looks_like_json(body, 0):
-            found.append((body, _scan(body)))
+            found.append((body, scan(body)))
     position = 0
     for _ in range(_MAX_STARTS):
         start = _START.search(text, position)
@@ -183,7 +166,7 @@ def _candidates(text: str) -> list[tuple[str, _Shape]]:
             position = start.start() + 1
             continue
         body = text[start.start():]
-        shape = _scan(body)
+        shape = scan(body)
         found.append((body, shape))
         if shape.end is not None:
             position = start.start() + shape.end
@@ -207,13 +190,13 @@ def _strict(body: str) -> dict[str, Any] | list[Any] | None:
     return value if isinstance(value, (dict, list)) else None
 
 
-def _lenient(body: str, shape: _Shape) -> JsonRead | NotRead:
+def _lenient(body: str, shape: Shape) -> JsonRead | NotRead:
     """``body`` read by a harmless repair; a list cut off keeps its complete items."""
     if shape.mismatch is not None:
         return NotRead(False, f"a {body[shape.mismatch]!r} closes a bracket it does not "
                        "match")
     if shape.end is not None:
-        return _repaired(body[: shape.end], shape)
+        return _repaired(shape)
     if body.startswith("{"):
         return NotRead(True, "the answer stops inside its JSON object")
     if shape.tail_complete:
@@ -231,101 +214,33 @@ def _lenient(body: str, shape: _Shape) -> JsonRead | NotRead:
 
 def _read_closed(span: str) -> JsonRead | NotRead:
     value = _strict(span)
-    return JsonRead(value) if value is not None else _repaired(span, _scan(span))
+    return JsonRead(value) if value is not None else _repaired(scan(span))
 
 
-def _repaired(span: str, shape: _Shape) -> JsonRead | NotRead:
-    """``span`` (one whole value) as json-repair reads it, when every repair it made is
-    harmless and no item between the root's commas went missing."""
-    try:
-        result = json_repair.loads(span, logging=True)
-    except Exception:  # a third party's parser on arbitrary text: a failure is "unreadable"
-        return NotRead(False, "not JSON, and the repair failed")
-    value, log = result if isinstance(result, tuple) else (result, [])
-    guessed = [entry["text"] for entry in log
-               if not str(entry.get("text", "")).startswith(_HARMLESS_REPAIRS)]
-    if guessed:
-        return NotRead(False, f"not JSON, and reading it would mean guessing ({guessed[0]})")
-    if not isinstance(value, (dict, list)):
-        return NotRead(False, "not a JSON object or list")
-    items = _items_written(shape)
+def _repaired(shape: Shape) -> JsonRead | NotRead:
+    """The whole value ``shape`` was scanned from: as the scan wrote it in strict JSON,
+    else as json-repair reads it when it reports no repair (what it fixes silently, such
+    as a missing comma between two items, has one reading; what it reports, it guessed);
+    and only when no item between the root's commas went missing."""
+    value = _strict(shape.as_json)
+    if value is None:
+        try:
+            result = json_repair.loads(shape.as_json, logging=True)
+        except Exception:  # a third party's parser on any text: failing means unreadable
+            return NotRead(False, "not JSON, and the repair failed")
+        repaired, log = result if isinstance(result, tuple) else (result, [])
+        if log:
+            return NotRead(False, "not JSON, and reading it would mean guessing "
+                           f"({log[0].get('text', 'a repair')})")
+        if not isinstance(repaired, (dict, list)):
+            return NotRead(False, "not a JSON object or list")
+        value = repaired
+    items = shape.items_written()
     if items is None:
         return NotRead(False, "an empty item between two commas")
     if isinstance(value, list) and len(value) < items:
         return NotRead(False, f"{items} items written, {len(value)} read")
     return JsonRead(value)
-
-
-def _items_written(shape: _Shape) -> int | None:
-    """How many items (or members) the root holds by its commas; a trailing comma adds
-    none; None when one between two commas is empty."""
-    filled = list(shape.filled)
-    if filled and not filled[-1]:
-        filled.pop()
-    return None if not all(filled) else len(filled)
-
-
-def _scan(body: str) -> _Shape:
-    """The shape of the value ``body`` starts with: strings (``"`` or Python's ``'``)
-    and comments are skipped, brackets counted."""
-    closers: list[str] = []
-    commas: list[int] = []
-    filled: list[bool] = []
-    holds = False  # whether the stretch since the root's last comma holds anything
-    quote: str | None = None
-    escaped = False
-    last = ""  # the last significant character outside strings and comments
-    index = 0
-    while index < len(body):
-        char = body[index]
-        if quote is not None:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote, last = None, char
-            index += 1
-            continue
-        skip = _comment_end(body, index)
-        if skip is not None:
-            index = skip
-            continue
-        if char.isspace():
-            index += 1
-            continue
-        if char == "," and len(closers) == 1:
-            commas.append(index)
-            filled.append(holds)
-            holds = False
-        elif char in "}]" and len(closers) == 1:
-            if closers.pop() != char:
-                return _Shape(None, tuple(commas), tuple(filled), index, False)
-            return _Shape(index + 1, tuple(commas), (*filled, holds), None, False)
-        else:
-            holds = holds or bool(closers)
-            if char == '"' or (char == "'" and last in _VALUE_POSITION):
-                quote = char
-            elif char in _CLOSERS:
-                closers.append(_CLOSERS[char])
-            elif char in "}]" and (not closers or closers.pop() != char):
-                return _Shape(None, tuple(commas), tuple(filled), index, False)
-        if quote is None:
-            last = char
-        index += 1
-    complete = len(closers) == 1 and quote is None and last in ("}", "]", '"', "'")
-    return _Shape(None, tuple(commas), (*filled, holds), None, complete)
-
-
-def _comment_end(body: str, index: int) -> int | None:
-    """Where the comment starting at ``index`` ends (None: no comment starts there)."""
-    if body.startswith(("//", "#"), index):
-        newline = body.find("\n", index)
-        return len(body) if newline < 0 else newline
-    if body.startswith("/*", index):
-        close = body.find("*/", index + 2)
-        return len(body) if close < 0 else close + 2
-    return None
 
 
 def _closed(body: str) -> Any | None:
