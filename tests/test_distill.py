@@ -577,6 +577,9 @@ def test_labels_and_items_checks(tmp_path):
         return simple_args(tmp_path, "--parse", "json", "--questions", str(tmp_path / "q.txt"),
                            "--labels", labels, "--items", "questions")
 
+    plan = invoke(FakeBackend(script), *args("yes, no"), "--dry-run")
+    assert "checks: label must be one of yes, no" in plan.output
+    assert "checks: each answer must hold 2 items" in plan.output
     result = invoke(FakeBackend(script), *args("yes, no"))
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"

@@ -49,6 +49,7 @@ from selfinstruct.text.row_answers import (
     AnswerFormat,
     ParsedAnswer,
     ParseMode,
+    label_field,
     parse_answer,
     parse_renames,
 )
@@ -243,6 +244,18 @@ class DistillJob:
         temperature = "server default" if request.temperature is None else request.temperature
         lines.append(f"request: max_tokens {request.max_tokens}, temperature {temperature}, "
                      f"stop {list(request.stop)}, extra body {extra or 'none'}")
+        lines += self.checks()
+        return lines
+
+    def checks(self) -> list[str]:
+        """The user's checks on each answer, as the plan lists them."""
+        answer_format = self.settings.answer_format(self.questions)
+        lines = []
+        if answer_format.labels:
+            lines.append(f"checks: {label_field(answer_format)} must be one of "
+                         f"{', '.join(answer_format.labels)}")
+        if answer_format.items is not None:
+            lines.append(f"checks: each answer must hold {answer_format.items} items")
         return lines
 
     async def run(self, client: Client, stop: asyncio.Event,
