@@ -191,7 +191,8 @@ def _strict(body: str) -> dict[str, Any] | list[Any] | None:
 
 
 def _lenient(body: str, shape: Shape) -> JsonRead | NotRead:
-    """``body`` read by a harmless repair; a list cut off keeps its complete items."""
+    """``body`` as the scan rewrote it, or repaired without a guess; a list cut off keeps
+    its complete items."""
     if shape.mismatch is not None:
         return NotRead(False, f"a {body[shape.mismatch]!r} closes a bracket it does not "
                        "match")
@@ -200,7 +201,7 @@ def _lenient(body: str, shape: Shape) -> JsonRead | NotRead:
     if body.startswith("{"):
         return NotRead(True, "the answer stops inside its JSON object")
     if shape.tail_complete:
-        whole = body.rstrip() + "]"
+        whole = body.rstrip() + "\n]"  # on a line of its own: after a // comment too
         found = _read_closed(whole)
         return JsonRead(found.value, None, True) if isinstance(found, JsonRead) else found
     if not shape.commas:

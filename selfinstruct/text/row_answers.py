@@ -203,7 +203,7 @@ def _labels_checked(parsed: ParsedAnswer, answer_format: AnswerFormat) -> Parsed
     kept: list[tuple[int | None, dict[str, Any]]] = []
     rejections: list[Rejection] = []
     for index, fields in parsed.items:
-        checked = name if name in fields or set(fields) != {"answer"} else "answer"
+        checked = _checked_field(fields, name)
         if checked not in fields:
             rejections.append(Rejection("label_not_allowed", f"no {name!r} field to check "
                                         "against --labels", index))
@@ -214,6 +214,12 @@ def _labels_checked(parsed: ParsedAnswer, answer_format: AnswerFormat) -> Parsed
         else:
             kept.append((index, fields))
     return ParsedAnswer(kept, [*parsed.rejections, *rejections], parsed.reasoning)
+
+
+def _checked_field(fields: Mapping[str, Any], name: str) -> str:
+    """The field ``--labels`` checks in one item: ``name``, or ``answer`` for a bare value
+    of a JSON list, whose only field that is."""
+    return "answer" if name not in fields and set(fields) == {"answer"} else name
 
 
 def _label_text(value: Any) -> str:

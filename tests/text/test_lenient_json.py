@@ -75,6 +75,7 @@ def test_nothing_inside_a_value_that_failed_is_taken_for_the_answer():
         ('[{"q": "a"}, {"q": "b', JsonRead([{"q": "a"}], '{"q": "b', True)),
         ('[{"q": "a"}, {"q": "b"}', JsonRead([{"q": "a"}, {"q": "b"}], None, True)),
         ('[{"q": "a"}, {"q": "b"},\n', JsonRead([{"q": "a"}, {"q": "b"}], None, True)),
+        ('[{"q": "a"}, {"q": "b"} // the last', JsonRead([{"q": "a"}, {"q": "b"}], None, True)),
         ('["a", "b", "c', JsonRead(["a", "b"], '"c', True)),
         ("[1, 2, 3", JsonRead([1, 2], "3", True)),  # 3 may be 30: not known complete
         ('[{"q": "a", "r": [1, 2', NotRead(True, "the answer stops inside the first item "
