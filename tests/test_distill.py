@@ -655,3 +655,91 @@ def test_an_empty_answer_is_settled_and_retry_rejected_asks_again(tmp_path):
     assert len(retry.requests) == 1
     assert sorted(r["id"] for r in read(tmp_path / "out" / "distilled.jsonl")) == [
         "row0", "row1", "row2"]
+
+
+def model_json_shapes(request: Request, number: int) -> Completion:
+    """Issue 19: the JSON shapes models write for rows 0-3: a trailing comma, Python
+    quoting, a fence never closed, and a list cut by the token limit in its third item."""
+    n = request.prompt.split()[2]
+    if n == "0":
+        return completion('```json\n[{"q": "0a", "a": "1"},\n {"q": "0b", "a": "2"},\n]\n```')
+    if n == "1":
+        return completion("[{'q': '1a', 'a': True}, {'q': '1b', 'a': None}]")
+    if n == "2":
+        return completion('Here you go:\n```json\n[{"q": "2a", "a": "1"}, {"q": "2b", "a": "2"}]')
+    return completion('[{"q": "3a", "a": "1"}, {"q": "3b", "a": "2"}, {"q": "3c", "a": "cut o',
+                      finish_reason="length")
+
+
+def test_every_json_shape_a_model_writes_is_kept_whole(tmp_path):
+    rows_csv(tmp_path, 4)
+    result = invoke(FakeBackend(model_json_shapes),
+                    *simple_args(tmp_path, "--parse", "json", "--map", "instruction=q",
+                                 "--map", "output=a", "--concurrency", "1"))
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    kept = sorted((r["id"], r["item"], r["instruction"], r["output"])
+                  for r in read(out / "distilled.jsonl"))
+    assert kept == [("row0", 0, "0a", "1"), ("row0", 1, "0b", "2"),
+                    ("row1", 0, "1a", True), ("row1", 1, "1b", None),
+                    ("row2", 0, "2a", "1"), ("row2", 1, "2b", "2"),
+                    ("row3", 0, "3a", "1"), ("row3", 1, "3b", "2")]
+    [cut] = read(out / "rejected.jsonl")
+    assert (cut["filter"], cut["id"], cut["item"], cut["item_text"]) == (
+        "truncated_item", "row3", 2, '{"q": "3c", "a": "cut o')
+    assert cut["finish_reason"] == "length" and cut["response"].endswith("cut o")
+    assert "1 answers or items rejected" in " ".join(result.output.split())
+
+
+def test_labels_and_items_checks(tmp_path):
+    """--labels rejects an item with another label, --items questions an answer with
+    another number of items (whole, raw text kept)."""
+    rows_csv(tmp_path, 3)
+    (tmp_path / "q.txt").write_text("Is it big?\nIs it odd?\n")
+    (tmp_path / "t.txt").write_text("{question}\n{questions}")
+    answers = {"0": '[{"label": "yes"}, {"label": "no"}]',
+               "1": '[{"label": "yes"}, {"label": "maybe"}]',
+               "2": '[{"label": "yes"}]'}
+
+    def script(request: Request, number: int) -> Completion:
+        return completion(answers[request.prompt.split()[2]])
+
+    def args(labels: str) -> list[str]:
+        return simple_args(tmp_path, "--parse", "json", "--questions", str(tmp_path / "q.txt"),
+                           "--labels", labels, "--items", "questions")
+
+    plan = invoke(FakeBackend(script), *args("yes, no"), "--dry-run")
+    assert "checks: label must be one of yes, no" in plan.output
+    assert "checks: each answer must hold 2 items" in plan.output
+    result = invoke(FakeBackend(script), *args("yes, no"))
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    assert sorted((r["id"], r["item"], r["label"]) for r in read(out / "distilled.jsonl")) == [
+        ("row0", 0, "yes"), ("row0", 1, "no"), ("row1", 0, "yes")]
+    rejected = sorted((r["id"], r["filter"], r.get("item"), r["detail"])
+                      for r in read(out / "rejected.jsonl"))
+    assert rejected == [
+        ("row1", "label_not_allowed", 1, "label 'maybe' is not one of --labels yes,no"),
+        ("row2", "wrong_item_count", None, "the JSON list has 1 item; --items asks for 2")]
+    config = json.loads((out / "config.json").read_text())["distill"]
+    assert (config["labels"], config["items"]) == (["yes", "no"], "questions")
+    other = invoke(FakeBackend(script), *args("yes,no,maybe"))  # keeps other records
+    assert other.exit_code == 2
+    assert "this run was started with labels=['yes', 'no']" in " ".join(other.output.split())
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--items", "2"], "--items counts the items of a JSON list; it needs --parse json"),
+     (["--parse", "json", "--items", "questions"], "--items questions counts the lines of "
+      "--questions; give --questions too"),
+     (["--parse", "json", "--items", "0"], "--items must be a number of at least 1"),
+     (["--parse", "json", "--items", "two"], "--items two: expected a number or questions"),
+     (["--labels", "a,,b"], "--labels: a label is empty"),
+     (["--labels", "a,a"], "--labels lists a label twice")],
+)
+def test_check_flag_errors(tmp_path, extra, message):
+    rows_csv(tmp_path, 1)
+    result = invoke(FakeBackend(), *simple_args(tmp_path, *extra))
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())

@@ -1,11 +1,23 @@
 """Reading a teacher's answer to one row: text, JSON (object or list, fenced or bare),
-"conclusion #### reasoning"; every answer that cannot be read is a named rejection."""
+"conclusion #### reasoning"; every answer that cannot be read is a named rejection.
+
+Answers as models really write them are fixtures in tests/fixtures/answers/, each with
+the records and rejections the distill answer parser must give for it: ``answer`` (the
+raw text), ``parse`` (``mode`` and, as distill's flags, ``map``, ``labels``, ``items``),
+``finish_reason`` (default ``stop``), ``records`` (each kept item's ``item`` and
+fields) and ``rejections`` (each one's ``filter``, and ``item`` / ``item_text`` where
+given); ``about`` says which failure it is.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
 from selfinstruct.errors import UserError
+from selfinstruct.stages.distill import DistillSettings
 from selfinstruct.text.row_answers import (
     AnswerFormat,
     Rejection,
@@ -105,7 +117,10 @@ def test_separator_and_text(text, finish, fmt, expected):
      # a stop string other than the separator does not excuse a missing separator
      ("positive, because", "stop", AnswerFormat("separator", stop=("\n\n",)), "no_separator"),
      ("#### only reasoning", "stop", AnswerFormat("separator"), "empty"),
-     ('[{"q": "a", "a": "b"}, {"q":', "length", JSON_QA, "truncated"),
+     # cut inside its only item: nothing complete to keep (a list with complete items
+     # keeps them: test_a_cut_list_keeps_its_complete_items)
+     ('[{"q": "a", "a":', "length", JSON_QA, "truncated"),
+     ('{"q": "a", "a": "b", "n":', "length", JSON_QA, "truncated"),
      ("<think>still going", "length", AnswerFormat(), "truncated"),
      ("<think>done</think>   ", "stop", AnswerFormat(), "empty"),
      ("", "stop", AnswerFormat(), "empty")],
@@ -116,9 +131,49 @@ def test_rejections(text, finish, fmt, name):
     assert [r.filter for r in parsed.rejections] == [name]
 
 
+def test_a_cut_list_keeps_its_complete_items():
+    """Issue 19: an answer cut by the token limit inside its second item keeps the first
+    (it was paid for) and rejects the cut one alone, with its raw text."""
+    parsed = parse_answer('[{"q": "a", "a": "b"}, {"q":', None, "length", JSON_QA)
+    assert parsed.items == [(0, {"instruction": "a", "output": "b"})]
+    assert [(r.filter, r.item, r.text) for r in parsed.rejections] == [
+        ("truncated_item", 1, '{"q":')]
+
+
 def test_parse_renames():
     assert parse_renames(["instruction=q", " output = a "]) == {"instruction": "q",
                                                                 "output": "a"}
     for bad in (["instruction"], ["=q"], ["a=q", "a=r"]):
         with pytest.raises(UserError, match="--map"):
             parse_renames(bad)
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "answers"
+
+
+def answer_fixtures() -> list[Path]:
+    return sorted(FIXTURES.glob("*.json"))
+
+
+def settings_of(parse: dict) -> DistillSettings:
+    """The distill settings a fixture's ``parse`` stands for."""
+    return DistillSettings(user_template=Path("t.txt"), parse=parse["mode"],
+                           renames=parse.get("map", {}), labels=tuple(parse.get("labels", ())),
+                           items=parse.get("items"))
+
+
+def test_there_are_answer_fixtures():
+    assert len(answer_fixtures()) >= 15
+
+
+@pytest.mark.parametrize("path", answer_fixtures(), ids=lambda path: path.stem)
+def test_answer_fixture(path):
+    case = json.loads(path.read_text(encoding="utf-8"))
+    answer_format = settings_of(case["parse"]).answer_format()
+    parsed = parse_answer(case["answer"], None, case.get("finish_reason", "stop"),
+                          answer_format)
+    assert [{"item": index, **fields} for index, fields in parsed.items] == case["records"]
+    got = [{"filter": r.filter, "item": r.item, "item_text": r.text}
+           for r in parsed.rejections]
+    assert got == [{"item": None, "item_text": None, **r} for r in case["rejections"]]
+    assert all(r.detail for r in parsed.rejections)

@@ -494,6 +494,14 @@ def distill(
     retry_rejected: Annotated[bool, typer.Option(
         help="Ask again the rows whose answers were all rejected (a rerun otherwise never "
              "pays twice for an answer).")] = False,
+    labels: Annotated[str | None, typer.Option(
+        help="Allowed labels, comma-separated, e.g. --labels positive,negative: an answer "
+             "with another (compared exactly) is rejected (label_not_allowed). Checks the "
+             "answer (text, separator) or, with --parse json, the field label (else output, "
+             "else the first --map field).")] = None,
+    items: Annotated[str | None, typer.Option(
+        help="N, or questions (one per line of --questions): a JSON answer with another "
+             "number of items is rejected whole (wrong_item_count).")] = None,
     force: Annotated[bool, typer.Option(
         help="Resume even though the template, system prompt or parsing changed.")] = False,
     dry_run: DRY_RUN = False,

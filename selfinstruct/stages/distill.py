@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendSpec
@@ -52,6 +52,7 @@ from selfinstruct.text.row_answers import (
     ParsedAnswer,
     ParseMode,
     find_json,
+    label_field,
     parse_answer,
     parse_renames,
 )
@@ -95,6 +96,12 @@ class DistillSettings:
     #: ``--map``: new field name ← JSON key (``parse="json"`` only).
     renames: Mapping[str, str] = field(default_factory=dict)
     separator: str = "####"
+    #: ``--labels``: the answers allowed (empty: any); an item with another label is
+    #: rejected. Which field is the label: :func:`row_answers.label_field`.
+    labels: tuple[str, ...] = ()
+    #: ``--items``: how many items each JSON answer must hold, or ``"questions"``: one
+    #: per question line of ``questions``; an answer with another count is rejected.
+    items: int | Literal["questions"] | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -107,6 +114,16 @@ class DistillSettings:
             (bool(self.separator), "--separator must not be empty"),
             (not self.renames or self.parse == "json", "--map renames JSON keys; it needs "
              "--parse json"),
+            (all(label.strip() for label in self.labels),
+             "--labels: a label is empty; write them comma-separated, e.g. --labels pos,neg"),
+            (len(set(self.labels)) == len(self.labels), "--labels lists a label twice"),
+            (self.items is None or self.items == "questions"
+             or (type(self.items) is int and self.items >= 1),
+             "--items must be a number of at least 1, or questions"),
+            (self.items is None or self.parse == "json", "--items counts the items of a JSON "
+             "list; it needs --parse json"),
+            (self.items != "questions" or self.questions is not None,
+             "--items questions counts the lines of --questions; give --questions too"),
         ]
         for ok, message in checks:
             if not ok:
@@ -134,12 +151,17 @@ class DistillSettings:
             shard=Shard.of(own.get("shard")),
             teacher=teacher,
             renames=_renames(renames if renames is not None else own.get("renames")),
+            labels=_labels(own.get("labels")),
+            items=_items(own.get("items")),
         )
         return cls(**own)
 
-    def answer_format(self) -> AnswerFormat:
-        """How the answers are read."""
-        return AnswerFormat(self.parse, dict(self.renames), self.separator, self.teacher.stop)
+    def answer_format(self, questions: int = 0) -> AnswerFormat:
+        """How the answers are read (``questions``: how many question lines there are,
+        the count ``items="questions"`` asks for)."""
+        items = questions if self.items == "questions" else self.items
+        return AnswerFormat(self.parse, dict(self.renames), self.separator, self.teacher.stop,
+                            self.labels, items)
 
     def to_json(self) -> dict[str, Any]:
         """The settings as ``config.json`` keeps them."""
@@ -148,7 +170,8 @@ class DistillSettings:
         data.update(user_template=str(self.user_template),
                     questions=str(self.questions) if self.questions else None,
                     shard=f"{self.shard.index}/{self.shard.count}",
-                    renames=dict(self.renames), **self.teacher.to_json())
+                    renames=dict(self.renames), labels=list(self.labels),
+                    **self.teacher.to_json())
         return data
 
 
@@ -165,6 +188,8 @@ class DistillJob:
     keys: Mapping[str, str]
     #: What ``config.json`` gets (the settings plus the template texts' fingerprints).
     config: Mapping[str, Any]
+    #: How many question lines ``--questions`` has (0 without it).
+    questions: int = 0
     out_dir: Path = field(default_factory=Path)
     spec: BackendSpec = field(default_factory=BackendSpec)
     #: Remake the records of every answered row from its stored answer first (no request).
@@ -216,6 +241,18 @@ class DistillJob:
         temperature = "server default" if request.temperature is None else request.temperature
         lines.append(f"request: max_tokens {request.max_tokens}, temperature {temperature}, "
                      f"stop {list(request.stop)}, extra body {extra or 'none'}")
+        lines += self.checks()
+        return lines
+
+    def checks(self) -> list[str]:
+        """The user's checks on each answer, as the plan lists them."""
+        answer_format = self.settings.answer_format(self.questions)
+        lines = []
+        if answer_format.labels:
+            lines.append(f"checks: {label_field(answer_format)} must be one of "
+                         f"{', '.join(answer_format.labels)}")
+        if answer_format.items is not None:
+            lines.append(f"checks: each answer must hold {answer_format.items} items")
         return lines
 
     async def run(self, client: Client, stop: asyncio.Event,
@@ -264,7 +301,7 @@ async def distill_run(
     Build the job with :func:`prepare_distill`, which checks the template against the
     columns before anything is sent.
     """
-    answer_format = job.settings.answer_format()
+    answer_format = job.settings.answer_format(job.questions)
     prepare_out_dir(out_dir)
     save_config_section(out_dir, "distill", {**job.config, "model": backend.name})
     reparsed = reparse_answers(job, out_dir, backend.name) if job.reparse else None
@@ -390,7 +427,7 @@ def reparse_answers(job: DistillJob, out_dir: Path, backend_name: str) -> Counte
             answers.setdefault((record["id"], record["sample"]), record)
         else:
             other_lines.append(record)
-    answer_format = job.settings.answer_format()
+    answer_format = job.settings.answer_format(job.questions)
     kept: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     for (key, sample), stored in answers.items():
@@ -444,6 +481,7 @@ def answer_records(job: DistillJob, item: dict[str, Any], completion: Completion
     rejected = [
         {"stage": "distill", "filter": rejection.filter, "detail": rejection.detail,
          "id": item["id"], **({"item": rejection.item} if rejection.item is not None else {}),
+         **({"item_text": rejection.text} if rejection.text is not None else {}),
          "sample": item["sample"], **meta}
         for rejection in parsed.rejections
     ]
@@ -476,11 +514,12 @@ def distilled_record(keys: Mapping[str, str], row: Row, key: str, index: int | N
 
 
 #: Settings that only decide how answers are read: ``--reparse`` may change them.
-READ_DEFINING = ("parse", "renames", "separator")
+READ_DEFINING = ("parse", "renames", "separator", "labels", "items")
 
 #: Settings that change what a record means; a resume must not change them silently.
 RECORD_DEFINING = ("input", "template_sha256", "questions_sha256", "system", "parse",
-                   "renames", "separator", "id_field", "fill_na", "sheet", "encoding")
+                   "renames", "separator", "id_field", "fill_na", "sheet", "encoding",
+                   "labels", "items")
 
 
 def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | None = None,
@@ -497,6 +536,7 @@ def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | No
     template_text = read_text(settings.user_template, "--user-template")
     questions_text = read_text(settings.questions, "--questions") if settings.questions else ""
     template = _compile(settings, source, table.columns, template_text, questions_text)
+    questions = sum(1 for line in questions_text.splitlines() if line.strip())
     settings.teacher.switch()  # a switch the backend cannot send: an error before any request
     config = {
         **settings.to_json(),
@@ -510,7 +550,7 @@ def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | No
     if out_dir is not None and not force:
         check_resume(out_dir, config, reparse=reparse)
     keys = column_keys(table.columns, id_field)
-    return DistillJob(source, settings, rows, template, keys, config)
+    return DistillJob(source, settings, rows, template, keys, config, questions=questions)
 
 
 def with_ids(table: RowTable, id_field: str | None) -> list[tuple[str, Row]]:
@@ -604,6 +644,26 @@ def _compile(settings: DistillSettings, source: Path, columns: Sequence[str],
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _labels(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``labels=``: several strings, or the flag's comma-separated ones."""
+    if value is None:
+        return ()
+    listed = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(label.strip() for label in listed)
+
+
+def _items(value: int | str | None) -> int | Literal["questions"] | None:
+    """``items=``: a count, or the flag's ``N`` / ``questions``."""
+    if value is None or isinstance(value, int):
+        return value
+    text = value.strip()
+    if text == "questions":
+        return "questions"
+    if not text.isdigit():
+        raise UserError(f"--items {value}: expected a number or questions")
+    return int(text)
 
 
 def _renames(value: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:

@@ -6,8 +6,9 @@ it), and an answer cut off by the length limit is JSON with its end missing. So 
 reader here is lenient in the same way the text parsers are, and says "not JSON of
 this shape" by returning None, so the stage falls back to its text parser:
 
-* the JSON may sit in a fence (```json … ```), with blank lines around it, and its
-  strings may hold raw line breaks;
+* the JSON may sit in a fence (```json … ```), with blank lines around it, its
+  strings may hold raw line breaks, and a trailing comma, Python quoting (``'x'``,
+  ``True``, ``None``) or a comment is read as meant (:mod:`selfinstruct.text.lenient_json`);
 * an answer cut short is closed (an open string ended, open lists and objects closed,
   or cut back to the last complete item), so every complete item still counts and the
   filters drop the cut one as ``truncated``, as they do for text;
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from selfinstruct.text.instances import Example, clean_label, parse_yes_no
+from selfinstruct.text.lenient_json import load_json
 from selfinstruct.text.tasks import Candidate, clean_no_input
 
 __all__ = [
@@ -43,14 +45,6 @@ _TASK_MARKER = re.compile(
     r"[ \t]*(?:[:：)）、]|[.．](?![0-9]))[ \t]*(?:\*{1,3}[ \t]*)?",
     re.IGNORECASE,
 )
-# A fenced block; the closing fence is missing when the answer was cut short.
-_FENCED = re.compile(r"```[\w+-]*[ \t]*\n(?P<body>.*?)(?:\n[ \t]*```|\Z)", re.DOTALL)
-#: How many cut points a repair tries, last first: one usually works, and a degenerate
-#: answer should not cost thousands of parses.
-_MAX_REPAIRS = 50
-#: Not strict: control characters are allowed inside strings, because llama-cpp-python's
-#: grammar lets the model write a raw newline in a string, and the text is still wanted.
-_DECODER = json.JSONDecoder(strict=False)
 
 
 def load_json_answer(text: str) -> Any | None:
@@ -58,61 +52,11 @@ def load_json_answer(text: str) -> Any | None:
 
     The answer must be JSON from its first character (after whitespace), or hold a
     fenced block that is; prose that merely contains braces is text, not JSON. Text
-    after a complete value is ignored; a value cut short is repaired.
+    after a complete value is ignored; a value cut short is closed, and a trailing
+    comma, Python quoting or a comment is repaired (:func:`lenient_json.load_json`, the
+    reader every stage shares).
     """
-    body = text.strip()
-    if not body.startswith(("{", "[")):
-        fenced = _FENCED.search(body)
-        if fenced is None:
-            return None
-        body = fenced.group("body").strip()
-        if not body.startswith(("{", "[")):
-            return None
-    try:
-        return _DECODER.raw_decode(body)[0]
-    except ValueError:
-        return _repair(body)
-
-
-def _repair(body: str) -> Any | None:
-    """Close a JSON value that was cut short; None when no closing makes it valid.
-
-    First the open string (if any) and every open bracket are closed where the text
-    stops; when that is not valid JSON (the cut fell in a key, after a colon, inside
-    ``true``), the text is cut back to the last comma or opening bracket instead.
-    """
-    closers: list[str] = []
-    cuts: list[tuple[int, str]] = []
-    in_string = escaped = False
-    for index, char in enumerate(body):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "{[":
-            closers.append("}" if char == "{" else "]")
-            cuts.append((index + 1, "".join(reversed(closers))))
-        elif char in "}]":
-            if not closers or closers.pop() != char:
-                return None  # mismatched brackets: not JSON cut short, just not JSON
-        elif char == ",":
-            cuts.append((index, "".join(reversed(closers))))
-    tail = body
-    if in_string:
-        tail = (body[:-1] if escaped else body) + '"'
-    attempts = [tail + "".join(reversed(closers))]
-    attempts += [body[:cut] + close for cut, close in reversed(cuts[-_MAX_REPAIRS:])]
-    for attempt in attempts:
-        try:
-            return _DECODER.decode(attempt)
-        except ValueError:
-            continue
-    return None
+    return load_json(text)
 
 
 def _items(value: Any, key: str) -> list[Any] | None:

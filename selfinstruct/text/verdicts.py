@@ -10,12 +10,12 @@ failed to answer says nothing about the record.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from selfinstruct.text.lenient_json import json_values
 from selfinstruct.text.rubric import Dimension, Scale
 from selfinstruct.text.thinking import split_thinking
 
@@ -24,7 +24,6 @@ from selfinstruct.text.thinking import split_thinking
 OVERALL_KEYS = ("overall", "overall_score", "overall_rating", "总分", "总体评分", "综合评分")
 REASON_KEYS = ("reason", "reasoning", "rationale", "explanation", "理由", "原因")
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _NUMBER = r"(\d+(?:\.\d+)?)(?:\s*/\s*\d+)?"
 _SEPARATOR = r"\s*(?:score|rating|分数|评分)?\s*[*_]*\s*(?:[:：=]|\bis\b)\s*[*_]*\s*"
 
@@ -80,19 +79,11 @@ def _key(name: str) -> str:
 
 
 def _json_objects(text: str) -> Iterator[dict[str, Any]]:
-    """Every JSON object in ``text``: fenced blocks first, then any ``{…}`` that parses."""
-    decoder = json.JSONDecoder()
-    for block in [*_FENCE.findall(text), text]:
-        start = block.find("{")
-        while start >= 0:
-            try:
-                value, end = decoder.raw_decode(block, start)
-            except json.JSONDecodeError:
-                start = block.find("{", start + 1)
-                continue
-            if isinstance(value, dict):
-                yield value
-            start = block.find("{", end)
+    """Every JSON object in ``text`` that reads whole, fenced blocks first; a trailing
+    comma, Python quoting or a comment is read as meant (the shared lenient reader)."""
+    for value in json_values(text):
+        if isinstance(value, dict):
+            yield value
 
 
 def _from_mapping(
