@@ -17,38 +17,82 @@ the stage's stats; the ``a``-prefixed twins are coroutines for code that already
 an event loop.
 """
 
-from selfinstruct.api import (
-    RunResult,
-    aclassify,
-    adialogue,
-    adistill,
-    agenerate,
-    ainstances,
-    areason,
-    arun,
-    ascore,
-    classify,
-    dedup,
-    dialogue,
-    distill,
-    export,
-    generate,
-    import_review,
-    instances,
-    mix,
-    reason,
-    report,
-    review,
-    run,
-    score,
-)
-from selfinstruct.errors import UserError
-from selfinstruct.llm import Backend, use_backend
-from selfinstruct.llm.base import BackendError, Completion, Request
-from selfinstruct.llm.fake import FakeBackend
-from selfinstruct.stages.export import ExportResult
-from selfinstruct.stages.generate import GenerateSettings, GenerateStats
-from selfinstruct.stages.per_record import StageStats
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from selfinstruct.api import (
+        RunResult,
+        aclassify,
+        adialogue,
+        adistill,
+        agenerate,
+        ainstances,
+        areason,
+        arun,
+        ascore,
+        classify,
+        dedup,
+        dialogue,
+        distill,
+        export,
+        generate,
+        import_review,
+        instances,
+        mix,
+        reason,
+        report,
+        review,
+        run,
+        score,
+    )
+    from selfinstruct.errors import UserError
+    from selfinstruct.llm import Backend, use_backend
+    from selfinstruct.llm.base import BackendError, Completion, Request
+    from selfinstruct.llm.fake import FakeBackend
+    from selfinstruct.stages.export import ExportResult
+    from selfinstruct.stages.generate import GenerateSettings, GenerateStats
+    from selfinstruct.stages.per_record import StageStats
+
+#: Where each name of the library lives: imported on first use, so that the command
+#: line, which imports this package, does not load every stage (start-up time).
+_WHERE = {
+    "Backend": "selfinstruct.llm",
+    "BackendError": "selfinstruct.llm.base",
+    "Completion": "selfinstruct.llm.base",
+    "ExportResult": "selfinstruct.stages.export",
+    "FakeBackend": "selfinstruct.llm.fake",
+    "GenerateSettings": "selfinstruct.stages.generate",
+    "GenerateStats": "selfinstruct.stages.generate",
+    "Request": "selfinstruct.llm.base",
+    "RunResult": "selfinstruct.api",
+    "StageStats": "selfinstruct.stages.per_record",
+    "UserError": "selfinstruct.errors",
+    "aclassify": "selfinstruct.api",
+    "adialogue": "selfinstruct.api",
+    "adistill": "selfinstruct.api",
+    "agenerate": "selfinstruct.api",
+    "ainstances": "selfinstruct.api",
+    "areason": "selfinstruct.api",
+    "arun": "selfinstruct.api",
+    "ascore": "selfinstruct.api",
+    "classify": "selfinstruct.api",
+    "dedup": "selfinstruct.api",
+    "dialogue": "selfinstruct.api",
+    "distill": "selfinstruct.api",
+    "export": "selfinstruct.api",
+    "generate": "selfinstruct.api",
+    "import_review": "selfinstruct.api",
+    "instances": "selfinstruct.api",
+    "mix": "selfinstruct.api",
+    "reason": "selfinstruct.api",
+    "report": "selfinstruct.api",
+    "review": "selfinstruct.api",
+    "run": "selfinstruct.api",
+    "score": "selfinstruct.api",
+    "use_backend": "selfinstruct.llm",
+}
+
 
 __all__ = [
     "Backend",
@@ -89,3 +133,12 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """The library's names, imported when first used (PEP 562)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'selfinstruct' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
