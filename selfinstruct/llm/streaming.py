@@ -164,9 +164,9 @@ def assemble(body: bytes, *, chat: bool) -> dict[str, Any]:
         answered = True
         delta = choice.get("delta") if chat else choice
         if isinstance(delta, dict):
-            for key, pieces in parts.items():
-                if isinstance(delta.get(key), str):
-                    pieces.append(delta[key])
+            for key, value in delta.items():  # mostly one: a delta is one token
+                if key in parts and isinstance(value, str):
+                    parts[key].append(value)
         if isinstance(choice.get("finish_reason"), str):
             finish = choice["finish_reason"]
     response: dict[str, Any] = {"model": model, "usage": usage, "choices": []}
@@ -175,23 +175,39 @@ def assemble(body: bytes, *, chat: bool) -> dict[str, Any]:
     return response
 
 
-def _chunks(body: bytes) -> Iterator[dict[str, Any]]:
-    """The JSON objects of the stream's ``data:`` events, up to ``[DONE]``."""
+def _chunks(body: bytes) -> list[dict[str, Any]]:
+    """The JSON objects of the stream's ``data:`` events, up to ``[DONE]``.
+
+    Parsed in one ``json.loads`` of them all as a list, which takes a third of the time
+    of one call per chunk (a few hundred per answer); only when that fails are they
+    parsed one by one, to name the chunk that is not JSON.
+    """
+    events: list[bytes] = []
     for data in _events(body):
         if data.strip() == b"[DONE]":
-            return
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise BackendError(f"malformed stream: a chunk is not JSON: {data[:200]!r}",
-                               retryable=True) from None
+            break
+        events.append(data)
+    try:
+        chunks = json.loads(b"[" + b",".join(events) + b"]")
+    except ValueError:
+        chunks = [_parsed(data) for data in events]
+    for chunk in chunks:
         if not isinstance(chunk, dict):
             raise BackendError(f"malformed stream: {str(chunk)[:200]!r} is not an object",
                                retryable=True)
         if chunk.get("error"):
             raise BackendError(f"the server broke off the stream: {_message(chunk['error'])}",
                                retryable=True)
-        yield chunk
+    return chunks  # type: ignore[no-any-return]
+
+
+def _parsed(data: bytes) -> Any:
+    """One event's JSON, or the failure that names it."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise BackendError(f"malformed stream: a chunk is not JSON: {data[:200]!r}",
+                           retryable=True) from None
 
 
 def _events(body: bytes) -> Iterator[bytes]:
