@@ -408,7 +408,8 @@ class OpenAIBackend:
         return await self._completions(request, extra, stream)
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pools."""
+        """Stop the silence watch; close the HTTP connection pools."""
+        await self._silence.aclose()
         for client in self._clients:
             await client.close()
 
