@@ -100,9 +100,10 @@ class FakeServer:
         with urllib.request.urlopen(f"{self.url}{path}", data=data, timeout=60) as response:
             return json.loads(response.read())
 
-    def reset(self, latency: float) -> None:
-        """Set the latency and forget the request log."""
-        self._call("/_bench/reset", {"latency": latency})
+    def reset(self, latency: float, stream_writes: int | None = None) -> None:
+        """Set the latency (and the writes per streamed answer) and forget the request
+        log."""
+        self._call("/_bench/reset", {"latency": latency, "stream_writes": stream_writes})
 
     def log(self) -> dict[str, Any]:
         """Arrival and answer times of every request since the last reset."""

@@ -22,14 +22,18 @@ once), with a body shaped like a real model's answer to that prompt:
 * anything else (``reason``): a ``<think>...</think>`` trace of a few hundred words and
   an answer.
 
-Every answer carries ``usage``. The server is a minimal HTTP/1.1 keep-alive server on
-raw asyncio (no framework), so its own CPU per request stays small: it shares the two
-cores of the benchmark machine with the client being measured, and runs in its own
-process so its CPU never counts as the client's.
+Every answer carries ``usage``. A request with ``"stream": true`` gets the same answer
+as server-sent events, one ``delta`` per word (about a token each) plus the finish and
+usage chunks, sent in ``stream_writes`` writes spread evenly over the latency (set with
+the reset endpoint), the way a server streams tokens as it makes them. The server is a
+minimal HTTP/1.1 keep-alive server on raw asyncio (no framework), so its own CPU per
+request stays small: it shares the two cores of the benchmark machine with the client
+being measured, and runs in its own process so its CPU never counts as the client's.
 
 Control endpoints for the benchmark driver:
 
-* ``POST /_bench/reset`` with ``{"latency": seconds}``: set the latency, forget the log;
+* ``POST /_bench/reset`` with ``{"latency": seconds, "stream_writes": n}``: set the
+  latency (and the writes per streamed answer), forget the log;
 * ``GET /_bench/count``: how many requests arrived and were answered;
 * ``GET /_bench/log``: ``{"arrivals": [...], "completions": [...], "late": [...]}``, the
   ``time.monotonic()`` of each request's arrival and answer (CLOCK_MONOTONIC is shared
@@ -241,6 +245,8 @@ class ServerState:
         self.answers = answers
         self.latency = latency
         self.model = model
+        #: Writes per streamed answer, spread evenly over the latency.
+        self.stream_writes = 16
         self.arrivals: list[float] = []
         self.completions: list[float] = []
         self.late: list[float] = []
@@ -248,13 +254,44 @@ class ServerState:
         #: their timers when the next run starts) stay out of the new log.
         self.epoch = 0
 
-    def reset(self, latency: float | None) -> None:
+    def reset(self, latency: float | None, stream_writes: int | None = None) -> None:
         if latency is not None:
             self.latency = latency
+        if stream_writes is not None:
+            self.stream_writes = max(1, stream_writes)
         self.epoch += 1
         self.arrivals.clear()
         self.completions.clear()
         self.late.clear()
+
+
+def _events(document: dict[str, Any]) -> list[bytes]:
+    """The SSE events (with their chunked-encoding frames) of a streamed ``document``:
+    a role chunk, one delta per word, the finish chunk, the usage chunk and ``[DONE]``."""
+    chat = document["object"] == "chat.completion"
+    choice = document["choices"][0]
+    text = choice["message"]["content"] if chat else choice["text"]
+    head = (f'{{"id":"{document["id"]}","object":"'
+            f'{"chat.completion.chunk" if chat else "text_completion"}","created":'
+            f'{document["created"]},"model":{json.dumps(document["model"])},"choices":')
+
+    def event(delta: str, finish: str = "null") -> str:
+        body = (f'{{"index":0,"delta":{{"content":{delta}}},"finish_reason":{finish}}}' if chat
+                else f'{{"index":0,"text":{delta},"finish_reason":{finish}}}')
+        return f"data: {head}[{body}]}}\n\n"
+
+    words = text.split(" ")
+    pieces = [word if at == 0 else f" {word}" for at, word in enumerate(words)]
+    events = [event(json.dumps(piece, ensure_ascii=False)) for piece in pieces]
+    events.append(event('""', '"stop"'))
+    events.append(f'data: {head}[],"usage":{json.dumps(document["usage"])}}}\n\n'
+                  "data: [DONE]\n\n")
+    return [e.encode("utf-8") for e in events]
+
+
+def _chunked(data: bytes) -> bytes:
+    """``data`` as one frame of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def _response(status: str, body: bytes, keep_alive: bool = True) -> bytes:
@@ -313,14 +350,18 @@ class FakeHTTP(asyncio.Protocol):
         if path.endswith(("/chat/completions", "/completions")) and method == "POST":
             arrived = time.monotonic()
             state.arrivals.append(arrived)
-            payload, _ = _body(json.loads(body), state.answers, state.model)
+            request = json.loads(body)
+            payload, _ = _body(request, state.answers, state.model)
+            if request.get("stream"):
+                self._stream(json.loads(payload), keep_alive, arrived)
+                return
             data = _response("200 OK", payload, keep_alive)
             self.loop.call_at(self.loop.time() + state.latency, self._answer, data,
                               keep_alive, arrived + state.latency, state.epoch)
             return
         if path == "/_bench/reset" and method == "POST":
             settings = json.loads(body or b"{}")
-            state.reset(settings.get("latency"))
+            state.reset(settings.get("latency"), settings.get("stream_writes"))
             payload = json.dumps({"latency": state.latency}).encode()
         elif path == "/_bench/count":
             payload = json.dumps({"arrivals": len(state.arrivals),
@@ -336,6 +377,25 @@ class FakeHTTP(asyncio.Protocol):
                        keep_alive)
             return
         self._send(_response("200 OK", payload, keep_alive), keep_alive)
+
+    def _stream(self, document: dict[str, Any], keep_alive: bool, arrived: float) -> None:
+        """Headers now, then the events in ``stream_writes`` writes over the latency."""
+        state = self.state
+        self._send(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                   b"transfer-encoding: chunked\r\n\r\n", True)
+        events = _events(document)
+        writes = min(state.stream_writes, len(events))
+        start = self.loop.time()
+        for number in range(writes):
+            group = b"".join(events[number * len(events) // writes:
+                                    (number + 1) * len(events) // writes])
+            frame = _chunked(group)
+            when = start + state.latency * (number + 1) / writes
+            if number == writes - 1:
+                self.loop.call_at(when, self._answer, frame + b"0\r\n\r\n", keep_alive,
+                                  arrived + state.latency, state.epoch)
+            else:
+                self.loop.call_at(when, self._send, frame, True)
 
     def _answer(self, data: bytes, keep_alive: bool, due: float, epoch: int) -> None:
         if epoch == self.state.epoch:

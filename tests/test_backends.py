@@ -17,7 +17,7 @@ from selfinstruct.cli import commands as cli
 from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendSpec, EngineOptions, create_backend
 from selfinstruct.llm.balance import BalancedBackend
-from selfinstruct.llm.base import BackendError, Completion, Request, preflight
+from selfinstruct.llm.base import BackendError, Completion, Request, ServerSilent, preflight
 from selfinstruct.llm.fake import FakeBackend
 from selfinstruct.llm.openai import OpenAIBackend
 from selfinstruct.llm.settings import BackendSettings, resolve_backend
@@ -136,6 +136,33 @@ def test_balancer_gives_up_when_every_server_fails_and_never_retries_fatal_error
     with pytest.raises(BackendError, match="401"):
         asyncio.run(balanced.complete(Request("p")))
     assert spare.requests == []
+
+
+def test_a_silent_server_is_left_for_the_others_and_stops_the_run_when_alone():
+    silent = FakeBackend(lambda r, n: ServerSilent("http://a/v1", 60))
+    healthy = FakeBackend(ok)
+    balanced = BalancedBackend([silent, healthy])
+
+    async def send(n: int) -> list[str]:
+        return [(await balanced.complete(Request("p"))).text for _ in range(n)]
+
+    assert asyncio.run(send(3)) == ["fine"] * 3
+    assert len(silent.requests) == 1
+    assert [healthy for _, _, healthy in balanced.load()] == [False, True]
+    alone = BalancedBackend([FakeBackend(lambda r, n: ServerSilent("http://a/v1", 60)),
+                             FakeBackend(lambda r, n: ServerSilent("http://b/v1", 60))])
+    with pytest.raises(ServerSilent, match="has sent nothing for 60s"):
+        asyncio.run(alone.complete(Request("p")))
+
+
+def test_stream_is_resolved_like_the_other_backend_settings():
+    flags = {"base_url": ("http://a/v1",), "model": "m"}
+    assert resolve_backend({}, BackendSettings(**flags)).stream == "auto"
+    assert resolve_backend({"stream": "on"}, BackendSettings(**flags)).stream == "on"
+    assert resolve_backend({"stream": "on"}, BackendSettings(**flags, stream="off")).stream \
+        == "off"
+    with pytest.raises(UserError, match="--stream sometimes: expected auto, on or off"):
+        resolve_backend({}, BackendSettings(**flags, stream="sometimes"))
 
 
 def test_generate_over_three_servers_one_failing(tmp_path, seed_file, serve):

@@ -165,7 +165,7 @@ def test_requests_take_turns_over_one_connection_pool_per_8_slots(monkeypatch):
 
     made = iter(range(10))
     monkeypatch.setattr(openai_backend, "_DeadlineClient",
-                        lambda timeout, tls: pool(next(made)))
+                        lambda *args, **kwargs: pool(next(made)))
     b = OpenAIBackend(base_url="http://127.0.0.1:9/v1", model="m", api_key=None,
                       concurrency=17)
 

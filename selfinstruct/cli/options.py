@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 
 from selfinstruct.llm import DEFAULT_CONCURRENCY, BackendChoice, BackendSpec, EngineOptions
-from selfinstruct.llm.base import Api, StructuredMode
+from selfinstruct.llm.base import Api, StreamMode, StructuredMode
 from selfinstruct.llm.settings import BackendSettings, ExecutorName, ExecutorSettings
 from selfinstruct.llm.thinking import ThinkingStyle
 from selfinstruct.stages.teacher import Teacher
@@ -82,9 +82,16 @@ BACKEND_PARAMETERS = [
     _option("concurrency", int | None, None, "Requests in flight (default "
             f"{DEFAULT_CONCURRENCY['openai']}; vllm {DEFAULT_CONCURRENCY['vllm']}, the size "
             "of a round; the local model runs one at a time)."),
-    _option("timeout", float | None, None, f"Seconds per request (default {_SPEC.timeout:g})."),
+    _option("timeout", float | None, None, "Seconds for a whole answer, per try (default "
+            f"{_SPEC.timeout:g}). A streamed answer has none: its first chunk must come "
+            f"within {_SPEC.first_token_timeout:g}s and each next within "
+            f"{_SPEC.idle_timeout:g}s."),
     _option("max_retries", int | None, None, "HTTP retries per request (default "
             f"{_SPEC.max_retries})."),
+    _option("stream", StreamMode | None, None, "auto: whole answers, but stream from the "
+            "first request a server refuses because it was not streamed (DashScope's thinking "
+            "models); on: stream every answer; off: never. Default: the run's setting, else "
+            "auto."),
     _option("max_failures", int | None, None, "Stop after this many failed requests in a "
             f"row (default {_SPEC.max_failures}; requests that fail together, as in an "
             "outage, count once)."),

@@ -4,8 +4,9 @@ A user with eight vLLM servers on eight nodes runs one job: each request goes to
 healthy server with the fewest requests in flight; a server that fails is taken out
 for a cool-down (doubling while it keeps failing) and tried again after it, and the
 request that failed moves on to another server at once instead of waiting out the
-dead one's retries. Errors that no server can fix (bad key, unknown model) surface
-immediately. Before the first request every server is checked at once (:meth:`check`).
+dead one's retries, as does a request that a silent server held. Errors that no server
+can fix (bad key, unknown model) surface immediately. Before the first request every
+server is checked at once (:meth:`check`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from selfinstruct.llm.base import (
     BackendError,
     Completion,
     Request,
+    ServerSilent,
     ServerUnreachable,
     preflight,
 )
@@ -69,7 +71,8 @@ class BalancedBackend:
             try:
                 completion = await server.backend.complete(request)
             except BackendError as err:
-                if not err.retryable:
+                # A silent server stops a run on its own, but here the others go on.
+                if not err.retryable and not isinstance(err, ServerSilent):
                     raise
                 self._mark_down(server)
                 tried.add(index)

@@ -15,6 +15,9 @@ Api = Literal["chat", "completions"]
 #: ``auto``: ask for JSON where the backend can, text where a server refuses; ``json``:
 #: a server's refusal is an error; ``off``: no schema, the text prompts of old.
 StructuredMode = Literal["auto", "json", "off"]
+#: ``auto``: whole answers, streamed only once a server refuses to answer otherwise;
+#: ``on``: every answer streamed; ``off``: never.
+StreamMode = Literal["auto", "on", "off"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,25 @@ class ServerUnreachable(BackendError):
         super().__init__(f"cannot reach {url}: {detail} ({UNREACHABLE_HINT})", retryable=True)
         self.url = url
         self.detail = detail
+
+
+class ServerSilent(BackendError):
+    """A server that took requests and then sent nothing at all for a long while, nor
+    answered ``GET /models`` when asked: hung, not slow.
+
+    Not retryable, since every request would wait on it the same way; its own type so
+    that a balancer over several servers leaves that one for the others instead.
+    """
+
+    def __init__(self, url: str, seconds: float) -> None:
+        super().__init__(
+            f"{url} has sent nothing for {seconds:g}s while requests waited on it, and did "
+            "not answer GET /models either: it is not responding (check that the server "
+            "process is alive and not stuck; a server that is only slow answers GET "
+            "/models, or shows it is working with --stream on)",
+            retryable=False,
+        )
+        self.url = url
 
 
 @runtime_checkable

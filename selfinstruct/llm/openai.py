@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import ssl
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -25,6 +28,7 @@ from selfinstruct.llm.base import (
     Completion,
     Request,
     ServerUnreachable,
+    StreamMode,
     StructuredMode,
     Usage,
     chat_messages,
@@ -32,6 +36,9 @@ from selfinstruct.llm.base import (
     sampling_fields,
     template_kwargs,
 )
+from selfinstruct.llm.registry import BackendSpec
+from selfinstruct.llm.silence import SilenceWatch
+from selfinstruct.llm.streaming import DeadlineTimeout, Pacing, assemble, read_streamed
 
 _LOG = logging.getLogger(__name__)
 
@@ -42,6 +49,9 @@ _FATAL_STATUSES = {400: "the server rejected the request", 401: "the API key was
                    422: "the server rejected the request"}
 #: Statuses with which a server refuses a part of the request it does not support.
 _SCHEMA_REFUSALS = (400, 422)
+#: "stream" as a word of its own or the start of one ("non-streaming calls", "stream must
+#: be true", "stream_options"), not inside one ("upstream").
+_NAMES_STREAM = re.compile(r"(?<![a-z])stream", re.IGNORECASE)
 
 
 class _DeadlineClient(openai.DefaultAsyncHttpxClient):
@@ -51,20 +61,32 @@ class _DeadlineClient(openai.DefaultAsyncHttpxClient):
     second, or sends keep-alive whitespace forever, never times out. ``--timeout``
     promises seconds per request, so each attempt (connect, send, read the whole body)
     gets that long; running out is a ``ReadTimeout``, retried like any other timeout.
+    A streamed answer has no such end: it is read whole here too, with a deadline on its
+    first chunk and between chunks (:func:`~selfinstruct.llm.streaming.read_streamed`).
+    Whatever arrives is reported to ``heard`` (the server's silence watch).
     """
 
-    def __init__(self, deadline: float, tls: ssl.SSLContext) -> None:
+    def __init__(self, deadline: float, tls: ssl.SSLContext, *, pacing: Pacing,
+                 heard: Callable[[], None]) -> None:
         super().__init__(timeout=deadline, verify=tls)
         self._deadline = deadline
+        self._pacing = pacing
+        self._heard = heard
 
     async def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
         """Send as usual, but give up when the whole answer has not arrived in time."""
+        if kwargs.get("stream"):
+            return await read_streamed(super().send(request, **kwargs), request,
+                                       self._pacing, self._heard)
         try:
-            return await asyncio.wait_for(super().send(request, **kwargs), self._deadline)
+            response = await asyncio.wait_for(super().send(request, **kwargs),
+                                               self._deadline)
         except asyncio.TimeoutError:
-            raise httpx2.ReadTimeout(
+            raise DeadlineTimeout(
                 f"no complete answer within {self._deadline:g}s", request=request
             ) from None
+        self._heard()
+        return response
 
 
 #: Requests in flight per connection pool. httpcore checks every idle connection of its
@@ -81,6 +103,11 @@ SLOTS_PER_POOL = 8
 CHECK_TIMEOUT = 3.0
 CHECK_RETRY_PAUSE = 0.5
 CHECK_DEADLINE = 10.0
+
+#: Seconds a server that has sent nothing while requests waited gets to answer ``GET
+#: /models`` before it is found silent. A loaded vLLM answers it in well under a second;
+#: this leaves room for an event loop busy tokenizing a big round.
+PROBE_TIMEOUT = 10.0
 
 #: How many of a server's models the "does not serve model" error names.
 LISTED_MODELS = 10
@@ -102,6 +129,10 @@ class OpenAIBackend:
         concurrency: int = 1,
         http_client: Any = None,
         structured: StructuredMode = "auto",
+        stream: StreamMode = BackendSpec.stream,
+        first_token_timeout: float = BackendSpec.first_token_timeout,
+        idle_timeout: float = BackendSpec.idle_timeout,
+        silence_timeout: float = BackendSpec.silence_timeout,
     ) -> None:
         self.name = f"openai:{model}"
         self.model = model
@@ -109,6 +140,13 @@ class OpenAIBackend:
         self.base_url = base_url
         self._api_key = api_key
         self._http_client = http_client
+        #: Whether requests are streamed now: from the start with ``--stream on``; under
+        #: ``auto`` once the server refused a request because it was not streamed.
+        self._streaming = stream == "on"
+        self._stream_fallback = stream == "auto"
+        #: Whether streamed requests ask for the usage chunk (until a server refuses it).
+        self._stream_usage = True
+        self._pacing = Pacing(first=first_token_timeout, idle=idle_timeout)
         #: With ``auto`` a server that refuses every way of asking for JSON gets plain
         #: requests; with ``json`` that refusal stops the run.
         self._text_fallback = structured != "json"
@@ -121,7 +159,9 @@ class OpenAIBackend:
             # once: loading the CA bundle takes ~20 ms, and C=256 makes 32 clients.
             tls = httpx2.create_ssl_context()
             pools = max(1, -(-concurrency // SLOTS_PER_POOL))
-            transports = [_DeadlineClient(timeout, tls) for _ in range(pools)]
+            transports = [_DeadlineClient(timeout, tls, pacing=self._pacing,
+                                          heard=self._heard)
+                          for _ in range(pools)]
         self._clients = [
             openai.AsyncOpenAI(
                 base_url=base_url,
@@ -134,12 +174,18 @@ class OpenAIBackend:
             for transport in transports
         ]
         self._turn = 0
+        self._silence = SilenceWatch(self._where(), silence_timeout, self._answers_models)
+
+    def _heard(self) -> None:
+        """The server sent something (the transports report every answer and chunk)."""
+        self._silence.heard()
 
     async def complete(self, request: Request) -> Completion:
         """Send ``request`` on the chosen API; map every failure to :class:`BackendError`,
-        whose message never carries the API key."""
+        whose message never carries the API key. A server found silent meanwhile ends
+        it with :class:`~selfinstruct.llm.base.ServerSilent`."""
         try:
-            return await self._complete(request)
+            return await self._silence.guard(self._complete(request))
         except BackendError as err:
             raise self._without_key(err) from None
 
@@ -182,30 +228,55 @@ class OpenAIBackend:
     async def _models_once(self, client: openai.AsyncOpenAI) -> httpx2.Response | None:
         """One ``GET /models``: not connecting, or no answer at all, within
         :data:`CHECK_TIMEOUT` is :class:`ServerUnreachable`; a 401 is the refused key."""
+        started = time.monotonic()
         try:
-            return await client.get("/models", cast_to=httpx2.Response)
+            response = await client.get("/models", cast_to=httpx2.Response)
         except openai.APIConnectionError as err:  # timeouts included
             if _connected_but_silent(err):
                 # A busy one-slot server (llama.cpp's) answers nothing until its current
-                # generation ends; it is there, and the runner's timeouts take it from here.
+                # generation ends; it is there, but if it stays silent while the run's
+                # requests wait, the silence watch ends the run.
                 _LOG.info("%s took connections but did not answer GET /models within %gs "
                           "(busy?); going on", self._where(), CHECK_TIMEOUT)
+                self._silence.silent_since(started)
                 return None
             raise ServerUnreachable(self._where(), _check_failure(err)) from None
         except openai.APIStatusError as err:
+            self._heard()
             if err.status_code == 401:
                 raise self._status_error(err) from None
             return None
+        self._heard()
+        return response
 
-    def _check_client(self) -> openai.AsyncOpenAI:
+    async def _answers_models(self) -> bool:
+        """Whether the server answers ``GET /models`` within :data:`PROBE_TIMEOUT`, with
+        anything (a 404 too): asked by the silence watch. Only silence is False: a
+        refused connection is an answer, and the requests' own errors deal with it."""
+        client = self._check_client(PROBE_TIMEOUT)
+        try:
+            await asyncio.wait_for(client.get("/models", cast_to=httpx2.Response),
+                                   2 * PROBE_TIMEOUT)
+        except asyncio.TimeoutError:
+            return True  # still sending its list
+        except openai.APIConnectionError as err:
+            return not isinstance(err.__cause__, httpx2.TimeoutException)
+        except openai.APIError:
+            return True
+        finally:
+            if self._http_client is None:
+                await client.close()
+        return True
+
+    def _check_client(self, timeout: float | None = None) -> openai.AsyncOpenAI:
         """A client for the check alone: no retries of its own, short timeouts (httpx's,
         for each step, so a long list that keeps arriving is not cut off), and its own
         connections (unless a test handed in a transport). The check runs in an event loop
         of its own, before the stage's, and a pooled connection must not outlive the loop
         it was opened in."""
-        http_client = self._http_client or openai.DefaultAsyncHttpxClient(timeout=CHECK_TIMEOUT)
-        return self._clients[0].copy(max_retries=0, timeout=CHECK_TIMEOUT,
-                                     http_client=http_client)
+        seconds = CHECK_TIMEOUT if timeout is None else timeout
+        http_client = self._http_client or openai.DefaultAsyncHttpxClient(timeout=seconds)
+        return self._clients[0].copy(max_retries=0, timeout=seconds, http_client=http_client)
 
     def _where(self) -> str:
         """The server's URL, for messages (the SDK's default when none was given)."""
@@ -228,8 +299,9 @@ class OpenAIBackend:
             return await self._structured(request)
         except openai.APIStatusError as err:
             raise self._status_error(err) from None
-        except openai.APITimeoutError:
-            raise BackendError("the request timed out", retryable=True) from None
+        except openai.APITimeoutError as err:
+            raise BackendError(f"the request timed out{_timeout_detail(err)}",
+                               retryable=True) from None
         except openai.APIConnectionError as err:
             raise BackendError(
                 f"cannot reach {self.base_url or 'the API'}: {_connection_detail(err)}",
@@ -288,13 +360,56 @@ class OpenAIBackend:
         )
 
     async def _send(self, request: Request, extra: dict[str, Any]) -> Completion:
-        """One request on the chosen API, with ``extra`` fields in its body."""
+        """One request on the chosen API, with ``extra`` fields in its body: whole, or
+        streamed once the server asked for that (:meth:`_streamed`).
+
+        Under ``--stream auto`` a request the server refuses because it was not streamed
+        (DashScope's thinking models: "enable_thinking must be set to false for
+        non-streaming calls") goes again streamed, and so does every request after it.
+        """
+        if self._streaming:
+            return await self._streamed(request, extra)
+        try:
+            return await self._once(request, extra, stream=False)
+        except openai.APIStatusError as err:
+            if not self._stream_fallback or not _wants_streaming(err):
+                raise
+            self._stream_from_now(err)
+        return await self._streamed(request, extra)
+
+    async def _streamed(self, request: Request, extra: dict[str, Any]) -> Completion:
+        """One streamed request; a server that does not know ``stream_options`` (the ask
+        for the usage chunk) gets the request again without it, as does every later one."""
+        usage = self._stream_usage
+        try:
+            return await self._once(request, extra, stream=True)
+        except openai.APIStatusError as err:
+            if not usage or not _names_stream_options(err):
+                raise
+        if self._stream_usage:
+            self._stream_usage = False
+            _LOG.info("%s does not take stream_options; streamed answers come without token "
+                      "counts", self._where())
+        return await self._once(request, extra, stream=True)
+
+    def _stream_from_now(self, err: openai.APIStatusError) -> None:
+        """Stream every request from now on; say so once."""
+        if self._streaming:
+            return
+        self._streaming = True
+        _LOG.info("%s answers only streamed requests (it said: %s); requests are streamed "
+                  "for the rest of the run", self._where(), _error_detail(err))
+
+    async def _once(self, request: Request, extra: dict[str, Any], *,
+                    stream: bool) -> Completion:
+        """One request on the chosen API."""
         if self.api == "chat":
-            return await self._chat(request, extra)
-        return await self._completions(request, extra)
+            return await self._chat(request, extra, stream)
+        return await self._completions(request, extra, stream)
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pools."""
+        """Stop the silence watch; close the HTTP connection pools."""
+        await self._silence.aclose()
         for client in self._clients:
             await client.close()
 
@@ -313,7 +428,7 @@ class OpenAIBackend:
         args.update(request.extra_body)
         return args
 
-    async def _chat(self, request: Request, extra: dict[str, Any]) -> Completion:
+    async def _chat(self, request: Request, extra: dict[str, Any], stream: bool) -> Completion:
         body: dict[str, Any] = {
             "messages": chat_messages(request),
             **self._sampling_args(request),
@@ -322,7 +437,7 @@ class OpenAIBackend:
         kwargs = template_kwargs(request)
         if kwargs:
             body["chat_template_kwargs"] = kwargs
-        response = await self._post("/chat/completions", body)
+        response = await self._post("/chat/completions", body, stream)
         choice = _first_choice(response)
         message = choice.get("message")
         if not isinstance(message, dict):
@@ -333,10 +448,11 @@ class OpenAIBackend:
             raise BackendError("the server answered with no content", retryable=True)
         return _completion(response, choice, text, reasoning or None, self.model)
 
-    async def _completions(self, request: Request, extra: dict[str, Any]) -> Completion:
+    async def _completions(self, request: Request, extra: dict[str, Any],
+                           stream: bool) -> Completion:
         response = await self._post(
             "/completions", {"prompt": raw_prompt(request), **self._sampling_args(request),
-                             **extra}
+                             **extra}, stream
         )
         choice = _first_choice(response)
         text = _text(choice.get("text"))
@@ -344,27 +460,34 @@ class OpenAIBackend:
             raise BackendError("the server answered with no content", retryable=True)
         return _completion(response, choice, text, None, self.model)
 
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, path: str, body: dict[str, Any], stream: bool) -> dict[str, Any]:
         """POST through the SDK (its auth, retries, backoff, ``Retry-After`` and status
         errors) but read the JSON ourselves: the SDK's request transform and response
         models cost ~0.7 ms of CPU per request, 30% of the client's work (BENCHMARKS.md,
-        "Client CPU per request")."""
+        "Client CPU per request"). A streamed answer comes back as the body it adds up to
+        (:func:`~selfinstruct.llm.streaming.assemble`)."""
         self._turn += 1
         client = self._clients[self._turn % len(self._clients)]
+        if stream:
+            return await self._post_streamed(client, path, body)
         response = await client.post(path, body=body, cast_to=httpx2.Response)
-        try:
-            data = json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            if "json" not in response.headers.get("content-type", ""):
-                raise BackendError(f"malformed response: not JSON: {response.text[:200]!r}",
-                                   retryable=True) from None
-            # A 200 whose body is cut short, or only keep-alive whitespace.
-            raise BackendError(f"malformed response: the body is not JSON ({err})",
-                               retryable=True) from None
-        if not isinstance(data, dict):
-            raise BackendError(f"malformed response: {str(data)[:200]!r} is not an object",
-                               retryable=True)
-        return data
+        return _json_body(response)
+
+    async def _post_streamed(self, client: openai.AsyncOpenAI, path: str,
+                             body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` as a streaming request; its httpx timeouts are the pacing's, not
+        ``--timeout``, which bounds whole answers only."""
+        streamed: dict[str, Any] = {**body, "stream": True}
+        if self._stream_usage:
+            streamed["stream_options"] = {"include_usage": True}
+        limit = max(self._pacing.first, self._pacing.idle)
+        response: httpx2.Response = await client.post(
+            path, body=streamed, cast_to=httpx2.Response, stream=True,
+            options={"timeout": limit})
+        raw = await response.aread()  # already read by our transport; a test's: here
+        if raw.lstrip().startswith(b"{"):  # a server that answered whole after all
+            return _json_body(response)
+        return assemble(raw, chat=path == "/chat/completions")
 
     def _status_error(self, err: openai.APIStatusError) -> BackendError:
         status = err.status_code
@@ -376,10 +499,29 @@ class OpenAIBackend:
                 404: f"check --model {self.model!r} and --base-url {self.base_url!r}"
                      f" (and --api {self.api}: base models need 'completions')",
             }.get(status, "check the model name and sampling flags")
+            if not self._streaming and _wants_streaming(err):
+                hint = "the server wants a streamed request: use --stream on, or auto"
             return BackendError(
                 f"HTTP {status}: {_FATAL_STATUSES[status]}: {detail} ({hint})", retryable=False
             )
         return BackendError(f"HTTP {status}: {detail}", retryable=True)
+
+
+def _json_body(response: httpx2.Response) -> dict[str, Any]:
+    """A non-streamed answer's body: a JSON object, else a retryable failure."""
+    try:
+        data = json.loads(response.content)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        if "json" not in response.headers.get("content-type", ""):
+            raise BackendError(f"malformed response: not JSON: {response.text[:200]!r}",
+                               retryable=True) from None
+        # A 200 whose body is cut short, or only keep-alive whitespace.
+        raise BackendError(f"malformed response: the body is not JSON ({err})",
+                           retryable=True) from None
+    if not isinstance(data, dict):
+        raise BackendError(f"malformed response: {str(data)[:200]!r} is not an object",
+                           retryable=True)
+    return data
 
 
 def _schema_shapes(request: Request, api: Api) -> list[dict[str, Any]]:
@@ -501,9 +643,32 @@ def _refuses_schema(err: openai.APIStatusError) -> bool:
     own validation error in a 500, so a 5xx counts only when its message names
     ``response_format``; any other 5xx is a server fault that is retried as usual.
     """
+    if _wants_streaming(err):
+        return False
     if err.status_code in _SCHEMA_REFUSALS:
         return True
     return err.status_code >= 500 and "response_format" in _error_detail(err)
+
+
+def _wants_streaming(err: openai.APIStatusError) -> bool:
+    """Whether ``err`` refuses a request because it was not streamed: a 400 or 422 whose
+    message names streaming (DashScope: "parameter.enable_thinking must be set to false
+    for non-streaming calls"; others: "only supports stream mode", "stream must be
+    true"). A refusal of ``stream_options`` is not one (:func:`_names_stream_options`)."""
+    if err.status_code not in _SCHEMA_REFUSALS or _names_stream_options(err):
+        return False
+    return _NAMES_STREAM.search(_error_detail(err)) is not None
+
+
+def _names_stream_options(err: openai.APIStatusError) -> bool:
+    """Whether ``err`` refuses the ``stream_options`` field of a streamed request."""
+    return err.status_code in _SCHEMA_REFUSALS and "stream_options" in _error_detail(err)
+
+
+def _timeout_detail(err: openai.APITimeoutError) -> str:
+    """Which of our deadlines ran out, in parentheses (httpx's own say nothing useful)."""
+    cause = err.__cause__
+    return f" ({cause})" if isinstance(cause, DeadlineTimeout) else ""
 
 
 def _error_detail(err: openai.APIStatusError) -> str:

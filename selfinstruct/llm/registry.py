@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from selfinstruct.llm.base import Api, Backend, StructuredMode
+from selfinstruct.llm.base import Api, Backend, StreamMode, StructuredMode
 from selfinstruct.llm.vllm import EngineOptions
 
 BackendKind = Literal["local", "openai", "vllm", "fake"]
@@ -44,6 +44,15 @@ class BackendSpec:
     concurrency: int = 1
     #: Failed requests in a row (a burst counted once) before the stage stops.
     max_failures: int = 20
+    #: Whether answers are streamed: ``auto`` only once a server refuses to answer whole.
+    stream: StreamMode = "auto"
+    #: A streamed answer's deadlines, in place of ``timeout``: seconds to its first chunk
+    #: (connecting and queueing included), and between chunks.
+    first_token_timeout: float = 120.0
+    idle_timeout: float = 60.0
+    #: Seconds a server may send nothing at all while requests wait on it before it is
+    #: asked for its model list, and found silent when that goes unanswered too.
+    silence_timeout: float = 60.0
 
 
 #: Requests in flight when nobody said: vLLM wants big rounds, servers a moderate load,
@@ -116,7 +125,9 @@ def _openai(spec: BackendSpec, api_key: str | None, concurrency: int) -> Backend
     servers = [
         OpenAIBackend(base_url=url, model=spec.model, api_key=api_key, api=spec.api,
                       timeout=spec.timeout, max_retries=retries, concurrency=concurrency,
-                      structured=spec.structured)
+                      structured=spec.structured, stream=spec.stream,
+                      first_token_timeout=spec.first_token_timeout,
+                      idle_timeout=spec.idle_timeout, silence_timeout=spec.silence_timeout)
         for url in urls
     ]
     return servers[0] if len(servers) == 1 else BalancedBackend(servers)

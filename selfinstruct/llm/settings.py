@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from selfinstruct.errors import UserError
+from selfinstruct.llm.base import StreamMode
 from selfinstruct.llm.registry import DEFAULT_CONCURRENCY, BackendSpec
 from selfinstruct.llm.vllm import EngineOptions
 
@@ -62,6 +63,7 @@ class BackendSettings:
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
     structured: str | None = None
+    stream: str | None = None
     executor: ExecutorSettings = dataclasses.field(default_factory=ExecutorSettings)
 
     def urls(self) -> tuple[str, ...]:
@@ -142,6 +144,7 @@ def resolve_backend(saved: Mapping[str, Any], given: BackendSettings) -> Backend
         seed=saved.get("seed"),
         engine=engine,
         structured=_first(given.structured, saved.get("structured"), _DEFAULT.structured),
+        stream=_first(given.stream, saved.get("stream"), _DEFAULT.stream),
         # The embedded model answers one request at a time, whatever was asked.
         concurrency=1 if kind == "local" and concurrency >= 1 else concurrency,
         max_failures=_first(given.max_failures, saved.get("max_consecutive_failures"),
@@ -160,6 +163,8 @@ def _check(spec: BackendSpec) -> None:
         raise UserError("--timeout must be positive")
     if spec.max_retries < 0:
         raise UserError("--max-retries must not be negative")
+    if spec.stream not in get_args(StreamMode):
+        raise UserError(f"--stream {spec.stream}: expected auto, on or off")
 
 
 def _first(*values: Any) -> Any:

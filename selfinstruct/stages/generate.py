@@ -27,7 +27,15 @@ from selfinstruct.errors import StageAborted, UserError
 from selfinstruct.filters.instructions import FilterSettings, check_instruction
 from selfinstruct.language import Language, LanguageChoice, detect_language
 from selfinstruct.llm import BackendKind, BackendSpec
-from selfinstruct.llm.base import Api, Backend, BackendError, Completion, Request, StructuredMode
+from selfinstruct.llm.base import (
+    Api,
+    Backend,
+    BackendError,
+    Completion,
+    Request,
+    StreamMode,
+    StructuredMode,
+)
 from selfinstruct.llm.settings import BackendSettings, resolve_backend
 from selfinstruct.runs.layout import CONFIG_FILE, INSTRUCTIONS_FILE, REJECTED_FILE, save_stats
 from selfinstruct.runs.seeds import SeedTask, bundled_seed_path, load_seeds
@@ -508,6 +516,7 @@ class GenerateConfig:
     max_model_len: int | None
     gpu_memory_utilization: float
     structured: StructuredMode
+    stream: StreamMode
 
     def __post_init__(self) -> None:
         _check(self.num_instructions >= 1, "-n must be at least 1")
@@ -615,6 +624,7 @@ def resolve_config(
         max_model_len=spec.engine.max_model_len,
         gpu_memory_utilization=spec.engine.gpu_memory_utilization,
         structured=spec.structured,
+        stream=spec.stream,
     )
     return config, seeds, spec
 

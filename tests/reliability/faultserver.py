@@ -12,6 +12,12 @@ similarity filter has work), a classify prompt gets Yes or No, an instance promp
 a reasoning trace. The server can also go away for a while (``outage``) and come back
 on the same port. ``GET /v1/models`` lists the one model it serves, like vLLM, or answers
 404 (``models_status``), like providers without that endpoint; it checks the key too.
+
+A request with ``"stream": true`` gets the same answer as server-sent events, the way
+vLLM and DashScope send them: a role chunk, ``reasoning_content`` deltas, ``content``
+(or ``text``) deltas ``chunk_interval`` apart, a finish chunk, the usage chunk when
+``stream_options.include_usage`` asks for it, and ``[DONE]``. ``demands_streaming`` makes
+it refuse every request that is not streamed, with DashScope's 400.
 """
 
 from __future__ import annotations
@@ -62,7 +68,13 @@ BEHAVIOURS = (
     "duds",  # a well-formed answer whose every task is rejected (too short)
     "401",  # echoes the key it was given, as some servers do
     "404",
+    "needs-stream",  # DashScope's 400 for a thinking model asked without streaming
+    "stall",  # streamed: half the chunks, then nothing for hang_seconds
 )
+
+#: DashScope's refusal of a non-streamed request to a thinking model.
+NEEDS_STREAM = ("<400> InternalError.Algo.InvalidParameter: The parameter.enable_thinking "
+                "must be set to false for non-streaming calls")
 
 _SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
 #: Han characters for Chinese tasks (none that make up a blacklisted word).
@@ -81,6 +93,7 @@ class Served:
     model: str
     authorization: str
     time: float
+    stream: bool = False
 
 
 @dataclass
@@ -100,6 +113,13 @@ class FaultServer:
     models_status: int = 200
     #: How many times ``GET /v1/models`` was asked (not in ``served``: not a completion).
     listings: int = 0
+    #: Refuse every request that is not streamed (``needs-stream``), as DashScope does.
+    demands_streaming: bool = False
+    #: Seconds between the chunks of a streamed answer.
+    chunk_interval: float = 0.0
+    #: ``GET /v1/models`` waits ``hang_seconds`` before it answers, as a busy one-slot
+    #: server does.
+    models_silent: bool = False
     port: int = 0
     served: list[Served] = field(default_factory=list)
 
@@ -140,6 +160,9 @@ class FaultServer:
         self.default = "ok"
         self.latency = (0.0, 0.0)
         self.api_key = None
+        self.demands_streaming = False
+        self.chunk_interval = 0.0
+        self.models_silent = False
 
     def count(self, behaviour: str | None = None, kind: str | None = None) -> int:
         """How many requests got ``behaviour`` (and were of ``kind``)."""
@@ -204,8 +227,11 @@ class FaultServer:
                 behaviour = "401"
             elif body.get("model") != self.model and behaviour == "ok":
                 behaviour = "404"
+            elif self.demands_streaming and not body.get("stream") and behaviour == "ok":
+                behaviour = "needs-stream"
             self.served.append(Served(len(self.served) + 1, path, kind, behaviour,
-                                      str(body.get("model")), auth, time.monotonic()))
+                                      str(body.get("model")), auth, time.monotonic(),
+                                      bool(body.get("stream"))))
             return behaviour
 
     async def _chat(self, request: Request) -> Response:
@@ -221,6 +247,8 @@ class FaultServer:
         auth = request.headers.get("authorization", "")
         with self._lock:
             self.listings += 1
+        if self.models_silent:
+            await asyncio.sleep(self.hang_seconds)
         if self.api_key is not None and auth != f"Bearer {self.api_key}":
             return _refused(auth)
         if self.models_status == 404:
@@ -241,12 +269,17 @@ class FaultServer:
         if behaviour == "duds":
             text = "Fix it.\nTask 99: Do it.\nTask 100: Go."
         payload = _completion(body.get("model", self.model), text, reasoning, finish, chat=chat)
-        if behaviour in ("ok", "length", "duds"):
+        if behaviour in ("ok", "length", "duds", "stall"):
             low, high = self.latency
             if high:
                 with self._lock:
                     delay = self._rng.uniform(low, high)
                 await asyncio.sleep(delay)
+            if body.get("stream"):
+                usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                stall = self.hang_seconds if behaviour == "stall" else 0.0
+                return _streamed(payload, chat=chat, usage=usage,
+                                 interval=self.chunk_interval, stall=stall)
             return JSONResponse(payload)
         return await self._fault(request, behaviour, payload, auth)
 
@@ -271,6 +304,8 @@ class FaultServer:
         if behaviour == "404":
             return _error(404, f"The model `{payload['model']}` does not exist.",
                           "model_not_found")
+        if behaviour == "needs-stream":
+            return _error(400, NEEDS_STREAM, "InvalidParameter")
         if behaviour in ("reset", "cut"):
             return _broken_stream(request, encoded, reset=behaviour == "reset")
         if behaviour == "hang":
@@ -410,6 +445,51 @@ def _completion(
         kind = "text_completion"
     return {"id": "cmpl-fault", "object": kind, "created": int(time.time()), "model": model,
             "choices": [choice], "usage": usage}
+
+
+def stream_events(payload: dict[str, Any], *, chat: bool, usage: bool) -> list[dict[str, Any]]:
+    """The chunks a streaming server sends for the answer ``payload`` (a non-streamed
+    body): the reasoning and the text in pieces of a few characters each."""
+    choice = payload["choices"][0]
+    head = {key: payload[key] for key in ("id", "created", "model")}
+    head["object"] = "chat.completion.chunk" if chat else "text_completion"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        body = {"index": 0, "finish_reason": finish}
+        body.update({"delta": delta} if chat else {"text": delta.get("content", ""),
+                                                   "logprobs": None})
+        return {**head, "choices": [body]}
+
+    message = choice.get("message", {})
+    text = message.get("content", "") if chat else choice["text"]
+    events = [chunk({"role": "assistant", "content": ""})] if chat else []
+    reasoning = message.get("reasoning_content") or ""
+    events += [chunk({"reasoning_content": reasoning[at : at + 7]})
+               for at in range(0, len(reasoning), 7)]
+    events += [chunk({"content": text[at : at + 7]}) for at in range(0, len(text), 7)]
+    events.append(chunk({}, choice["finish_reason"]))
+    if usage:
+        events.append({**head, "choices": [], "usage": payload["usage"]})
+    return events
+
+
+def _streamed(payload: dict[str, Any], *, chat: bool, usage: bool, interval: float,
+              stall: float) -> StreamingResponse:
+    """``payload`` as server-sent events ``interval`` apart (after a keep-alive comment);
+    with ``stall``, nothing for that long once half of them are out."""
+    events = stream_events(payload, chat=chat, usage=usage)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b": keep-alive\n\n"
+        for number, event in enumerate(events):
+            if stall and number == len(events) // 2:
+                await asyncio.sleep(stall)
+            if interval:
+                await asyncio.sleep(interval)
+            yield f"data: {json.dumps(event)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(chunks(), media_type="text/event-stream")
 
 
 def _error(status: int, message: str, code: str) -> JSONResponse:
