@@ -20,10 +20,11 @@ from tests.helpers import chat_body
 Handler = Callable[[httpx2.Request], httpx2.Response]
 
 
-def backend(handler: Handler, api: str = "chat", max_retries: int = 2) -> OpenAIBackend:
+def backend(handler: Handler, api: str = "chat", max_retries: int = 2,
+            api_key: str | None = "sk-test") -> OpenAIBackend:
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
     return OpenAIBackend(
-        base_url="http://127.0.0.1:9/v1", model="m", api_key="sk-test", api=api,
+        base_url="http://127.0.0.1:9/v1", model="m", api_key=api_key, api=api,
         max_retries=max_retries, http_client=client,
     )
 
@@ -123,7 +124,6 @@ def test_server_errors_exhaust_retries_then_fail_retryably():
     ("body", "message"),
     [
         ({**chat_body("x"), "choices": []}, "the server answered with no choices"),
-        (chat_body(None), "the server answered with no content"),
         ({**chat_body("x"), "choices": ["x"]}, "malformed response: choices are"),
         ({**chat_body("x"), "choices": [{"message": "x"}]}, "a choice without a message"),
         ([chat_body("x")], "malformed response: .* is not an object"),
@@ -497,3 +497,21 @@ def test_structured_json_makes_a_refusal_an_error_and_never_sends_plain():
         "back to text, or --structured off)")
     assert [body.get("response_format", {}).get("type") for body in bodies] == [
         "json_schema", "json_object"]
+
+
+@pytest.mark.parametrize("content", [None, "", "  \n"])
+def test_an_empty_answer_is_an_answer_not_a_failure(content):
+    """The stage settles it (``empty``); retrying it would pay for it again."""
+    answer = complete(backend(lambda request: httpx2.Response(200, json=chat_body(content))))
+    assert answer.text.strip() == "" and answer.finish_reason == "stop"
+
+
+def test_no_key_at_all_is_named_as_missing_not_refused():
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(401, json={"error": {"message": "Missing bearer token"}})
+
+    with pytest.raises(BackendError) as err:
+        complete(backend(handler, api_key=None))
+    assert not err.value.retryable
+    assert "none was given" in err.value.message and "refused" not in err.value.message
+    assert "--api-key or set OPENAI_API_KEY" in err.value.message

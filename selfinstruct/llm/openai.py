@@ -443,9 +443,9 @@ class OpenAIBackend:
         if not isinstance(message, dict):
             raise BackendError("malformed response: a choice without a message", retryable=True)
         reasoning = _text(message.get("reasoning_content")) or _text(message.get("reasoning"))
+        # An empty answer is an answer (a stop string the model wrote first, a model with
+        # nothing to say): the stage settles it as ``empty``; asking again would pay again.
         text = _text(message.get("content"))
-        if not text.strip() and not reasoning:
-            raise BackendError("the server answered with no content", retryable=True)
         return _completion(response, choice, text, reasoning or None, self.model)
 
     async def _completions(self, request: Request, extra: dict[str, Any],
@@ -455,10 +455,7 @@ class OpenAIBackend:
                              **extra}, stream
         )
         choice = _first_choice(response)
-        text = _text(choice.get("text"))
-        if not text.strip():
-            raise BackendError("the server answered with no content", retryable=True)
-        return _completion(response, choice, text, None, self.model)
+        return _completion(response, choice, _text(choice.get("text")), None, self.model)
 
     async def _post(self, path: str, body: dict[str, Any], stream: bool) -> dict[str, Any]:
         """POST through the SDK (its auth, retries, backoff, ``Retry-After`` and status
@@ -492,6 +489,10 @@ class OpenAIBackend:
     def _status_error(self, err: openai.APIStatusError) -> BackendError:
         status = err.status_code
         detail = _error_detail(err)
+        if status == 401 and not self._api_key:
+            return BackendError(f"HTTP 401: the server wants an API key and none was given "
+                                f"({detail}); pass --api-key or set OPENAI_API_KEY",
+                                retryable=False)
         if status in _FATAL_STATUSES:
             hint = {
                 401: "check --api-key or OPENAI_API_KEY",

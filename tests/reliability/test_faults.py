@@ -40,8 +40,6 @@ FAULT_ERRORS = {
     "bad-json": "malformed response: the body is not JSON",
     "not-json": "malformed response: not JSON: '<html><body>Service is warming up",
     "empty-choices": "the server answered with no choices",
-    "null-content": "the server answered with no content",
-    "empty-content": "the server answered with no content",
     "keepalive": "malformed response: the body is not JSON",
 }
 
@@ -107,7 +105,7 @@ def test_a_slow_but_complete_answer_is_kept(server: FaultServer, seeds, tmp_path
 
 
 def test_completions_api_survives_faults(server: FaultServer, seeds, tmp_path):
-    faults = ["bad-json", "empty-content", "null-content", "500", "cut"]
+    faults = ["bad-json", "500", "cut"]
     for fault in faults:
         server.push(fault, "ok")
     out = tmp_path / "run"
@@ -139,7 +137,7 @@ def test_later_stages_retry_failed_records(server: FaultServer, seeds, tmp_path,
     out = tmp_path / "run"
     generated_run(server, seeds, out, 16, classified=stage == "instances")
     faults = ["429", "502", "reset", "hang", "bad-json", "not-json", "empty-choices",
-              "null-content", "empty-content", "keepalive"]
+              "keepalive"]
     for fault in faults:
         server.push(fault, "ok")
     result = invoke(stage, str(out), *backend_flags(server))
@@ -300,3 +298,19 @@ def test_answers_that_never_add_anything_stop_the_run(server: FaultServer, seeds
     assert 100 <= server.count() <= 100 + 4 + 3
     assert "kept 0 new instructions (0/6" in flat(result.output)
     assert stats(out)["generate"]["interrupted"] is True
+
+
+@pytest.mark.parametrize("fault", ["empty-content", "null-content"])
+def test_an_empty_answer_is_settled_not_failed(server: FaultServer, seeds, tmp_path, fault):
+    """An empty answer is an answer: recorded as a rejection, never a failed request, and
+    a rerun does not pay for it again."""
+    out = tmp_path / "run"
+    generated_run(server, seeds, out, 4)
+    server.push(fault)
+    assert invoke("reason", str(out), *backend_flags(server)).exit_code == 0
+    assert [f for f in read_records(out / "failures.jsonl") if f["stage"] == "reason"] == []
+    rejected = [r for r in read_records(out / "rejected.jsonl") if r.get("stage") == "reason"]
+    assert len(rejected) == 1 and rejected[0]["answer"] == ""
+    sent = len(server.served)
+    result = invoke("reason", str(out), *backend_flags(server))
+    assert result.exit_code == 0 and len(server.served) == sent

@@ -24,7 +24,7 @@ def test_a_planted_key_is_never_written_or_printed(server: FaultServer, seeds, t
                key_in_env=False).returncode == 0
     server.push("keepalive")
     assert run("instances", str(out), *backend_flags(server)).returncode == 0
-    server.push("empty-content")
+    server.push("bad-json")
     assert run("reason", str(out), *backend_flags(server), f"--api-key={PLANTED_KEY}",
                key_in_env=False).returncode == 0
     assert run("export", str(out), "--format", "sharegpt").returncode == 0
