@@ -45,6 +45,9 @@ class Request:
     schema: Mapping[str, Any] | None = field(default=None, hash=False)
     #: The schema's short name, which OpenAI-style servers require (``[A-Za-z0-9_-]``).
     schema_name: str = "answer"
+    #: Which of several teachers answers (:class:`~selfinstruct.llm.pool.TeacherPool`);
+    #: a backend of one model has no other to pick.
+    teacher: int = 0
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from selfinstruct.cli import commands as cli
-from selfinstruct.llm import use_backend
+from selfinstruct.errors import UserError
+from selfinstruct.llm import BackendSpec, use_backend
 from selfinstruct.llm.base import Request
 from selfinstruct.llm.fake import FakeBackend, completion
 from selfinstruct.runs.pairs import TrainingExample
 from selfinstruct.stages.best_of import best_of
+from selfinstruct.stages.distill import SAMPLES_TEMPERATURE
 from selfinstruct.stages.export import export_run
 from selfinstruct.stages.preference import (
     PreferencePair,
@@ -26,6 +28,7 @@ from selfinstruct.stages.preference import (
     pair_records,
 )
 from selfinstruct.stages.ranking import group_by_prompt
+from tests.helpers import flat
 
 runner = CliRunner()
 VERDICT = {"accuracy": 4, "completeness": 4, "relevance": 5, "harmlessness": 5,
@@ -200,10 +203,10 @@ def test_export_pairs_writes_and_registers_each_format(tmp_path, fmt):
 
 def test_pairs_need_scores_and_a_positive_margin(tmp_path):
     run = scored_run(tmp_path)
-    with pytest.raises(Exception, match="--min-margin must be positive"):
+    with pytest.raises(UserError, match="--min-margin must be positive"):
         export_pairs(run, "alpaca", margin=0)
     (run / "scores.jsonl").unlink()
-    with pytest.raises(Exception, match="no scores.jsonl for --pairs"):
+    with pytest.raises(UserError, match=r"no scores\.jsonl for --pairs"):
         export_pairs(run, "alpaca")
 
 
@@ -317,3 +320,86 @@ def test_pairs_refuse_a_text_format_and_best_of(tmp_path):
     assert text.exit_code != 0 and "pairs are written as alpaca" in text.output
     both = runner.invoke(cli.app, ["export", str(run), "--pairs", "--best-of"])
     assert both.exit_code != 0 and "pick one" in both.output
+
+
+# -- several teachers --------------------------------------------------------------------
+
+
+def teacher_backend(spec: BackendSpec) -> FakeBackend:
+    """Each teacher answers in its own words, so a record shows who wrote it."""
+    return FakeBackend(lambda request, number: f"<think>hm</think>{spec.model} says "
+                                               f"{request.prompt}",
+                       name=spec.model)
+
+
+def test_two_teachers_answer_the_same_rows_and_pairs_span_them(tmp_path):
+    rows = write_jsonl(tmp_path / "p.jsonl", [{"q": f"question row{i}"} for i in range(2)])
+    (tmp_path / "t.txt").write_text("Answer: {q}", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["distill", str(rows), "--user-template", str(tmp_path / "t.txt"), "-o", str(out),
+            "--base-url", "http://127.0.0.1:9/v1", "--model", "strong", "--model", "weak"]
+    made: list[FakeBackend] = []
+
+    def backend(spec: BackendSpec) -> FakeBackend:
+        made.append(teacher_backend(spec))
+        return made[-1]
+
+    with use_backend(backend):
+        too_few = runner.invoke(cli.app, [*args, "--samples", "1"])
+        assert too_few.exit_code != 0 and "--samples 2 or more" in flat(too_few.output)
+        result = runner.invoke(cli.app, [*args, "--samples", "4"])
+    assert result.exit_code == 0, result.output
+    records = read_jsonl(out / "distilled.jsonl")
+    assert sorted((r["id"], r["sample"], r["model"]) for r in records) == [
+        (row, s, "strong" if s % 2 == 0 else "weak") for row in ("row0", "row1")
+        for s in range(4)]
+    assert all(r["answer"].startswith(r["model"] + " says") for r in records)
+    # --samples 4 and no --temperature: the answers are drawn, not greedy.
+    assert {r.temperature for b in made for r in b.requests} == {SAMPLES_TEMPERATURE}
+
+    def judge(request: Request, number: int) -> str:
+        return json.dumps({**VERDICT, "overall": 5 if "strong says" in request.prompt else 2})
+
+    with use_backend(FakeBackend(judge)):
+        assert runner.invoke(cli.app, ["score", str(out), "--language", "en"]).exit_code == 0
+    exported = runner.invoke(cli.app, ["export", str(out), "--pairs", "--format", "sharegpt",
+                                       "--think", "drop"])
+    assert exported.exit_code == 0, exported.output
+    pairs = json.loads((out / "export" / "sharegpt_pairs.json").read_text())
+    assert len(pairs) == 2
+    assert all(p["chosen"]["value"].startswith("strong") and
+               p["rejected"]["value"].startswith("weak") for p in pairs)
+
+
+def test_a_teachers_file_names_each_server_and_key_variable(tmp_path, monkeypatch):
+    prompts = write_jsonl(tmp_path / "q.jsonl", [{"id": "q1", "instruction": "Why?"}])
+    teachers = tmp_path / "teachers.txt"
+    teachers.write_text("# url model key\nhttp://127.0.0.1:9/v1 alpha\n"
+                        "http://127.0.0.1:8/v1 beta BETA_KEY  # the second server\n")
+    seen: list[BackendSpec] = []
+
+    def backend(spec: BackendSpec) -> FakeBackend:
+        seen.append(spec)
+        return teacher_backend(spec)
+
+    args = ["reason", str(prompts), "-o", str(tmp_path / "r"), "--samples", "2",
+            "--teachers", str(teachers)]
+    with use_backend(backend):
+        missing = runner.invoke(cli.app, args)
+        assert missing.exit_code != 0 and "BETA_KEY is not set" in missing.output
+        monkeypatch.setenv("BETA_KEY", "secret")
+        result = runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    assert [(s.model, s.base_urls) for s in seen[-2:]] == [
+        ("alpha", ("http://127.0.0.1:9/v1",)), ("beta", ("http://127.0.0.1:8/v1",))]
+    traces = read_jsonl(tmp_path / "r" / "reasoning.jsonl")
+    assert sorted((t["sample"], t["model"]) for t in traces) == [(0, "alpha"), (1, "beta")]
+
+
+def test_several_models_are_refused_where_one_model_answers(tmp_path):
+    data = write_jsonl(tmp_path / "a.jsonl", [{"instruction": "Say hi.", "output": "Hi"}])
+    result = runner.invoke(cli.app, ["score", str(data), "-o", str(tmp_path / "s"),
+                                     "--base-url", "http://127.0.0.1:9/v1", "--model", "a",
+                                     "--model", "b"])
+    assert result.exit_code != 0
+    assert "this command talks to one model" in flat(result.output)
