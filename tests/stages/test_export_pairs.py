@@ -16,6 +16,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendSpec, use_backend
 from selfinstruct.llm.base import Request
 from selfinstruct.llm.fake import FakeBackend, completion
+from selfinstruct.reporting.facts import gather
 from selfinstruct.runs.pairs import TrainingExample
 from selfinstruct.stages.best_of import best_of
 from selfinstruct.stages.distill import SAMPLES_TEMPERATURE
@@ -312,6 +313,17 @@ def test_distill_score_export_best_of_and_pairs(tmp_path):
     assert every.exit_code == 0, every.output
     # row0: 5, 5 and 3 over 1 are at least 2 apart; 5 over 3 too (twice).
     assert len(json.loads((out / "export" / "sharegpt_pairs.json").read_text())) == 5
+
+    # report: the spread within prompts, and what the margin kept (the last --pairs run).
+    facts = gather(out)
+    assert (facts.spread["prompts"], facts.spread["disagree"]) == (3, 2)
+    assert sorted(facts.spread["spreads"]) == [0, 1, 4]
+    [pairs_funnel] = [f for f in facts.funnels if f.stage == "pairs"]
+    assert (pairs_funnel.candidates, pairs_funnel.kept) == (3, 1)
+    assert pairs_funnel.rejected == [("below_margin", 2)]
+    assert runner.invoke(cli.app, ["report", str(out)]).exit_code == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Score spread within prompts" in page and "5 pairs at least 2 apart" in page
 
 
 def test_pairs_refuse_a_text_format_and_best_of(tmp_path):
