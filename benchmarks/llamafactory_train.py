@@ -20,6 +20,15 @@ to ``llamafactory-cli``)::
     python benchmarks/llamafactory_train.py RUN /tmp/lfvenv/bin/llamafactory-cli \\
         [--work-dir DIR] [--max-steps 3] [--dataset NAME ...] [--template qwen3]
 
+    selfinstruct export RUN --pairs -f alpaca; selfinstruct export RUN --pairs -f sharegpt
+    python benchmarks/llamafactory_train.py RUN /tmp/lfvenv/bin/llamafactory-cli --dpo
+
+``--dpo`` trains the preference pairs instead (``selfinstruct export RUN --pairs``: the
+datasets registered with ``"ranking": true``), with stage ``dpo`` (sigmoid loss, beta
+0.1, the reference model a frozen copy of the tiny one), and checks that the first
+pair's prompt reached both tokenized sequences, its chosen answer the chosen one and its
+rejected answer the rejected one.
+
 Per dataset it prints: the examples LLaMA-Factory loaded (the trainer's ``Num examples``),
 the first tokenized example as LLaMA-Factory decoded it (``inputs`` / ``labels``), whether
 the first record's system prompt, prompt and answer reached that example, the steps run
@@ -156,6 +165,19 @@ def first_record_parts(export_dir: Path, entry: dict[str, Any]) -> dict[str, str
     }
 
 
+def first_pair_parts(export_dir: Path, entry: dict[str, Any]) -> dict[str, str]:
+    """System, prompt, chosen and rejected answer of the first record of ranking data."""
+    parts = first_record_parts(export_dir, entry)
+    [record] = read_records(export_dir / entry["file_name"])[:1]
+    columns = entry.get("columns", {})
+    content = entry.get("tags", {}).get("content_tag", "value")
+    for side in ("chosen", "rejected"):
+        value = record[columns.get(side, side)]
+        parts[side] = value[content] if isinstance(value, dict) else value
+    del parts["answer"]
+    return parts
+
+
 def write_config(path: Path, config: dict[str, Any]) -> None:
     # JSON scalars are YAML scalars: one "key: value" line each is a valid YAML mapping.
     path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in config.items()))
@@ -190,7 +212,7 @@ def train_one(
 ) -> dict[str, Any]:
     columns = entry.get("columns", {})
     text_only = entry.get("formatting", "alpaca") == "alpaca" and "response" not in columns
-    stage = "pt" if text_only else "sft"
+    stage = "dpo" if entry.get("ranking") else "pt" if text_only else "sft"
     out = work / name
     out.mkdir(parents=True, exist_ok=True)
     config = {
@@ -222,6 +244,8 @@ def train_one(
     }
     if stage == "pt":  # one example per record: packing would drop a tail under cutoff_len
         config["packing"] = False
+    if stage == "dpo":  # LLaMA-Factory's DPO defaults, written out
+        config.update(pref_beta=0.1, pref_loss="sigmoid")
     cfg = out / "cfg.yaml"
     write_config(cfg, config)
     env = dict(
@@ -248,10 +272,21 @@ def train_one(
     state_file = out / "output" / "trainer_state.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     losses = [(h["step"], h["loss"]) for h in state.get("log_history", []) if "loss" in h]
-    inputs = printed_block(proc.stdout, "inputs")
-    labels = printed_block(proc.stdout, "labels")
-    parts = first_record_parts(export_dir, entry)
-    reached = {k: (not v) or v.strip() in inputs for k, v in parts.items()}
+    margins = [(h["step"], h["rewards/margins"]) for h in state.get("log_history", [])
+               if "rewards/margins" in h]
+    if stage == "dpo":
+        inputs = printed_block(proc.stdout, "chosen_inputs")
+        labels = printed_block(proc.stdout, "rejected_inputs")
+        parts = first_pair_parts(export_dir, entry)
+        # system and prompt belong in both sequences; each answer in its own
+        where = {"chosen": [inputs], "rejected": [labels]}
+        reached = {k: (not v) or all(v.strip() in text for text in where.get(k, [inputs, labels]))
+                   for k, v in parts.items()}
+    else:
+        inputs = printed_block(proc.stdout, "inputs")
+        labels = printed_block(proc.stdout, "labels")
+        parts = first_record_parts(export_dir, entry)
+        reached = {k: (not v) or v.strip() in inputs for k, v in parts.items()}
     steps = state.get("global_step", 0)
     ok = (
         proc.returncode == 0
@@ -269,6 +304,7 @@ def train_one(
         "steps": steps,
         "losses": losses,
         "final_loss": losses[-1][1] if losses else None,
+        "reward_margins": margins,
         "inputs": inputs,
         "labels": labels,
         "reached": reached,
@@ -286,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, help="default: RUN/lf_train")
     parser.add_argument("--max-steps", type=int, default=3)
     parser.add_argument("--dataset", action="append", help="only these dataset names")
+    parser.add_argument("--dpo", action="store_true",
+                        help="train the ranking datasets (export --pairs) with stage dpo")
     parser.add_argument(
         "--template",
         default="default",
@@ -303,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     python = str(Path(cli).with_name("python"))
     export_dir = (args.run_dir / "export").resolve()
     info: dict[str, Any] = json.loads((export_dir / "dataset_info.json").read_text())
-    names = args.dataset or list(info)
+    # SFT cannot read ranking data and DPO reads nothing else: --dpo picks the ranking ones.
+    names = [n for n in args.dataset or list(info) if bool(info[n].get("ranking")) == args.dpo]
     work = (args.work_dir or args.run_dir / "lf_train").resolve()
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -351,9 +390,15 @@ def main(argv: list[str] | None = None) -> int:
             f"stage {res['stage']}, exit {res['returncode']}, {res['wall_s']} s, log {res['log']}"
         )
         print(f"examples loaded: {res['examples_loaded']}")
-        print(f"first example inputs: {res['inputs']!r}")
+        first = "first chosen" if res["stage"] == "dpo" else "first example"
+        second = "first rejected" if res["stage"] == "dpo" else "first example"
+        print(f"{first} inputs: {res['inputs']!r}")
         if res["labels"]:
-            print(f"first example labels: {res['labels']!r}")
+            print(f"{second} {'inputs' if res['stage'] == 'dpo' else 'labels'}: "
+                  f"{res['labels']!r}")
+        if res["reward_margins"]:
+            print("reward margin (chosen - rejected) per step: "
+                  + ", ".join(f"{s}: {m:.4f}" for s, m in res["reward_margins"]))
         print(
             "first record reached the example: "
             + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in res["reached"].items())

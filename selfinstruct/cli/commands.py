@@ -214,17 +214,44 @@ def export(
                           "instruction, input or output (default: the prompt or the field "
                           "distill's --map made, and the answer).")
     ] = None,
+    best_of: Annotated[
+        bool, typer.Option("--best-of", help="Of each prompt's answers (--samples K), keep "
+                           "the one the judge scored highest (a tie: the first sample).")
+    ] = False,
+    pairs: Annotated[
+        bool, typer.Option("--pairs", help="Preference pairs for DPO/ORPO: per prompt the "
+                           "top-scored answer chosen, the bottom-scored rejected (a reason "
+                           "run with --reference-field and no scores: correct over wrong).")
+    ] = False,
+    pairs_all: Annotated[
+        bool, typer.Option("--pairs-all", help="With --pairs: every ordered pair of a "
+                           "prompt's answers at least --min-margin apart.")
+    ] = False,
+    min_margin: Annotated[
+        float, typer.Option(help="With --pairs: the least score difference between chosen "
+                            "and rejected.")
+    ] = 1.0,
 ) -> None:
     """Write training data (alpaca, sharegpt, messages, text) and its dataset_info.json
-    entry."""
+    entry; --pairs writes preference pairs instead."""
     from selfinstruct.cli.results import export_lines
-    from selfinstruct.stages.export import export_run
     from selfinstruct.text.row_answers import parse_renames
 
     with reported_errors():
-        result = export_run(run_dir, format, output, include_seeds=include_seeds, data=data,
-                            think=think, min_score=min_score,
-                            fields=parse_renames(map or ()))
+        fields = parse_renames(map or ())
+        if pairs or pairs_all:
+            from selfinstruct.stages.preference import export_pairs, pair_format
+
+            result = export_pairs(run_dir, pair_format(format, best_of=best_of,
+                                                       include_seeds=include_seeds), output,
+                                  data=data, think=think, margin=min_margin,
+                                  every=pairs_all, min_score=min_score, fields=fields)
+        else:
+            from selfinstruct.stages.export import export_run
+
+            result = export_run(run_dir, format, output, include_seeds=include_seeds,
+                                data=data, think=think, min_score=min_score, fields=fields,
+                                best_of=best_of)
         say_all(export_lines(result))
 
 

@@ -74,8 +74,9 @@ BACKEND_PARAMETERS = [
     _option("base_url", list[str] | None, None, "OpenAI-compatible server, e.g. "
             "http://127.0.0.1:8000/v1; repeat it to balance over several."),
     _option("base_url_file", Path | None, None, "A file of server URLs, one a line."),
-    _option("model", str | None, None, "Model name on the server, a .gguf path (local), or "
-            "a Hugging Face id / path (vllm)."),
+    _option("model", list[str] | None, None, "Model name on the server, a .gguf path "
+            "(local), or a Hugging Face id / path (vllm); distill and reason: repeat it to "
+            "ask several teachers (sample k of a row goes to the k-th, cyclically)."),
     _option("api_key", str | None, None, "API key (never written to disk).",
             envvar="OPENAI_API_KEY", show_default=False, show_envvar=True),
     _option("api", Api | None, None, "chat, or completions for base models."),
@@ -137,6 +138,8 @@ def backend_settings(kwargs: dict[str, Any]) -> BackendSettings:
     read, not taken: it is also the command's own)."""
     values = {p.name: kwargs.pop(p.name) for p in BACKEND_PARAMETERS}
     values["base_url"] = tuple(values["base_url"] or ())
+    values["models"] = tuple(values["model"] or ())
+    values["model"] = values["models"][0] if values["models"] else None
     if kwargs.get("structured") is not None:
         values["structured"] = kwargs["structured"]
     return BackendSettings(**values)
@@ -158,6 +161,12 @@ TEACHER_PARAMETERS = [
             "--thinking on)."),
 ]
 
+#: ``--teachers FILE``: a teacher stage's other teachers, each on its own server.
+TEACHERS_FILE = _option("teachers", Path | None, None, "A file of teachers, one "
+                        "'BASE_URL MODEL [KEY_ENV]' a line (KEY_ENV: the variable holding "
+                        "that server's API key); sample k of a row goes to the k-th, "
+                        "cyclically.")
+
 #: Placeholder default for the ``teacher`` parameter that :func:`with_teacher_options` fills.
 NO_TEACHER = Teacher()
 
@@ -174,12 +183,15 @@ def with_teacher_options(func: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(func)
     def command(**kwargs: Any) -> T:
         values = {p.name: kwargs.pop(p.name) for p in TEACHER_PARAMETERS}
+        teachers = kwargs.pop(TEACHERS_FILE.name)
+        if teachers is not None:
+            kwargs["backend"] = dataclasses.replace(kwargs["backend"], teachers_file=teachers)
         with reported_errors():
             teacher = Teacher.of(values)
         return func(teacher=teacher, **kwargs)
 
     command.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*own, *TEACHER_PARAMETERS]
+        parameters=[*own, *TEACHER_PARAMETERS, TEACHERS_FILE]
     )
     return command
 

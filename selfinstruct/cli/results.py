@@ -15,7 +15,7 @@ from selfinstruct.stages.review import Drawn, Imported
 def export_lines(result: ExportResult) -> list[str]:
     """Where the export went and the LLaMA-Factory dataset name to train on (and what the
     scores and reviews took out)."""
-    lines: list[str] = []
+    lines: list[str] = list(result.summary)
     curated = result.curated
     if curated is not None and curated.min_score is not None:
         lines.append(f"--min-score {curated.min_score:g}: {curated.below_min_score} examples "
@@ -27,9 +27,9 @@ def export_lines(result: ExportResult) -> list[str]:
     skipped = (f" ({result.skipped} left out: empty instruction or answer)"
                if result.skipped else "")
     if result.dataset_name is None:
-        return [*lines, f"exported {result.count} examples to {result.path}{skipped}; "
+        return [*lines, f"exported {result.count} {result.unit} to {result.path}{skipped}; "
                         f"{result.note}"]
-    return [*lines, f"exported {result.count} examples to {result.path}{skipped}; "
+    return [*lines, f"exported {result.count} {result.unit} to {result.path}{skipped}; "
                     f"LLaMA-Factory dataset {result.dataset_name!r} registered in "
                     f"{result.dataset_info}"]
 

@@ -52,6 +52,9 @@ class Request:
     #: ``assistant``, between the system message and the prompt: a multi-turn chat
     #: (``dialogue --mode self-chat``) sends the conversation so far, not a summary of it.
     history: tuple[tuple[str, str], ...] = ()
+    #: Which of several teachers answers (:class:`~selfinstruct.llm.pool.TeacherPool`);
+    #: a backend of one model has no other to pick.
+    teacher: int = 0
 
 
 @dataclass(frozen=True)

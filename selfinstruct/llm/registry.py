@@ -9,6 +9,7 @@ select a real one, or hand a ready backend to :func:`use_backend`.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,12 @@ class BackendSpec:
     #: Seconds a server may send nothing at all while requests wait on it before it is
     #: asked for its model list, and found silent when that goes unanswered too.
     silence_timeout: float = 60.0
+    #: The environment variable holding this model's API key (a ``--teachers`` line's
+    #: third field); None: the key given to the command.
+    api_key_env: str | None = None
+    #: Several teachers answering the same rows (distill, reason): each one's spec, this
+    #: spec being the first's; a request's ``teacher`` picks one.
+    teachers: tuple[BackendSpec, ...] = ()
 
 
 #: Requests in flight when nobody said: vLLM wants big rounds, servers a moderate load,
@@ -73,11 +80,31 @@ def create_backend(spec: BackendSpec, api_key: str | None = None,
     """Build the backend ``spec`` names, sized for ``concurrency`` requests in flight
     (default: the spec's); optional dependencies are imported only here. Inside
     :func:`use_backend`, that backend instead."""
+    if spec.teachers:
+        from selfinstruct.llm.pool import TeacherPool
+
+        return TeacherPool([(teacher.model, create_backend(teacher, teacher_key(teacher, api_key),
+                                                           concurrency))
+                            for teacher in spec.teachers])
     if _GIVEN:
         given = _GIVEN[-1]
         return given if isinstance(given, Backend) else given(spec)
     return FACTORIES[spec.kind](spec, api_key, spec.concurrency if concurrency is None
                                 else concurrency)
+
+
+def teacher_key(spec: BackendSpec, api_key: str | None) -> str | None:
+    """A teacher's API key: from the variable its ``--teachers`` line names, else the
+    command's."""
+    if spec.api_key_env is None:
+        return api_key
+    key = os.environ.get(spec.api_key_env)
+    if not key:
+        from selfinstruct.errors import UserError
+
+        raise UserError(f"{spec.model}: its API key variable {spec.api_key_env} is not set; "
+                        f"export {spec.api_key_env}=KEY")
+    return key
 
 
 @contextlib.contextmanager

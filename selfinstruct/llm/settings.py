@@ -65,6 +65,11 @@ class BackendSettings:
     structured: str | None = None
     stream: str | None = None
     executor: ExecutorSettings = dataclasses.field(default_factory=ExecutorSettings)
+    #: Every ``--model`` given; more than one asks several teachers (distill, reason:
+    #: :mod:`selfinstruct.llm.teachers`), and ``model`` is the first.
+    models: tuple[str, ...] = ()
+    #: ``--teachers FILE``: a teacher a line (distill, reason).
+    teachers_file: Path | None = None
 
     def urls(self) -> tuple[str, ...]:
         """``--base-url`` values, then the lines of ``--base-url-file`` (``#`` comments)."""
@@ -83,6 +88,11 @@ class BackendSettings:
         ``base_url`` one URL or several, ``executor`` a name or :class:`ExecutorSettings`.
         Keywords that are not backend settings are ignored (the caller checks them)."""
         own = {name: values[name] for name in KEYWORDS if name in values}
+        if isinstance(own.get("model"), list | tuple):  # model=[A, B]: several teachers
+            own["models"] = tuple(own["model"])
+            own["model"] = own["models"][0] if own["models"] else None
+        if own.get("teachers_file") is not None:
+            own["teachers_file"] = Path(own["teachers_file"])
         urls = own.get("base_url")
         own["base_url"] = (urls,) if isinstance(urls, str) else tuple(urls or ())
         if own.get("base_url_file") is not None:
@@ -107,7 +117,11 @@ _ENGINE = EngineOptions()
 def resolve_backend(saved: Mapping[str, Any], given: BackendSettings) -> BackendSpec:
     """The backend to use: what was given first, then what the run was saved with
     (``saved``, a run's ``config.json``; empty for stages that never reuse a run's
-    model), then the defaults. Checked here, once, for every stage."""
+    model), then the defaults. Checked here, once, for every stage. One model: several
+    teachers are resolved one by one (:mod:`selfinstruct.llm.teachers`)."""
+    if len(given.models) > 1 or given.teachers_file is not None:
+        raise UserError("several teachers (--model given twice, --teachers) answer distill "
+                        "and reason; this command talks to one model")
     given_urls = given.urls()
     urls = given_urls or tuple(saved.get("base_urls", ()))
     kind = given.backend if given.backend not in (None, "auto") else None

@@ -30,11 +30,12 @@ from selfinstruct.runs.layout import (
     SCORES_FILE,
     STATS_FILE,
 )
-from selfinstruct.runs.pairs import Answered
+from selfinstruct.runs.pairs import Answered, TrainingExample
 from selfinstruct.runs.scores import Review, Score, read_reviews, read_scores
 from selfinstruct.runs.seeds import load_seeds
 from selfinstruct.runs.store import read_json, read_jsonl
 from selfinstruct.similarity.tokens import tokenize
+from selfinstruct.stages.ranking import group_by_prompt, spread
 from selfinstruct.stages.score import UNPARSEABLE, score_summary, source_language
 from selfinstruct.text.rubric import Scale
 
@@ -80,6 +81,8 @@ class RunFacts:
     reviews: list[Review] = field(default_factory=list)
     rates: list[Rate] = field(default_factory=list)
     rejected_examples: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    #: How far the scores of each prompt's K answers lie apart (:func:`ranking.spread`).
+    spread: dict[str, Any] = field(default_factory=dict)
 
     def lengths(self) -> dict[str, list[int]]:
         """Lengths in words (a Han or kana character counts as one word) of the
@@ -96,7 +99,7 @@ def gather(run: Path) -> RunFacts:
     if not run.exists():
         raise UserError(f"{run}: no such run directory or file")
     config = read_json(run / CONFIG_FILE) or {}
-    source, examples = _examples(run)
+    source, examples, groups = _examples(run)
     instructions = [str(r["instruction"]) for r in read_jsonl(run / INSTRUCTIONS_FILE)]
     if not instructions:
         instructions = list(dict.fromkeys(e.instruction for e in examples))
@@ -114,18 +117,21 @@ def gather(run: Path) -> RunFacts:
         score_stats=score_summary(scores) if scores else {},
         scale=Scale.parse(saved_scale) if saved_scale else None,
         reviews=reviews, rates=review_rates(reviews), rejected_examples=rejected_examples(run),
+        spread=spread(groups, {key: s.overall for key, s in scores.items()}),
     )
 
 
-def _examples(run: Path) -> tuple[Path, list[Answered]]:
-    """The data the examples come from (what a ``score -o`` directory judged) and them."""
+def _examples(run: Path) -> tuple[Path, list[Answered], list[list[TrainingExample]]]:
+    """The data the examples come from (what a ``score -o`` directory judged), them, and
+    them grouped by the prompt they answer."""
     try:
         dataset = read_dataset(run)
     except UserError:
         if run.is_file():
             raise  # a file is its examples: one that cannot be read has nothing to show
-        return run, []  # a pool without instances yet: the instructions are still worth a look
-    return dataset.source, [Answered.of(example) for example in dataset.examples]
+        return run, [], []  # a pool without instances yet: its instructions are worth a look
+    return (dataset.source, [Answered.of(example) for example in dataset.examples],
+            group_by_prompt(dataset.examples))
 
 
 def funnels(run: Path) -> list[Funnel]:
@@ -160,6 +166,9 @@ def funnels(run: Path) -> list[Funnel]:
         found.append(Funnel("export", "examples", export["considered"],
                             [(k, v) for k, v in taken.most_common() if v], export["kept"],
                             f"{export.get('edited', 0)} edited in review"))
+    pairs = (read_json(run / STATS_FILE) or {}).get("pairs")
+    if isinstance(pairs, dict):
+        found.append(pairs_funnel(pairs))
     return found
 
 
@@ -169,6 +178,18 @@ def dialogue_funnel(run: Path, rejected: Counter[str]) -> Funnel:
     shape = ", ".join(f"{count} of {turns}" for turns, count in sorted(lengths.items()))
     return _funnel("dialogue", "conversations", rejected, sum(lengths.values()),
                    f"exchanges per conversation: {shape or 'none kept'}")
+
+
+def pairs_funnel(pairs: dict[str, Any]) -> Funnel:
+    """``export --pairs``: the prompts, those the margin and the rest left without a
+    pair, and those paired (``stats.json``'s ``pairs`` section)."""
+    taken = Counter({name: pairs.get(name, 0) for name in
+                     ("below_margin", "single", "unscored", "below_min_score")})
+    left = sum(taken.values())
+    return Funnel("pairs", "prompts", pairs["prompts"],
+                  [(k, v) for k, v in taken.most_common() if v], pairs["prompts"] - left,
+                  f"{pairs['pairs']} pairs at least {pairs['margin']:g} apart, ranked by "
+                  f"{'the judge' if pairs.get('basis', 'judge') == 'judge' else 'reference'}")
 
 
 def _funnel(stage: str, unit: str, rejected: Counter[str], kept: int, note: str = "") -> Funnel:

@@ -124,6 +124,24 @@ def _funnel_table(funnel: Funnel) -> str:
     return (f"<div><h3>{escape(funnel.stage)}</h3>{table(['', 'count'], rows)}{note}</div>")
 
 
+def _spread(spread: dict[str, Any]) -> str:
+    """How often a prompt's K answers disagree, and by how much (top minus bottom)."""
+    if not spread.get("prompts"):
+        return ""
+    values = sorted(spread["spreads"])
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[f"{value:g}"] = counts.get(f"{value:g}", 0) + 1
+    rows = [f"<td>prompts with two or more scored answers</td>{stat(spread['prompts'])}",
+            f"<td>whose answers' scores differ</td>{stat(spread['disagree'])}",
+            f"<td>median spread (top − bottom)</td>{stat(values[len(values) // 2])}"]
+    return ("<h3>Score spread within prompts</h3>"
+            f'<div class="tables">{table(["", "count"], rows)}'
+            f'{table(["spread", "prompts"], (f"<td>{k}</td>{stat(n)}" for k, n in counts.items()))}'
+            "</div><p class=\"note\">A spread of at least --min-margin makes a preference "
+            "pair (export --pairs); no spread, nothing for --best-of to choose.</p>")
+
+
 def _quality(facts: RunFacts, figures: dict[str, str | None]) -> str:
     parts = ["<h2>Is it good</h2>"]
     stats = facts.score_stats
@@ -137,6 +155,7 @@ def _quality(facts: RunFacts, figures: dict[str, str | None]) -> str:
         means.append(f"<td>overall</td>{stat(stats['mean'], 'score.mean')}")
         parts.append(f'<div class="tables">{table(["overall score", "examples"], rows)}'
                      f'{table(["dimension", "mean"], means)}</div>')
+        parts.append(_spread(facts.spread))
     else:
         parts.append('<p class="note">Not scored: run <code>selfinstruct score</code>.</p>')
     parts.append("<h3>Human review</h3>")

@@ -26,7 +26,9 @@ from typing import Any, Literal
 from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendSpec
 from selfinstruct.llm.base import Backend, Completion, Request, Usage, template_kwargs
-from selfinstruct.llm.settings import BackendSettings, resolve_backend
+from selfinstruct.llm.pool import teacher_of
+from selfinstruct.llm.settings import BackendSettings
+from selfinstruct.llm.teachers import resolve_teachers
 from selfinstruct.runs.layout import (
     CONFIG_FILE,
     DISTILLED_FILE,
@@ -59,6 +61,9 @@ from selfinstruct.text.row_answers import (
 from selfinstruct.text.row_template import RowTemplate, compile_row_template
 from selfinstruct.text.thinking import split_thinking
 
+#: The temperature of ``--samples`` above 1 when none is given.
+SAMPLES_TEMPERATURE = 0.8
+
 #: Fields every distilled record has besides the row's columns and the parsed fields.
 RESERVED = ("id", "item", "sample", "prompt", "response", "reasoning", "model",
             "finish_reason", "usage")
@@ -69,7 +74,8 @@ class DistillSettings:
     """Everything that decides what ``distill`` sends and keeps.
 
     Defaults are the articles' bulk-annotation settings: 2048 answer tokens, the
-    server's own temperature unless one is given, one answer per row.
+    server's own temperature unless one is given (with several samples a row:
+    :data:`SAMPLES_TEMPERATURE`), one answer per row.
     """
 
     #: The user's prompt template (``{column}``, ``{row}``, ``{questions}``).
@@ -156,6 +162,14 @@ class DistillSettings:
         )
         return cls(**own)
 
+    def sampling_temperature(self) -> float | None:
+        """``--temperature``, else the server's default for one answer a row and
+        :data:`SAMPLES_TEMPERATURE` for several (K greedy answers would be one answer K
+        times: nothing to pick the best of, no pair)."""
+        if self.temperature is not None or self.samples == 1:
+            return self.temperature
+        return SAMPLES_TEMPERATURE
+
     def answer_format(self, questions: int = 0) -> AnswerFormat:
         """How the answers are read (``questions``: how many question lines there are,
         the count ``items="questions"`` asks for)."""
@@ -209,7 +223,7 @@ class DistillJob:
         return settings.teacher.apply(Request(
             prompt=self.render(row) if prompt is None else prompt,
             max_tokens=settings.max_tokens,
-            temperature=settings.temperature,
+            temperature=settings.sampling_temperature(),
             top_p=None,
         ))
 
@@ -281,7 +295,7 @@ def prepare_distill(source: Path, out_dir: Path, values: Mapping[str, Any],
     :meth:`DistillSettings.of`); nothing is sent or written. ``reparse`` lets the way
     answers are read change (``--parse``, ``--map``, ``--separator``…): the stored
     answers are read again that way before anything is sent."""
-    spec = resolve_backend({}, backend)
+    spec = resolve_teachers(backend, int(values.get("samples") or 1))
     settings = DistillSettings.of(values, spec)
     job = load_distill_job(source, settings, out_dir, force=force, reparse=reparse)
     return dataclasses.replace(job, out_dir=out_dir, spec=spec, reparse=reparse,
@@ -316,7 +330,7 @@ async def distill_run(
 
         def make_request(item: dict[str, Any]) -> Request:
             item["prompt"] = job.render(item["row"])
-            return job.request(item["row"], item["prompt"])
+            return teacher_of(job.request(item["row"], item["prompt"]), backend, item["sample"])
 
         def handle(item: dict[str, Any], completion: Completion) -> None:
             parsed = parse_answer(completion.text, completion.reasoning,

@@ -18,6 +18,7 @@ all its turns: every one in ShareGPT and ``messages``, the earlier exchanges in 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -31,7 +32,10 @@ from selfinstruct.runs.dataset import ExportData as ExportData
 from selfinstruct.runs.layout import update_stats
 from selfinstruct.runs.pairs import TrainingExample
 from selfinstruct.runs.store import read_json, write_atomic, write_json_atomic
+from selfinstruct.stages.best_of import BestOf
+from selfinstruct.stages.best_of import best_of as best_of_groups
 from selfinstruct.stages.curate import Curated, curate_dataset
+from selfinstruct.stages.ranking import rank
 from selfinstruct.text.dialogues import Turn, transcript
 from selfinstruct.text.thinking import split_thinking
 
@@ -60,6 +64,10 @@ class ExportResult:
     #: Records left out for an empty instruction or answer.
     skipped: int = 0
     note: str = ""
+    #: What ``--best-of`` or ``--pairs`` kept and left out, one line each.
+    summary: tuple[str, ...] = ()
+    #: What ``count`` counts.
+    unit: str = "examples"
 
 
 def to_records(
@@ -174,6 +182,7 @@ def export_run(
     think: ThinkStyle = "inline",
     min_score: float | None = None,
     fields: Mapping[str, str] | None = None,
+    best_of: bool = False,
 ) -> ExportResult:
     """Write ``fmt`` for ``source`` and register it in ``dataset_info.json`` beside it.
 
@@ -183,46 +192,80 @@ def export_run(
     files share one ``dataset_info.json``. With ``min_score``, only examples the judge
     scored at least that high; a reviewer's ``drop`` and ``edit`` (``review.jsonl``)
     apply whenever the directory has them. ``fields`` (``export --map``) picks the
-    record fields of a distilled run's or a file's examples.
+    record fields of a distilled run's or a file's examples. With ``best_of``, only the
+    top-scored answer of each prompt (:mod:`selfinstruct.stages.best_of`).
     A ``think="field"`` export with traces is not registered: LLaMA-Factory has no column
     for a separate reasoning field and would drop it without a word (and, with a
     reasoning template, train an empty ``<think></think>``).
     """
     dataset = read_dataset(source, include_seeds=include_seeds, data=data, fields=fields)
-    curated = curate_dataset(dataset, min_score)
+    summary: tuple[str, ...] = ()
+    if best_of:
+        curated, best = best_of_curated(dataset, min_score)
+        summary = (best.line(),)
+    else:
+        curated = curate_dataset(dataset, min_score)
     examples = [e for e in curated.examples if e.output and (e.instruction or fmt == "text")]
     path = output or default_output(dataset, fmt)
-    if path.resolve() == dataset.source.resolve():
-        raise UserError(f"-o {path} is the data being exported; write to another file")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_records(path, to_records(examples, fmt, think), jsonl=fmt in ("messages", "text"))
-    except OSError as err:
-        raise UserError(f"{path}: cannot write the export ({err.strerror})") from None
-    name = _dataset_name(dataset.path, fmt)
+    write_export(path, dataset, to_records(examples, fmt, think),
+                 jsonl=fmt in ("messages", "text"))
+    name = dataset_name(dataset.path, fmt)
     info_path = path.parent / "dataset_info.json"
     info = read_json(info_path) or {}
     skipped = len(curated.examples) - len(examples)
     if dataset.directory is not None:
         update_stats(dataset.directory, "export", curated.to_json())
+        if best_of:
+            update_stats(dataset.directory, "best_of", best.to_json())
     if think == "field" and fmt != "text" and any(e.reasoning for e in examples):
         if info.get(name, {}).get("file_name") == path.name:
             del info[name]
             write_json_atomic(info_path, info)
         return ExportResult(path, len(examples), info_path, None, curated, skipped,
-                            note=FIELD_NOTE)
+                            note=FIELD_NOTE, summary=summary)
     info[name] = dataset_info_entry(fmt, path.name, any(e.system for e in examples),
                                     any(e.turns for e in examples))
     write_json_atomic(info_path, info)
-    return ExportResult(path, len(examples), info_path, name, curated, skipped)
+    return ExportResult(path, len(examples), info_path, name, curated, skipped,
+                        summary=summary)
+
+
+def best_of_curated(dataset: Dataset, min_score: float | None) -> tuple[Curated, BestOf]:
+    """``--best-of``: each prompt's top-scored answer after review, then ``--min-score``
+    on those (a prompt whose best is under it keeps nothing), with every rule's counts."""
+    ranked = rank(dataset, min_score, flag="--best-of")
+    best = best_of_groups(ranked.groups(), ranked.scores)
+    kept = ranked.at_least(best.examples, min_score)
+    reviewed = ranked.reviewed
+    return dataclasses.replace(kept, considered=reviewed.considered,
+                               dropped_in_review=reviewed.dropped_in_review,
+                               edited=reviewed.edited), best
+
+
+def write_export(path: Path, dataset: Dataset, records: list[dict[str, Any]], *,
+                 jsonl: bool) -> None:
+    """Write ``records`` (JSON lines or one JSON array) to ``path``, never over the data
+    being exported."""
+    if path.resolve() == dataset.source.resolve():
+        raise UserError(f"-o {path} is the data being exported; write to another file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_records(path, records, jsonl=jsonl)
+    except OSError as err:
+        raise UserError(f"{path}: cannot write the export ({err.strerror})") from None
 
 
 def default_output(dataset: Dataset, fmt: ExportFormat) -> Path:
     """``DIR/export/alpaca.json`` for a directory; ``export/STEM_alpaca.json`` beside a
     file (never the file itself, and one name per file exported there)."""
+    return export_path(dataset, FILE_NAMES[fmt])
+
+
+def export_path(dataset: Dataset, file_name: str) -> Path:
+    """Where an export named ``file_name`` goes by default (see :func:`default_output`)."""
     if dataset.directory is not None:
-        return dataset.directory / "export" / FILE_NAMES[fmt]
-    return dataset.path.parent / "export" / f"{_base_name(dataset.path)}_{FILE_NAMES[fmt]}"
+        return dataset.directory / "export" / file_name
+    return dataset.path.parent / "export" / f"{_base_name(dataset.path)}_{file_name}"
 
 
 #: Why a ``--think field`` export is not registered for LLaMA-Factory.
@@ -239,7 +282,7 @@ def _write_records(path: Path, records: list[dict[str, Any]], *, jsonl: bool) ->
     write_atomic(path, lambda fp: fp.write(text))
 
 
-def _dataset_name(path: Path, fmt: ExportFormat) -> str:
+def dataset_name(path: Path, fmt: str) -> str:
     """The ``dataset_info.json`` name: the directory's or the file's (stem) and the format."""
     return f"{_base_name(path)}_{fmt}"
 

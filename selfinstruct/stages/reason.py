@@ -25,7 +25,9 @@ from selfinstruct.filters.traces import Trace, TraceSettings, check_trace
 from selfinstruct.language import Language
 from selfinstruct.llm import BackendSpec
 from selfinstruct.llm.base import Backend, Completion, Request
-from selfinstruct.llm.settings import BackendSettings, resolve_backend
+from selfinstruct.llm.pool import teacher_of
+from selfinstruct.llm.settings import BackendSettings
+from selfinstruct.llm.teachers import resolve_teachers
 from selfinstruct.runs.inputs import PromptRecord, load_prompts
 from selfinstruct.runs.layout import (
     PASS_RATES_FILE,
@@ -150,7 +152,7 @@ def prepare_reason(source: Path, out_dir: Path | None, settings: ReasonSettings,
         out_dir = source
     prompts = settings.shard.select(load_prompts(source, field=settings.field,
                                                  reference_field=settings.reference_field))
-    spec = resolve_backend({}, backend)
+    spec = resolve_teachers(backend, settings.samples)
     settings = replace(settings, teacher=settings.teacher.resolved(spec))
     return ReasonJob(source, out_dir, prompts, settings, spec)
 
@@ -175,7 +177,8 @@ async def reason_run(
         stats = StageStats("reason", total=total, done_before=total - len(pending))
 
         def make_request(item: dict[str, Any]) -> Request:
-            return reason_request(options, item["prompt"], item["sample"])
+            return teacher_of(reason_request(options, item["prompt"], item["sample"]),
+                              backend, item["sample"])
 
         def handle(item: dict[str, Any], completion: Completion) -> None:
             decision = decide_trace(item["prompt"], item["sample"], completion, traces,
