@@ -26,6 +26,7 @@ import gradio as gr
 from gradio.events import api
 
 from selfinstruct.errors import UserError
+from selfinstruct.text.thinking import split_thinking
 from selfinstruct.ui import view
 from selfinstruct.ui.picker import HELP
 from selfinstruct.ui.session import Playground, RowResult
@@ -148,13 +149,16 @@ class Handlers:
         """Send one message with the system prompt; the answer joins the conversation."""
         if not message.strip():
             return history, ""
+        asked = [*history, {"role": "user", "content": message}]
         try:
             completion = await self.playground.chat(system, message)
-            answer = completion.text
         except UserError as err:
-            answer = f"⚠ {err}"
-        return [*history, {"role": "user", "content": message},
-                {"role": "assistant", "content": answer}], ""
+            return [*asked, {"role": "assistant", "content": f"⚠ {err}"}], ""
+        thought = split_thinking(completion.text, completion.reasoning)
+        folded = ([{"role": "assistant", "content": thought.reasoning,
+                    "metadata": {"title": "reasoning", "status": "done"}}]
+                  if thought.reasoning else [])
+        return [*asked, *folded, {"role": "assistant", "content": thought.answer}], ""
 
     async def api_run(self, system: str, template: str, rows: str) -> list[dict[str, Any]]:
         """Send the rows (ids such as ``row0,row2``, a range ``3..7``, or a number N for N
@@ -183,7 +187,7 @@ def serve(playground: Playground, host: str = "127.0.0.1", port: int | None = No
     page.queue(default_concurrency_limit=None)
     page.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=True,
                 quiet=True, show_error=False, ssr_mode=False, mcp_server=False, pwa=False,
-                enable_monitoring=False, footer_links=["api"])
+                enable_monitoring=False, footer_links=["api"], css=view.CSS)
     print(f"playground: {page.local_url} (Ctrl-C to stop)", flush=True)
     if block:
         try:

@@ -15,7 +15,19 @@ from html import escape
 from typing import Any
 
 from selfinstruct.runs.rows import Row
+from selfinstruct.text.thinking import split_thinking
 from selfinstruct.ui.session import RowResult
+
+#: How the cards look (given to the page).
+CSS = """
+.si-card { border: 1px solid #ddd; border-radius: 6px; padding: 6px 12px; margin: 8px 0; }
+.si-card pre { white-space: pre-wrap; word-break: break-word; background: #f6f6f6;
+               padding: 6px; border-radius: 4px; margin: 2px 0 8px; }
+.si-card pre.si-record { background: #eef7ee; }
+.si-label { font-size: 0.8em; color: #666; margin: 4px 0 0; }
+.si-rejected { color: #a33; }
+.si-compare td { vertical-align: top; width: 50%; }
+"""
 
 #: Record fields every card shows once, above the records.
 _SHOWN_ABOVE = frozenset({"prompt", "response", "reasoning", "model", "finish_reason",
@@ -46,7 +58,7 @@ def card(result: RowResult) -> str:
     return (f'<div class="si-card" data-id="{escape(result.id)}">'
             f"<h4>{escape(result.id)} · {escape(outcome(result))}</h4>"
             f"<p class=\"si-meta\">{escape(_meta(result))}</p>"
-            f'<pre class="si-prompt">{escape(result.prompt)}</pre>'
+            f'{_label("prompt")}<pre class="si-prompt">{escape(result.prompt)}</pre>'
             f"{_answer(result)}{_kept(result)}</div>")
 
 
@@ -80,9 +92,11 @@ def _meta(result: RowResult) -> str:
 def _answer(result: RowResult) -> str:
     if result.error is not None:
         return ""
-    reasoning = (f"<details><summary>reasoning</summary><pre class=\"si-reasoning\">"
-                 f"{escape(result.reasoning)}</pre></details>" if result.reasoning else "")
-    return f'{reasoning}<pre class="si-answer">{escape(result.answer)}</pre>'
+    reasoning = (f"<details><summary>reasoning ({len(result.reasoning)} characters)</summary>"
+                 f'<pre class="si-reasoning">{escape(result.reasoning)}</pre></details>'
+                 if result.reasoning else "")
+    answer = split_thinking(result.answer).answer
+    return f'{_label("answer")}{reasoning}<pre class="si-answer">{escape(answer)}</pre>'
 
 
 def _kept(result: RowResult) -> str:
@@ -92,7 +106,12 @@ def _kept(result: RowResult) -> str:
     reasons = "".join(
         f'<p class="si-rejected">rejected: {escape(reason["filter"])}: '
         f"{escape(str(reason['detail']))}</p>" for reason in result.rejected)
-    return records + reasons
+    head = _label("records distill would write (besides the prompt and answer above)")
+    return (head if records else "") + records + reasons
+
+
+def _label(text: str) -> str:
+    return f'<p class="si-label">{escape(text)}</p>'
 
 
 def _fields(record: Mapping[str, Any]) -> dict[str, Any]:

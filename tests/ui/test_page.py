@@ -189,4 +189,7 @@ def test_the_picker_shows_the_rows_columns(playground):
 def test_chat_answers_with_the_system_prompt(playground, model):
     history, box = asyncio.run(Handlers(playground).on_chat("Be terse.", "about tea", []))
     assert box == "" and history[0] == {"role": "user", "content": "about tea"}
-    assert "tea" in history[1]["content"] and model.requests[0].system == "Be terse."
+    assert history[1]["content"] == "thinking about tea"  # folded under its title
+    assert history[1]["metadata"]["title"] == "reasoning"
+    assert history[2]["content"].startswith("```json") and "What is tea?" in history[2]["content"]
+    assert model.requests[0].system == "Be terse."
