@@ -702,6 +702,55 @@ def mix(
         say_all(mix_summary(result))
 
 
+@app.command()
+@with_backend_options
+@with_teacher_options
+def playground(
+    source: Annotated[Path, typer.Argument(
+        metavar="ROWS", help="Rows, as distill reads them: JSONL, JSON, CSV/TSV, XLSX, "
+                             "Parquet.")],
+    user_template: Annotated[Path, typer.Option(
+        help="The prompt template the page starts with (as distill's).")],
+    questions: Annotated[Path | None, typer.Option(
+        help="Question templates, one a line, listed as {questions}.")] = None,
+    sheet: Annotated[str | None, typer.Option(help="XLSX sheet (default: the first).")]
+    = None,
+    fill_na: Annotated[str | None, typer.Option(help="Text for empty cells.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="CSV/TSV encoding.")] = None,
+    strict: Annotated[bool, typer.Option(help="Stop on XLSX error cells.")] = False,
+    id_field: Annotated[str | None, typer.Option(
+        help="Column with each row's id (default: id if there is one, else row0 …).")] = None,
+    temperature: Annotated[float | None, typer.Option(
+        help="Sampling temperature (default: the server's own).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Token limit per answer.")] = 2048,
+    parse: Annotated[ParseMode, typer.Option(help="text, json or separator, as distill.")]
+    = "text",
+    separator: Annotated[str, typer.Option(help="For --parse separator.")] = "####",
+    map: Annotated[list[str] | None, typer.Option(
+        "--map", help="NEW=KEY: rename a JSON key (repeatable).")] = None,
+    host: Annotated[str, typer.Option(
+        help="Address to serve on; 0.0.0.0 shares the page on your network (warned).")]
+    = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: a free one from 7860).")]
+    = None,
+    save_dir: Annotated[Path, typer.Option(
+        help="Where Save writes the prompts (template-001.txt, system-001.txt …).")]
+    = Path("playground"),
+    teacher: Teacher = NO_TEACHER,
+    backend: BackendSettings = NO_BACKEND,
+) -> None:
+    """A web page to settle distill's prompt on real rows, then the distill command
+    (pip install 'selfinstruct[ui]')."""
+    flags = dict(locals())
+    for name in ("source", "user_template", "host", "port", "save_dir", "backend"):
+        flags.pop(name)
+    from selfinstruct.ui.launch import start
+    from selfinstruct.ui.session import PlaygroundSettings
+
+    with reported_errors():
+        start(PlaygroundSettings(source, user_template, flags, backend, save_dir), host, port)
+
+
 def _refuse_flags(ctx: typer.Context, method: str, names: tuple[str, ...]) -> None:
     """A flag only the other method reads would be silently ignored: refuse it instead."""
     from selfinstruct.errors import UserError

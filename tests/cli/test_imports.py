@@ -24,6 +24,7 @@ HEAVY = frozenset({
     "openai", "httpx", "httpx2",                               # the OpenAI backend
     "vllm", "llama_cpp", "ray", "datatrove",                   # optional backends, executors
     "jieba", "textblob",                                       # the report's verb taggers
+    "gradio", "gradio_client", "selenium",                     # the playground's page
 })
 
 
@@ -45,6 +46,13 @@ def test_importing_the_cli_imports_no_heavy_library(tmp_path):
 def test_help_imports_no_heavy_library(tmp_path):
     code = ("import contextlib, sys\nfrom selfinstruct.cli import main\n"
             "sys.argv = ['selfinstruct', '--help']\n"
+            "with contextlib.suppress(SystemExit):\n    main()")
+    assert imported_by(code, tmp_path) & HEAVY == set()
+
+
+def test_playground_help_imports_no_heavy_library(tmp_path):
+    code = ("import contextlib, sys\nfrom selfinstruct.cli import main\n"
+            "sys.argv = ['selfinstruct', 'playground', '--help']\n"
             "with contextlib.suppress(SystemExit):\n    main()")
     assert imported_by(code, tmp_path) & HEAVY == set()
 
