@@ -343,12 +343,27 @@ def export(
     think: str = "inline",
     min_score: float | None = None,
     fields: Mapping[str, str] | None = None,
+    best_of: bool = False,
+    pairs: bool = False,
+    pairs_all: bool = False,
+    min_margin: float = 1.0,
 ) -> ExportResult:
-    """Write ``run_dir`` as training data (alpaca, sharegpt, messages, text) and register
-    it in ``dataset_info.json`` for LLaMA-Factory."""
+    """Write ``run_dir`` (a run directory, a ``score -o`` directory or a dataset file) as
+    training data (alpaca, sharegpt, messages, text) and register it in
+    ``dataset_info.json`` for LLaMA-Factory; ``best_of`` keeps each prompt's top-scored
+    answer. With ``pairs`` (``pairs_all``: every ordered pair), preference pairs at least
+    ``min_margin`` apart instead, registered as a ranking dataset."""
+    if pairs or pairs_all:
+        from selfinstruct.stages.preference import export_pairs, pair_format
+
+        return export_pairs(Path(run_dir), pair_format(format, best_of=best_of,
+                                                       include_seeds=include_seeds),
+                            _path(output), data=data, think=think,  # type: ignore[arg-type]
+                            margin=min_margin, every=pairs_all, min_score=min_score,
+                            fields=fields)
     return export_run(Path(run_dir), format, _path(output),  # type: ignore[arg-type]
                       include_seeds=include_seeds, data=data, think=think,  # type: ignore[arg-type]
-                      min_score=min_score, fields=fields)
+                      min_score=min_score, fields=fields, best_of=best_of)
 
 
 def dedup(

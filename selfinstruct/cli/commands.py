@@ -234,24 +234,15 @@ def export(
 ) -> None:
     """Write training data (alpaca, sharegpt, messages, text) and its dataset_info.json
     entry; --pairs writes preference pairs instead."""
+    from selfinstruct.api import export as write_export
     from selfinstruct.cli.results import export_lines
     from selfinstruct.text.row_answers import parse_renames
 
     with reported_errors():
-        fields = parse_renames(map or ())
-        if pairs or pairs_all:
-            from selfinstruct.stages.preference import export_pairs, pair_format
-
-            result = export_pairs(run_dir, pair_format(format, best_of=best_of,
-                                                       include_seeds=include_seeds), output,
-                                  data=data, think=think, margin=min_margin,
-                                  every=pairs_all, min_score=min_score, fields=fields)
-        else:
-            from selfinstruct.stages.export import export_run
-
-            result = export_run(run_dir, format, output, include_seeds=include_seeds,
-                                data=data, think=think, min_score=min_score, fields=fields,
-                                best_of=best_of)
+        result = write_export(run_dir, format, output, include_seeds=include_seeds, data=data,
+                              think=think, min_score=min_score, fields=parse_renames(map or ()),
+                              best_of=best_of, pairs=pairs, pairs_all=pairs_all,
+                              min_margin=min_margin)
         say_all(export_lines(result))
 
 
