@@ -23,7 +23,7 @@ from selfinstruct.stages.reason import ReasonSettings, reason_run
 from selfinstruct.text.answers import as_number, last_boxed, matches_reference
 from selfinstruct.text.thinking import Thought, split_thinking
 
-FIXTURES = Path(__file__).parent / "fixtures" / "reasoning"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reasoning"
 PROMPT = PromptRecord("q1", "What is 6 times 7?", "")
 
 

@@ -148,7 +148,7 @@ def test_parse_renames():
             parse_renames(bad)
 
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "answers"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "answers"
 
 
 def answer_fixtures() -> list[Path]:

@@ -19,7 +19,7 @@ from selfinstruct.text.instances import (
 )
 from selfinstruct.text.structured import read_input_first, read_output_first, read_yes_no
 
-PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
+PROMPTS = Path(__file__).resolve().parent.parent.parent / "prompts"
 
 PLACEHOLDERS = {
     "classify": {"instruction"},
