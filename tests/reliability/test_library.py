@@ -65,7 +65,7 @@ def test_the_key_comes_from_the_environment_when_not_given(server: FaultServer, 
                                   base_url=server.base_url, model=MODEL, concurrency=1)
     assert stats.kept == 3
     monkeypatch.delenv("OPENAI_API_KEY")
-    with pytest.raises(selfinstruct.UserError, match="API key was refused"):
+    with pytest.raises(selfinstruct.UserError, match="wants an API key and none was given"):
         selfinstruct.generate(tmp_path / "other", num_instructions=3, seeds=seeds,
                               base_url=server.base_url, model=MODEL, concurrency=1)
 
