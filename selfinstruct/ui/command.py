@@ -64,13 +64,21 @@ def _teacher_flags(teacher: Teacher) -> list[str]:
     return args
 
 
+#: Backend settings written above the loop: repeatable flags, and ``--teachers``.
+_LISTED = frozenset({"base_url", "model", "models", "teachers_file"})
+
+
 def _backend_flags(backend: BackendSettings) -> list[str]:
     args: list[str] = []
     for url in backend.base_url:
         args += ["--base-url", url]
+    for model in backend.models or ((backend.model,) if backend.model else ()):
+        args += ["--model", model]
+    if backend.teachers_file is not None:
+        args += ["--teachers", str(backend.teachers_file)]
     for field in dataclasses.fields(backend):
         value = getattr(backend, field.name)
-        if field.name in _NOT_BACKEND_FLAGS or field.name == "base_url":
+        if field.name in _NOT_BACKEND_FLAGS or field.name in _LISTED:
             continue
         if value is not None and not (field.name == "backend" and value == "auto"):
             args += _flag(field.name, value)

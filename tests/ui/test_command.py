@@ -41,5 +41,15 @@ def test_every_flag_that_differs_from_distills_default():
         "--stop", "####", "--stop", "<END>", "--extra-body", '{"top_k": 20}', "--thinking",
         "off", "--thinking-style", "top-level", "--thinking-budget", "100",
         "--base-url", "http://127.0.0.1:1/v1", "--base-url", "http://127.0.0.1:2/v1",
-        "--backend", "openai", "--model", "qwen", "--concurrency", "8", "--timeout", "30"]
+        "--model", "qwen", "--backend", "openai", "--concurrency", "8", "--timeout", "30"]
     assert "sk-secret" not in " ".join(args)
+
+
+def test_several_teachers_are_repeated_models_or_the_teachers_file():
+    settings = DistillSettings(user_template=Path("x"), samples=2)
+    several = BackendSettings(base_url=("http://127.0.0.1:1/v1",), model="a", models=("a", "b"))
+    args = command(settings, Teacher(), several)
+    assert args[args.index("--model"):args.index("--model") + 4] == ["--model", "a", "--model", "b"]
+    assert "--models" not in args
+    listed = BackendSettings(teachers_file=Path("teachers.txt"))
+    assert "--teachers teachers.txt" in " ".join(command(settings, Teacher(), listed))
