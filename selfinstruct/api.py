@@ -100,8 +100,9 @@ def _backend(settings: Mapping[str, Any]) -> BackendSettings:
 def connection(settings: Mapping[str, Any], *, check: bool = True) -> Connection:
     """How a stage reaches its model, from the same keywords (``backend=`` a kind or a
     ready backend object)."""
-    base = Connection.of(settings, check=check)
-    return dataclasses.replace(base, settings=_backend(settings))
+    backend = settings.get("backend")
+    given = None if backend is None or isinstance(backend, str) else backend
+    return Connection(_backend(settings), given, check)
 
 
 async def _execute(job: Job[S], settings: Mapping[str, Any], *, check: bool = True,
@@ -181,10 +182,9 @@ async def ainstances(run_dir: str | Path, *,
                      progress: Callable[[StageStats], None] | None = None,
                      interrupt: asyncio.Event | None = None, check: bool = True,
                      **settings: Any) -> StageStats:
-    """Write ``per_task`` input/output instances for every classified instruction."""
-    backend = {k: v for k, v in settings.items()
-               if k not in ("per_task", "instance_max_tokens", "shard")}
-    return await _execute(instances_job(run_dir, **settings), backend, check=check,
+    """Write ``per_task`` input/output instances for every classified instruction
+    (``per_task``, ``instance_max_tokens``, ``shard`` as ``instances``'s flags)."""
+    return await _execute(instances_job(run_dir, **settings), settings, check=check,
                           progress=progress, interrupt=interrupt)
 
 

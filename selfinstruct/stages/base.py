@@ -119,14 +119,6 @@ class Connection:
     #: Whether to check the server before the first request (``run`` checks once).
     check: bool = True
 
-    @classmethod
-    def of(cls, values: Mapping[str, Any], *, check: bool = True) -> Connection:
-        """From keywords named like the backend flags; ``backend=`` may be a kind or a
-        ready :class:`Backend`."""
-        backend = values.get("backend")
-        given = None if backend is None or isinstance(backend, str) else backend
-        return cls(BackendSettings.of(values), given, check)
-
 
 def dry_run_lines(job: Job[Any]) -> list[str]:
     """``--dry-run``: which backend would get the requests, then the stage's plan."""
