@@ -28,6 +28,7 @@ from selfinstruct.llm.base import BackendError, Completion, Request, Usage
 from selfinstruct.llm.settings import BackendSettings
 from selfinstruct.similarity.index import rouge_l
 from selfinstruct.similarity.tokens import tokenize
+from selfinstruct.stages.executor import LocalExecutor, use_executor
 from selfinstruct.stages.generate import GenerateLoop, GenerateSettings, open_run, resolve_config
 from tests.reliability.faultserver import MODEL, FaultServer
 
@@ -91,6 +92,16 @@ def open_bootstrap(
 
 def run(bootstrap: GenerateLoop):
     return asyncio.run(bootstrap.run(asyncio.Event()))
+
+
+async def _no_pause(seconds: float) -> None:
+    """A backoff that does not wait."""
+
+
+def no_backoff():
+    """Stages inside the block back off after failures without waiting (the executor
+    seam, instead of patching the backoff's limit)."""
+    return use_executor(LocalExecutor(pause=_no_pause))
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:

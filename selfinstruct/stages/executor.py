@@ -14,7 +14,9 @@ a run, do not depend on where the requests went.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol, TypeVar
 
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
@@ -63,7 +65,17 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """The default: this process sends every request through ``backend``."""
+    """The default: this process sends every request through ``backend``.
+
+    ``clock`` and ``pause`` are where the backoff after failures reads the time and waits
+    it out (the monotonic clock and ``asyncio.sleep``); a test gives a pause that returns
+    at once, through :func:`use_executor`, instead of patching the backoff's limit.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
+                 pause: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.clock = clock
+        self.pause = pause
 
     def sender(
         self,
@@ -75,8 +87,28 @@ class LocalExecutor:
     ) -> Sender[J]:
         """The :class:`Runner`."""
         return Runner(backend, concurrency=concurrency,
-                      max_consecutive_failures=max_consecutive_failures, on_failure=on_failure)
+                      max_consecutive_failures=max_consecutive_failures, on_failure=on_failure,
+                      clock=self.clock, pause=self.pause)
 
 
-#: The executor a stage uses unless its settings name another.
-LOCAL = LocalExecutor()
+#: What :func:`use_executor` was given, innermost last.
+_GIVEN: list[Executor] = []
+
+
+@contextlib.contextmanager
+def use_executor(executor: Executor) -> Iterator[Executor]:
+    """Every stage that sends from this process inside the block sends through
+    ``executor`` (``--executor ray`` still names its own): the seam through which tests run
+    the CLI and the library with a backoff that does not wait, as :func:`use_backend` is
+    for the model."""
+    _GIVEN.append(executor)
+    try:
+        yield executor
+    finally:
+        _GIVEN.pop()
+
+
+def local_executor() -> Executor:
+    """The executor of a stage whose settings name none: :func:`use_executor`'s, else a
+    plain :class:`LocalExecutor`."""
+    return _GIVEN[-1] if _GIVEN else LocalExecutor()

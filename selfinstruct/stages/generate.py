@@ -49,6 +49,7 @@ from selfinstruct.runs.templates import (
 )
 from selfinstruct.similarity import TokenizerName
 from selfinstruct.stages.base import Client, Plan, check_resume
+from selfinstruct.stages.executor import Sender, local_executor
 from selfinstruct.stages.ledger import RequestStats
 from selfinstruct.stages.over_target import over_target_record, pending_over_target
 from selfinstruct.stages.pacing import Pacer
@@ -60,7 +61,6 @@ from selfinstruct.stages.per_record import (
     stage_files,
     throughput,
 )
-from selfinstruct.stages.runner import Runner
 from selfinstruct.text.schemas import AnswerSchema, alpaca_schema, answer_schema, task_list_schema
 from selfinstruct.text.structured import read_alpaca_tasks, read_task_list
 from selfinstruct.text.tasks import Candidate, parse_alpaca_tasks, parse_numbered_list
@@ -263,7 +263,7 @@ class GenerateLoop:
     async def _run(self, stop: asyncio.Event,
                    progress: Callable[[GenerateStats], None] | None) -> GenerateStats:
         started = time.monotonic()
-        runner: Runner[Ask] = Runner(
+        runner: Sender[Ask] = local_executor().sender(
             self.backend,
             concurrency=self.config.concurrency,
             max_consecutive_failures=self.config.max_consecutive_failures,

@@ -23,7 +23,7 @@ from selfinstruct.llm import BackendSpec
 from selfinstruct.llm.base import Backend, BackendError, Completion, Request
 from selfinstruct.runs.layout import FAILURES_FILE, REJECTED_FILE, save_stats
 from selfinstruct.runs.store import JsonlAppender, read_jsonl
-from selfinstruct.stages.executor import LOCAL, Executor, Sender
+from selfinstruct.stages.executor import Executor, Sender, local_executor
 from selfinstruct.stages.ledger import RequestStats
 
 
@@ -216,7 +216,7 @@ async def run_stage(
         else:
             stats.gave_up += 1
 
-    executor = settings.executor or LOCAL
+    executor = settings.executor or local_executor()
     runner: Sender[WorkItem] = executor.sender(
         backend,
         concurrency=settings.concurrency,

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from selfinstruct.cli import commands as cli
 from selfinstruct.llm.base import BackendError, Completion, Request, Usage
 from selfinstruct.llm.fake import FakeBackend
-from tests.helpers import CLASSIFICATION_WORD, answer, read
+from tests.helpers import CLASSIFICATION_WORD, answer, no_backoff, read
 
 runner = CliRunner()
 
@@ -62,7 +62,7 @@ def test_run_does_every_stage(tmp_path, seed_file, fake):
     assert len(read(out / "instances.jsonl")) == 6
 
 
-def test_stages_resume_and_retry_failures(tmp_path, seed_file, fake, monkeypatch, serve):
+def test_stages_resume_and_retry_failures(tmp_path, seed_file, fake, serve):
     out = tmp_path / "run"
     assert runner.invoke(cli.app, ["generate", "--seeds", str(seed_file), "-o", str(out),
                                    "-n", "4"]).exit_code == 0
@@ -77,9 +77,9 @@ def test_stages_resume_and_retry_failures(tmp_path, seed_file, fake, monkeypatch
             return BackendError("HTTP 502: bad gateway", retryable=True)
         return answer(request, number)
 
-    monkeypatch.setattr("selfinstruct.stages.runner.MAX_BACKOFF", 0.0)
     serve(lambda *a, **k: FakeBackend(flaky))
-    result = runner.invoke(cli.app, ["classify", str(out)])
+    with no_backoff():
+        result = runner.invoke(cli.app, ["classify", str(out)])
     assert result.exit_code == 0, result.output
     assert len(read(out / "classification.jsonl")) == 4
     failures = [r for r in read(out / "failures.jsonl") if r["stage"] == "classify"]
@@ -105,7 +105,7 @@ def test_stage_on_a_non_run_directory(tmp_path):
 
 
 def test_a_record_that_keeps_failing_is_given_up_then_retried_next_time(
-        tmp_path, seed_file, fake, monkeypatch, serve):
+        tmp_path, seed_file, fake, serve):
     out = tmp_path / "run"
     assert runner.invoke(cli.app, ["generate", "--seeds", str(seed_file), "-o", str(out),
                                    "-n", "3"]).exit_code == 0
@@ -116,9 +116,9 @@ def test_a_record_that_keeps_failing_is_given_up_then_retried_next_time(
             return BackendError("HTTP 500: boom", retryable=True)
         return answer(request, number)
 
-    monkeypatch.setattr("selfinstruct.stages.runner.MAX_BACKOFF", 0.0)
     serve(lambda *a, **k: FakeBackend(broken_for_one))
-    result = runner.invoke(cli.app, ["classify", str(out)])
+    with no_backoff():
+        result = runner.invoke(cli.app, ["classify", str(out)])
     assert result.exit_code == 0, result.output
     assert "classify: 2/3 done (2 now) in" in " ".join(result.output.split())
     assert "1 given up after repeated failures" in result.output

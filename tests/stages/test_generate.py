@@ -18,6 +18,7 @@ from selfinstruct.similarity.tokens import tokenize
 from tests.helpers import (
     ENGLISH_SEEDS,
     distinct_texts,
+    no_backoff,
     numbered_answer,
     open_bootstrap,
     read_lines,
@@ -242,10 +243,10 @@ def test_fatal_error_stops_at_once(tmp_path, seed_file):
     assert len(backend.requests) == 1
 
 
-def test_all_requests_failing_stops_after_bounded_count(tmp_path, seed_file, monkeypatch):
-    monkeypatch.setattr("selfinstruct.stages.runner.MAX_BACKOFF", 0.0)
+def test_all_requests_failing_stops_after_bounded_count(tmp_path, seed_file):
     backend = FakeBackend(lambda r, n: BackendError("connection refused", retryable=True))
-    with pytest.raises(UserError, match=r"4 requests in a row failed.*connection refused"):
+    with no_backoff(), pytest.raises(UserError,
+                                     match=r"4 requests in a row failed.*connection refused"):
         run(open_bootstrap(tmp_path / "run", seed_file, backend, n=5, max_consecutive_failures=4))
     assert len(backend.requests) == 4
     assert len(read_lines(tmp_path / "run" / "failures.jsonl")) == 4

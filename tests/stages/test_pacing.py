@@ -15,6 +15,7 @@ from selfinstruct.stages.pacing import RAMP, SLOW_START, Pacer
 from tests.helpers import (
     ENGLISH_SEEDS,
     distinct_texts,
+    no_backoff,
     numbered_answer,
     open_bootstrap,
     read_lines,
@@ -196,10 +197,9 @@ def test_pacer_ramps_up_with_the_answers_it_has_seen():
     assert pacer.in_flight == 2 * RAMP
 
 
-def test_a_failed_request_does_not_count_as_in_flight(tmp_path, seed_file, monkeypatch):
+def test_a_failed_request_does_not_count_as_in_flight(tmp_path, seed_file):
     # Every request of the slow start fails: the run goes on, it does not wait for
     # answers that will never come.
-    monkeypatch.setattr("selfinstruct.stages.runner.MAX_BACKOFF", 0.0)
     script = fixed_rate_script(seed=6)
 
     def flaky(request: Request, number: int) -> Completion | BackendError:
@@ -209,7 +209,8 @@ def test_a_failed_request_does_not_count_as_in_flight(tmp_path, seed_file, monke
 
     backend = FakeBackend(flaky, delay=0.001)
     bootstrap = open_bootstrap(tmp_path / "run", seed_file, backend, n=10, concurrency=8)
-    stats = asyncio.run(asyncio.wait_for(bootstrap.run(asyncio.Event()), 30))
+    with no_backoff():
+        stats = asyncio.run(asyncio.wait_for(bootstrap.run(asyncio.Event()), 30))
     assert stats.kept == 10 and stats.requests.failed == SLOW_START
 
 
