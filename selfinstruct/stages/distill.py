@@ -297,7 +297,9 @@ def prepare_distill(source: Path, out_dir: Path, values: Mapping[str, Any],
     answers are read again that way before anything is sent."""
     spec = resolve_teachers(backend, int(values.get("samples") or 1))
     settings = DistillSettings.of(values, spec)
-    job = load_distill_job(source, settings, out_dir, force=force, reparse=reparse)
+    teachers = tuple(teacher.model for teacher in spec.teachers)
+    job = load_distill_job(source, settings, out_dir, force=force, reparse=reparse,
+                           teachers=teachers)
     return dataclasses.replace(job, out_dir=out_dir, spec=spec, reparse=reparse,
                                retry_rejected=retry_rejected)
 
@@ -533,11 +535,12 @@ READ_DEFINING = ("parse", "renames", "separator", "labels", "items")
 #: Settings that change what a record means; a resume must not change them silently.
 RECORD_DEFINING = ("input", "template_sha256", "questions_sha256", "system", "parse",
                    "renames", "separator", "id_field", "fill_na", "sheet", "encoding",
-                   "labels", "items")
+                   "labels", "items", "teachers")
 
 
 def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | None = None,
-                     *, force: bool = False, reparse: bool = False) -> DistillJob:
+                     *, force: bool = False, reparse: bool = False,
+                     teachers: tuple[str, ...] = ()) -> DistillJob:
     """Read and select the rows, compile the template against their columns, and (with
     ``out_dir``) refuse to resume a run made with other record-defining settings."""
     table = read_rows(source, sheet=settings.sheet, fill_na=settings.fill_na,
@@ -560,6 +563,8 @@ def load_distill_job(source: Path, settings: DistillSettings, out_dir: Path | No
         "questions_sha256": _sha256(questions_text) if settings.questions else None,
         "template_text": template_text,
         "questions_text": questions_text if settings.questions else None,
+        # Sample k goes to teacher k mod n: other teachers would answer other samples.
+        "teachers": list(teachers) or None,
     }
     if out_dir is not None and not force:
         check_resume(out_dir, config, reparse=reparse)

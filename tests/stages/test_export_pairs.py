@@ -381,6 +381,12 @@ def test_two_teachers_answer_the_same_rows_and_pairs_span_them(tmp_path):
     assert len(pairs) == 2
     assert all(p["chosen"]["value"].startswith("strong") and
                p["rejected"]["value"].startswith("weak") for p in pairs)
+    # Other teachers would answer other samples: resuming with them is refused.
+    swapped = [*args[:-1], "other", "--samples", "4"]
+    with use_backend(backend):
+        refused = runner.invoke(cli.app, swapped)
+    assert refused.exit_code == 2
+    assert "this run was started with teachers=['strong', 'weak']" in flat(refused.output)
 
 
 def test_a_teachers_file_names_each_server_and_key_variable(tmp_path, monkeypatch):
