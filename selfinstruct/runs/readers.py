@@ -148,3 +148,16 @@ def json_type(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return "an object"
+
+
+def read_text(path: Path, flag: str) -> str:
+    """A text file the user named with ``flag`` (a prompt, a topics or personas file),
+    as text; a clear one-line error when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file ({flag})") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, expected a text file ({flag})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not valid UTF-8 (save the file as UTF-8)") from None

@@ -15,7 +15,7 @@ from typing import Any
 
 from selfinstruct.errors import UserError
 from selfinstruct.runs.inputs import load_prompts
-from selfinstruct.runs.readers import check_unique_ids, iter_objects, json_type
+from selfinstruct.runs.readers import check_unique_ids, iter_objects, json_type, read_text
 
 #: Files read as records (objects with ``topic``, or a dataset); anything else is text.
 _RECORD_SUFFIXES = (".json", ".jsonl", ".csv")
@@ -51,13 +51,7 @@ def load_topics(source: Path, *, field: str = "instruction") -> list[Topic]:
 
 
 def _text_topics(path: Path) -> list[Topic]:
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not valid UTF-8 (save the file as UTF-8)") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a topics file") from None
-    topics = [line.strip() for line in lines if line.strip()]
+    topics = [line.strip() for line in read_text(path, "SOURCE").splitlines() if line.strip()]
     return [Topic(f"t{index}", text) for index, text in enumerate(topics)]
 
 
@@ -91,13 +85,8 @@ def _optional(path: Path, line: int, value: dict[str, Any], name: str) -> str | 
 
 def load_personas(path: Path) -> list[str]:
     """The personas of a file, one a line (blank lines and ``#`` notes skipped)."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such personas file (--personas)") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not valid UTF-8 (save the file as UTF-8)") from None
-    personas = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    personas = [line.strip() for line in read_text(path, "--personas").splitlines()
+                if line.strip() and not line.startswith("#")]
     if not personas:
         raise UserError(f"{path}: no personas (one a line)")
     return personas

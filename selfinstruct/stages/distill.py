@@ -35,6 +35,7 @@ from selfinstruct.runs.layout import (
     REJECTED_FILE,
     save_config_section,
 )
+from selfinstruct.runs.readers import read_text
 from selfinstruct.runs.rows import Row, RowTable, is_empty, read_rows
 from selfinstruct.runs.shard import EVERYTHING, Shard
 from selfinstruct.runs.store import prepare_out_dir, read_json, read_jsonl, write_atomic
@@ -48,7 +49,7 @@ from selfinstruct.stages.per_record import (
     stage_files,
 )
 from selfinstruct.stages.teacher import KEYWORDS as TEACHER_KEYWORDS
-from selfinstruct.stages.teacher import Teacher, read_text
+from selfinstruct.stages.teacher import Teacher
 from selfinstruct.text.row_answers import (
     AnswerFormat,
     ParsedAnswer,

@@ -21,6 +21,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendSpec
 from selfinstruct.llm.base import Request
 from selfinstruct.llm.thinking import ThinkingStyle, ThinkingSwitch, resolve_style, thinking_switch
+from selfinstruct.runs.readers import read_text
 
 #: The keywords (and flags) that make a :class:`Teacher`; ``system_file`` is read into
 #: ``system``.
@@ -107,18 +108,6 @@ def system_prompt(text: str | None, path: Path | None) -> str | None:
         if not text:
             raise UserError(f"{path}: the system prompt is empty")
     return text or None
-
-
-def read_text(path: Path, flag: str) -> str:
-    """A prompt file given by ``flag``, as text; a clear error when it cannot be read."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file ({flag})") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a text file ({flag})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not valid UTF-8 (save the file as UTF-8)") from None
 
 
 def parse_extra_body(text: str | None) -> dict[str, Any]:

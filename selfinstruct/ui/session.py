@@ -27,6 +27,7 @@ from selfinstruct.errors import UserError
 from selfinstruct.llm import BackendError, BackendSpec
 from selfinstruct.llm.base import Completion, Request
 from selfinstruct.llm.settings import BackendSettings, resolve_backend
+from selfinstruct.runs.readers import read_text
 from selfinstruct.runs.rows import Row
 from selfinstruct.stages.base import Client, Connection, connect
 from selfinstruct.stages.distill import (
@@ -34,7 +35,7 @@ from selfinstruct.stages.distill import (
     answer_records,
     prepare_distill,
 )
-from selfinstruct.stages.teacher import Teacher, read_text
+from selfinstruct.stages.teacher import Teacher
 from selfinstruct.text.row_answers import AnswerFormat, parse_answer
 from selfinstruct.ui.command import distill_command
 from selfinstruct.ui.picker import pick_rows
