@@ -646,6 +646,7 @@ def dedup(
     """Drop near-duplicates from an existing dataset, keeping the first of each in order."""
     from selfinstruct.api import dedup as dedup_records
     from selfinstruct.cli.results import dedup_lines, minhash_summary
+    from selfinstruct.stages.dedup import MinHashSummary
 
     with reported_errors():
         if method == "minhash":
@@ -660,8 +661,8 @@ def dedup(
         summary = run_quietly(lambda progress: dedup_records(
             input_path, output, method=method, tokenizer=tokenizer, field=field,
             progress=progress, **extra), "dedup")
-        say_all(minhash_summary(summary, output, removed)  # type: ignore[arg-type]
-                if method == "minhash" else dedup_lines(summary, output))  # type: ignore[arg-type]
+        say_all(minhash_summary(summary, output, removed)
+                if isinstance(summary, MinHashSummary) else dedup_lines(summary, output))
 
 
 @app.command()

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
+from selfinstruct.cli.output import reported_errors
 from selfinstruct.llm import DEFAULT_CONCURRENCY, BackendChoice, BackendSpec, EngineOptions
 from selfinstruct.llm.base import Api, StreamMode, StructuredMode
 from selfinstruct.llm.settings import BackendSettings, ExecutorName, ExecutorSettings
@@ -175,8 +176,6 @@ def with_teacher_options(func: Callable[..., T]) -> Callable[..., T]:
     """Add the teacher's flags (system prompt, stop strings, body fields, thinking switch)
     to a command that asks a teacher model (distill, reason); it receives them as
     ``teacher: Teacher``: one definition of those flags for both."""
-    from selfinstruct.cli.output import reported_errors
-
     signature = inspect.signature(func, eval_str=True)
     own = [_keyword(p) for p in signature.parameters.values() if p.name != "teacher"]
 
@@ -199,8 +198,6 @@ def with_teacher_options(func: Callable[..., T]) -> Callable[..., T]:
 def with_executor_options(func: Callable[..., T]) -> Callable[..., T]:
     """Add ``--executor`` and its Ray flags to a row stage (under
     :func:`with_backend_options`); they reach it inside ``backend: BackendSettings``."""
-    from selfinstruct.cli.output import reported_errors
-
     signature = inspect.signature(func, eval_str=True)
 
     @functools.wraps(func)

@@ -84,20 +84,6 @@ class Ask:
 class GenerateStats:
     """Counts for the progress bar, the summary and ``stats.json``."""
 
-    def progress(self) -> tuple[int, str, int | None]:
-        """(kept, detail, target) for the progress bar."""
-        return (self.kept, f"{self.requests.sent} req, {self.requests.failed} failed, "
-                f"{sum(self.rejected.values())} rejected", self.target)
-
-    def summary(self, out: Path) -> list[str]:
-        """Human-readable summary lines of a generate run."""
-        return [
-            f"kept {self.kept_now} new instructions ({self.kept}/{self.target} in {out})"
-            f" from {self.candidates} candidates in {self.elapsed:.1f}s",
-            requests_line(self.requests, self.elapsed),
-            *rejected_lines(self.rejected),
-        ]
-
     target: int
     kept_before: int
     kept: int = 0
@@ -128,6 +114,20 @@ class GenerateStats:
             **throughput(self.requests, self.elapsed),
             "interrupted": self.interrupted,
         }
+
+    def progress(self) -> tuple[int, str, int | None]:
+        """(kept, detail, target) for the progress bar."""
+        return (self.kept, f"{self.requests.sent} req, {self.requests.failed} failed, "
+                f"{sum(self.rejected.values())} rejected", self.target)
+
+    def summary(self, out: Path) -> list[str]:
+        """Human-readable summary lines of a generate run."""
+        return [
+            f"kept {self.kept_now} new instructions ({self.kept}/{self.target} in {out})"
+            f" from {self.candidates} candidates in {self.elapsed:.1f}s",
+            requests_line(self.requests, self.elapsed),
+            *rejected_lines(self.rejected),
+        ]
 
 
 class PromptSampler:
