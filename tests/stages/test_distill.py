@@ -743,3 +743,28 @@ def test_check_flag_errors(tmp_path, extra, message):
     result = invoke(FakeBackend(), *simple_args(tmp_path, *extra))
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(("wrong", "stops"), [(18, True), (17, False)])
+def test_the_early_stop_needs_nine_in_ten_of_the_first_answers(tmp_path, wrong, stops):
+    """18 of the first 20 rejected by one rule stop the run; 17 do not."""
+    many_rows(tmp_path, 30)
+
+    def answer(request: Request, number: int) -> Completion:
+        if number <= wrong:
+            return completion('[{"question": "what?", "a": "1"}]')
+        return qa_answer(request, number)
+
+    fake = FakeBackend(answer)
+    result = invoke(fake, *map_args(tmp_path, "q"))
+    assert (result.exit_code == 2) is stops, result.output
+    assert len(fake.requests) == (20 if stops else 30)
+
+
+def test_reparse_may_change_how_answers_are_read_not_what_was_asked(tmp_path):
+    many_rows(tmp_path, 2)
+    assert invoke(FakeBackend(qa_answer), *map_args(tmp_path, "q")).exit_code == 0
+    result = invoke(FakeBackend(qa_answer), *map_args(tmp_path, "q", "--reparse",
+                                                      "--system", "Be brief."))
+    assert result.exit_code == 2
+    assert "this run was started with system=None" in " ".join(result.output.split())

@@ -252,6 +252,21 @@ def test_all_requests_failing_stops_after_bounded_count(tmp_path, seed_file):
     assert len(read_lines(tmp_path / "run" / "failures.jsonl")) == 4
 
 
+def test_the_backoff_waits_through_the_executor_the_block_gives(tmp_path, seed_file):
+    """use_executor is the seam: every pause after a failure goes through its executor."""
+    from selfinstruct.stages.executor import LocalExecutor, use_executor
+
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    backend = FakeBackend(lambda r, n: BackendError("connection refused", retryable=True))
+    with use_executor(LocalExecutor(pause=pause)), pytest.raises(UserError):
+        run(open_bootstrap(tmp_path / "run", seed_file, backend, n=5, max_consecutive_failures=4))
+    assert pauses and all(seconds > 0 for seconds in pauses)
+
+
 def test_stop_event_ends_the_run_cleanly(tmp_path, seed_file):
     out = tmp_path / "run"
     bootstrap = open_bootstrap(out, seed_file, FakeBackend(stream_script(), delay=0.01), n=1000)

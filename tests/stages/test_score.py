@@ -311,3 +311,16 @@ def test_context_shows_the_judge_the_row_the_answer_was_grounded_in(tmp_path):
                                              "--context", "platform"])
     assert wrong.exit_code == 2
     assert "--context platform: no example of" in " ".join(wrong.output.split())
+
+
+def test_a_judge_template_without_a_context_slot_still_shows_the_context():
+    """A user's own judge template from before --context: the facts go after the input."""
+    import dataclasses
+
+    own = judge()
+    template = dataclasses.replace(own.template,
+                                   text=own.template.text.replace("{context}", ""))
+    prompt = dataclasses.replace(own, template=template).prompt(
+        Answered("x", "When does G101 arrive?", "", "08:15", (("到点", "08:15"),)))
+    assert "Input:\n(none)\n\nThe facts the response must be grounded in" in prompt
+    assert "到点: 08:15" in prompt
